@@ -1,0 +1,28 @@
+# The project's commands. `make demo` runs the main job, `make test` the whole test suite.
+# Everything installs itself: a virtual environment in .venv and Asterisk 22 in a Debian sid
+# chroot under ~/.cache/agi-campaign (built once, then reused).
+VENV ?= .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+
+.PHONY: install asterisk test demo bench
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+asterisk:
+	bash tools/build-asterisk.sh
+
+test: install asterisk
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+demo: install asterisk
+	$(VENV)/bin/agi-campaign demo
+
+bench: install asterisk
+	$(VENV)/bin/python bench/run.py

@@ -1,0 +1,150 @@
+"""What each CLI command does (argument parsing lives in agi_campaign.cli)."""
+import json
+import os
+import sys
+
+from agi_campaign import campaigns
+from agi_campaign.clock import SystemClock
+from agi_campaign.config import load_config, to_display_dict
+from agi_campaign.db import open_database
+from agi_campaign.errors import NotFoundError, UsageError
+from agi_campaign.models import CampaignState
+
+
+def _load(args):
+    if not os.path.exists(args.config):
+        raise UsageError("config file %s does not exist; pass --config PATH or set "
+                         "AGI_CAMPAIGN_CONFIG" % args.config)
+    return load_config(args.config)
+
+
+def _open(args):
+    config = _load(args)
+    open_database(config.database.url)
+    clock = SystemClock()
+    campaigns.sync_campaigns(config, clock.now())
+    return config, clock
+
+
+def _campaign_cfg(config, name):
+    cfg = config.campaigns.get(name)
+    if cfg is None:
+        raise NotFoundError("campaign %r is not in %s (defined: %s)"
+                            % (name, config.path, ", ".join(config.campaigns) or "none"))
+    return cfg
+
+
+def cmd_check_config(args):
+    config = _load(args)
+    print(json.dumps(to_display_dict(config), indent=2, sort_keys=False))
+
+
+def cmd_run(args):
+    from agi_campaign.service import Service
+
+    service = Service(_load(args))
+    service.install_signal_handlers()
+    service.start()
+    service.run_forever()
+
+
+def _progress_printer():
+    if not sys.stderr.isatty():
+        return None
+
+    def show(rows, done, total):
+        pct = 100.0 * done / total if total else 100.0
+        bar = "#" * int(pct // 4)
+        sys.stderr.write("\r[%-25s] %5.1f%% %d rows" % (bar, pct, rows))
+        sys.stderr.flush()
+    return show
+
+
+def cmd_numbers(args):
+    from agi_campaign import importer
+
+    config, clock = _open(args)
+    cfg = _campaign_cfg(config, args.campaign)
+    row = campaigns.get_campaign(args.campaign)
+    progress = _progress_printer()
+    report = importer.import_csv(row.id, args.file, cfg.region, cfg.dnc_lists, clock.now(),
+                                 dry_run=args.dry_run, rejects_path=args.rejects,
+                                 phone_column=args.phone_column, progress=progress)
+    if progress:
+        sys.stderr.write("\n")
+    if report.imported and not args.dry_run and row.state == CampaignState.COMPLETED.value:
+        campaigns.move(row, CampaignState.READY, "new numbers imported", clock.now())
+    print(report.summary())
+
+
+def cmd_dnc(args):
+    from agi_campaign import dnc
+
+    config, clock = _open(args)
+    known = list(config.dnc_lists)
+    region = _default_region(config)
+    if args.action == "check":
+        lists = dnc.check(args.number, region, known)
+        print("%s: %s" % (args.number, ("on " + ", ".join(lists)) if lists else "not listed"))
+        return 1 if lists else 0
+    if args.action == "import":
+        print(dnc.import_file(args.list, args.file, region, clock.now(), known_lists=known)
+              .summary())
+        return 0
+    if args.action == "add":
+        added, already, invalid = dnc.add(args.list, args.numbers, region, clock.now(),
+                                          source="cli", known_lists=known)
+        for raw, why in invalid:
+            print("%r: %s" % (raw, why), file=sys.stderr)
+        print("added %d, already listed %d, invalid %d" % (added, already, len(invalid)))
+        return 2 if invalid else 0
+    removed = dnc.remove(args.list, args.numbers, region, known_lists=known)
+    print("removed %d" % removed)
+    return 0
+
+
+def _default_region(config):
+    regions = {c.region for c in config.campaigns.values()}
+    return regions.pop() if len(regions) == 1 else "US"
+
+
+def cmd_campaign(args):
+    config, clock = _open(args)
+    if args.action == "history":
+        row = campaigns.get_campaign(args.name)
+        for ch in reversed(campaigns.history(row)):
+            print("%s %s -> %s (%s)" % (ch.at.isoformat(sep=" ", timespec="seconds"),
+                                        ch.from_state.upper() or "-", ch.to_state.upper(),
+                                        ch.cause))
+        return 0
+    _campaign_cfg(config, args.name)
+    row = campaigns.apply_command(args.name, args.action, clock.now(),
+                                  rearm_all=getattr(args, "all", False))
+    print("campaign %s is now %s" % (row.name, row.state.upper()))
+    return 0
+
+
+def cmd_status(args):
+    from agi_campaign import status
+
+    config, clock = _open(args)
+    if args.name is not None:
+        campaigns.get_campaign(args.name)
+    rows = status.status(config, clock.now(), args.name)
+    print(json.dumps(rows, indent=2) if args.json else status.render(rows))
+
+
+def cmd_demo(args):
+    from agi_campaign import demo
+
+    return demo.run(numbers=args.numbers, workdir=args.workdir)
+
+
+COMMANDS = {
+    "check-config": cmd_check_config, "run": cmd_run, "numbers": cmd_numbers, "dnc": cmd_dnc,
+    "campaign": cmd_campaign, "status": cmd_status, "demo": cmd_demo,
+}
+
+
+def dispatch(args):
+    return COMMANDS[args.command](args)

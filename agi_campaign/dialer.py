@@ -1,0 +1,82 @@
+"""Building the AMI Originate for one claimed attempt (pure: no I/O).
+
+Nothing from a CSV or the config reaches the dial string or a channel variable unchecked:
+- the number is E.164 digits only (agi_campaign.phone), put into the server's validated
+  dial_template;
+- channel variable values must not contain a comma (Asterisk splits `Variable:` on commas), a
+  quote, a backslash, `$`, `;` or a control character: CSV values are reduced to letters, digits,
+  spaces and `. _ : @ + - /` (anything else dropped) and cut to 100 characters;
+- CSV column names become `ACAMP_X_<NAME>` with NAME upper-cased and reduced to [A-Z0-9_].
+"""
+import re
+import unicodedata
+
+from agi_campaign.phone import dial_digits, national_digits
+
+ACTION_PREFIX = "acamp"
+VAR_PREFIX = "ACAMP_"
+EXTRA_PREFIX = "ACAMP_X_"
+MAX_EXTRA_VALUE = 100
+_NAME_BAD = re.compile(r"[^A-Z0-9_]")
+_SAFE_PUNCT = set(" ._:@+-/")
+
+
+def channel_id(attempt_id, token):
+    """The ChannelId (and ActionID) of an attempt's originated channel: acamp-<id>-<token>."""
+    return "%s-%d-%s" % (ACTION_PREFIX, attempt_id, token)
+
+
+def parse_channel_id(value):
+    """(attempt_id, token) from a channel id or uniqueid we set, else None."""
+    m = re.match(r"^acamp-(\d+)-([0-9a-f]{8,64})(?:-2)?$", value or "")
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def safe_value(value):
+    """A CSV value reduced to characters that are safe in a channel variable."""
+    out = []
+    for ch in str(value):
+        cat = unicodedata.category(ch)
+        if ch.isalnum() and cat[0] in "LN" or ch in _SAFE_PUNCT:
+            out.append(ch)
+    return "".join(out).strip()[:MAX_EXTRA_VALUE]
+
+
+def safe_name(name):
+    """A CSV column name as a channel variable suffix ([A-Z0-9_]), or '' if nothing remains."""
+    return _NAME_BAD.sub("_", str(name).upper()).strip("_")[:40]
+
+
+def dial_string(template, phone_e164):
+    return template.format(number=dial_digits(phone_e164), national=national_digits(phone_e164))
+
+
+def originate_action(claimed, campaign, server, campaign_id):
+    """The AMI Originate action (a dict of headers; Variable is a list) for `claimed`."""
+    cid = channel_id(claimed.attempt_id, claimed.token)
+    variables = [
+        "ACAMP_ATTEMPT=%d" % claimed.attempt_id,
+        "ACAMP_TOKEN=%s" % claimed.token,
+        "ACAMP_DIAL=%s" % dial_string(server.dial_template, claimed.phone),
+        "ACAMP_TIMEOUT=%d" % campaign.dial_timeout_s,
+        "ACAMP_AGI=%s" % server.agi_url,
+        "ACAMP_CAMPAIGN=%d" % campaign_id,
+    ]
+    for key, value in sorted((claimed.extra or {}).items()):
+        name = safe_name(key)
+        if name:
+            variables.append("%s%s=%s" % (EXTRA_PREFIX, name, safe_value(value)))
+    return {
+        "Action": "Originate",
+        "ActionID": cid,
+        "Channel": "Local/%d@%s/n" % (claimed.attempt_id, server.dialout_context),
+        "Context": server.connect_context,
+        "Exten": "s",
+        "Priority": "1",
+        "Timeout": str((campaign.dial_timeout_s + 10) * 1000),
+        "CallerID": campaign.caller_id,
+        "Async": "true",
+        "ChannelId": cid,
+        "OtherChannelId": cid + "-2",
+        "Variable": variables,
+    }

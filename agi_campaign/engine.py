@@ -1,0 +1,201 @@
+"""The dialing engine: state moves, claims, originates, and reaping of lost attempts.
+
+The scheduler (agi_campaign.service) calls `tick_states()` every tick, `dial(name)` every tick
+for each campaign (one job per campaign, so one campaign's delay_ms never holds up another),
+and `reconcile()` every few seconds.
+
+Concurrency is capped by counting attempts in flight in the database: an attempt is in flight
+from its claim (before the originate is sent) until its result is written, which happens after
+the callee's leg has hung up. So max_channels holds whatever delay_ms is.
+"""
+import datetime
+import logging
+import threading
+
+from agi_campaign import campaigns, states, weektime
+from agi_campaign.claim import claim_due
+from agi_campaign.clock import to_db
+from agi_campaign.dialer import originate_action, parse_channel_id
+from agi_campaign.errors import AgiCampaignError, AmiError, AmiNotConnected, AmiTimeout
+from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, CampaignState, Number,
+                                 NumberStatus, Outcome)
+from agi_campaign.pacing import Pacer
+from agi_campaign.phone import mask
+
+log = logging.getLogger(__name__)
+
+ORIGINATE_FAILURE_GRACE_S = 10.0
+RECONCILE_MIN_AGE_S = 15.0
+RECONCILE_ABSENT_S = 5.0
+
+
+def in_flight_count(campaign_id):
+    return (Attempt.select().where((Attempt.campaign == campaign_id)
+                                   & (Attempt.status.in_(IN_FLIGHT_STATUSES))).count())
+
+
+def has_pending(campaign_id):
+    return (Number.select(Number.id).where((Number.campaign == campaign_id)
+                                           & (Number.status == NumberStatus.PENDING.value))
+            .limit(1).exists())
+
+
+def window_open(cfg, now):
+    if cfg.week_time is None:
+        return True
+    return weektime.is_open(cfg.week_time, cfg.timezone, now)
+
+
+class Engine:
+    def __init__(self, config, clock, amis, recorder, tick_s=None):
+        self.config = config
+        self.clock = clock
+        self.amis = amis
+        self.recorder = recorder
+        self.tick_s = tick_s if tick_s is not None else config.service.tick_ms / 1000.0
+        self.pacers = {name: Pacer(clock.monotonic) for name in config.campaigns}
+        self.ids = {}
+        self.draining = False
+        self._lock = threading.Lock()
+        self._failed = {}
+        self._absent = {}
+
+    # ---- states -------------------------------------------------------------------------
+    def tick_states(self):
+        self.reap_failed_originates()
+        now = self.clock.now()
+        for row in Campaign.select().where(Campaign.name.in_(list(self.config.campaigns))):
+            cfg = self.config.campaigns[row.name]
+            self.ids[row.name] = row.id
+            target = states.automatic_target(
+                state=row.state, ctype=cfg.type, now=now, start=cfg.start, end=cfg.end,
+                window_open=window_open(cfg, now), pending=int(has_pending(row.id)),
+                in_flight=in_flight_count(row.id))
+            if target:
+                campaigns.move(row, target[0], target[1], now, expect=row.state)
+
+    # ---- dialing ------------------------------------------------------------------------
+    def dial(self, name):
+        """Start as many calls for campaign `name` as pacing allows during one tick."""
+        cfg = self.config.campaigns[name]
+        ami = self.amis[cfg.server]
+        pacer = self.pacers[name]
+        deadline = self.clock.monotonic() + self.tick_s
+        while not self.draining and ami.connected:
+            row = Campaign.get_or_none(Campaign.name == name)
+            now = self.clock.now()
+            if row is None or row.state != CampaignState.RUNNING.value:
+                return
+            in_flight = in_flight_count(row.id)
+            allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms,
+                                    window_open(cfg, now), cfg.max_channels)
+            if allowed:
+                claimed = claim_due(row.id, allowed, now, cfg.server, cfg.dnc_lists,
+                                    cfg.max_attempts)
+                if not claimed:
+                    return
+                for item in claimed:
+                    self._originate(item, cfg, row.id, ami)
+                pacer.started(len(claimed))
+            wait = pacer.wait_s(cfg.delay_ms)
+            if not allowed and wait <= 0:
+                return
+            if self.clock.monotonic() + wait >= deadline:
+                return
+            self.clock.sleep(wait)
+
+    def _originate(self, item, cfg, campaign_id, ami):
+        server = self.config.servers[cfg.server]
+        action = originate_action(item, cfg, server, campaign_id)
+        log.info("attempt=%s campaign=%s number=%s originate server=%s", item.attempt_id,
+                 cfg.name, mask(item.phone), cfg.server)
+        future = ami.send(action)
+        future.add_done_callback(lambda f, item=item: self._originate_done(item, f))
+
+    def _originate_done(self, item, future):
+        err = future.exception()
+        if err is None:
+            return
+        if isinstance(err, (AmiNotConnected, AmiTimeout)):
+            # Asterisk may or may not have the call: reconcile() decides once AMI is back.
+            log.warning("attempt=%s originate unconfirmed: %s", item.attempt_id, err)
+            return
+        # This runs on the AMI reader thread: no database work here; the reaper finishes it.
+        note = "originate refused: %s" % (err,)
+        log.warning("attempt=%s %s", item.attempt_id, note)
+        with self._lock:
+            self._failed[item.attempt_id] = (self.clock.monotonic(), note)
+
+    def _finish(self, attempt_id, outcome, note):
+        try:
+            att = Attempt.get_or_none(Attempt.id == attempt_id)
+            if att is not None:
+                self.recorder.finish(att, outcome, self.clock.now(), note=note)
+        except AgiCampaignError:
+            log.exception("attempt=%s could not be finished as %s", attempt_id, outcome.value)
+
+    # ---- AMI events ---------------------------------------------------------------------
+    def on_ami_event(self, server_name, event):
+        if event.get("Event") != "OriginateResponse" or event.get("Response") == "Success":
+            return
+        ids = parse_channel_id(event.get("ActionID"))
+        if ids:
+            with self._lock:
+                self._failed.setdefault(ids[0], (
+                    self.clock.monotonic() + ORIGINATE_FAILURE_GRACE_S,
+                    "originate failed, reason %s" % event.get("Reason", "")))
+
+    def reap_failed_originates(self):
+        """Originates that failed and whose dialplan never reported: end them as failed."""
+        now_m = self.clock.monotonic()
+        with self._lock:
+            due = [(aid, r) for aid, (t, r) in self._failed.items() if t <= now_m]
+            for aid, _ in due:
+                del self._failed[aid]
+        for aid, note in due:
+            self._finish(aid, Outcome.FAILED, note[:200])
+
+    # ---- reconciliation -----------------------------------------------------------------
+    def reconcile(self):
+        """Attempts in flight whose call no longer exists on their Asterisk become `lost`.
+
+        An attempt must be older than RECONCILE_MIN_AGE_S and absent from CoreShowChannels on
+        two passes at least RECONCILE_ABSENT_S apart (its result may be on its way).
+        """
+        self.reap_failed_originates()
+        for name, ami in self.amis.items():
+            if not ami.connected:
+                continue
+            try:
+                live = self._live_attempts(ami)
+            except AmiError as err:
+                log.warning("server=%s reconcile skipped: %s", name, err)
+                continue
+            self._reconcile_server(name, live)
+
+    def _live_attempts(self, ami):
+        events = ami.collect({"Action": "CoreShowChannels"}, "CoreShowChannelsComplete", 10)
+        live = set()
+        for ev in events:
+            for key in ("Uniqueid", "Linkedid"):
+                ids = parse_channel_id(ev.get(key))
+                if ids:
+                    live.add(ids[0])
+        return live
+
+    def _reconcile_server(self, name, live):
+        now, now_m = self.clock.now(), self.clock.monotonic()
+        old = to_db(now - datetime.timedelta(seconds=RECONCILE_MIN_AGE_S))
+        rows = list(Attempt.select(Attempt.id).where(
+            (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))
+            & (Attempt.created_at <= old)))
+        in_flight = {r.id for r in rows}
+        for aid in list(self._absent):
+            if aid not in in_flight or aid in live:
+                self._absent.pop(aid, None)
+        for aid in in_flight - live:
+            first = self._absent.setdefault(aid, now_m)
+            if now_m - first >= RECONCILE_ABSENT_S:
+                self._absent.pop(aid, None)
+                self._finish(aid, Outcome.LOST, "no call on %s at reconcile" % name)
+

@@ -1,0 +1,140 @@
+"""Peewee models. Times are naive UTC (see agi_campaign.clock); statuses are str Enums.
+
+Indexes: `number(campaign, status, next_attempt_at)` serves "the next N due numbers" with an
+index range scan whose cost does not grow with the campaign's size; `attempt(status)` serves
+"what is in flight".
+"""
+import enum
+
+import peewee
+
+from agi_campaign.db import database
+
+
+class CampaignState(str, enum.Enum):
+    READY = "ready"
+    STARTNOW = "startnow"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+
+class NumberStatus(str, enum.Enum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    FAILED = "failed"
+    DNC = "dnc"
+
+
+class AttemptStatus(str, enum.Enum):
+    DIALING = "dialing"
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+class Outcome(str, enum.Enum):
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NOANSWER = "noanswer"
+    CONGESTION = "congestion"
+    UNAVAILABLE = "unavailable"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    LOST = "lost"
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Campaign(BaseModel):
+    name = peewee.CharField(max_length=64, unique=True)
+    type = peewee.CharField(max_length=16)
+    server = peewee.CharField(max_length=32)
+    state = peewee.CharField(max_length=16, default=CampaignState.READY.value)
+    state_changed_at = peewee.DateTimeField()
+    settings = peewee.TextField(default="{}")
+    created_at = peewee.DateTimeField()
+
+
+class StateChange(BaseModel):
+    campaign = peewee.ForeignKeyField(Campaign, backref="state_changes", on_delete="CASCADE")
+    at = peewee.DateTimeField()
+    from_state = peewee.CharField(max_length=16)
+    to_state = peewee.CharField(max_length=16)
+    cause = peewee.CharField(max_length=200)
+
+
+class ImportBatch(BaseModel):
+    campaign = peewee.ForeignKeyField(Campaign, backref="batches", on_delete="CASCADE")
+    filename = peewee.CharField(max_length=1000)
+    started_at = peewee.DateTimeField()
+    finished_at = peewee.DateTimeField(null=True)
+    rows = peewee.IntegerField(default=0)
+    imported = peewee.IntegerField(default=0)
+    duplicates = peewee.IntegerField(default=0)
+    invalid = peewee.IntegerField(default=0)
+    dnc = peewee.IntegerField(default=0)
+    rejects_path = peewee.CharField(max_length=1000, null=True)
+    dry_run = peewee.BooleanField(default=False)
+
+
+class Number(BaseModel):
+    campaign = peewee.ForeignKeyField(Campaign, backref="numbers", on_delete="CASCADE")
+    phone = peewee.CharField(max_length=20)
+    raw = peewee.CharField(max_length=100)
+    status = peewee.CharField(max_length=16, default=NumberStatus.PENDING.value)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField()
+    last_outcome = peewee.CharField(max_length=16, null=True)
+    extra = peewee.TextField(default="{}")
+    batch = peewee.ForeignKeyField(ImportBatch, null=True, on_delete="SET NULL")
+    updated_at = peewee.DateTimeField()
+
+    class Meta:
+        indexes = (
+            (("campaign", "phone"), True),
+            (("campaign", "status", "next_attempt_at", "id"), False),
+        )
+
+
+class Attempt(BaseModel):
+    number = peewee.ForeignKeyField(Number, backref="attempt_rows", on_delete="CASCADE")
+    campaign = peewee.ForeignKeyField(Campaign, backref="attempts", on_delete="CASCADE")
+    seq = peewee.IntegerField()
+    token = peewee.CharField(max_length=32)
+    server = peewee.CharField(max_length=32)
+    channel_id = peewee.CharField(max_length=80, null=True)
+    status = peewee.CharField(max_length=16, default=AttemptStatus.DIALING.value, index=True)
+    outcome = peewee.CharField(max_length=16, null=True)
+    dial_status = peewee.CharField(max_length=32, null=True)
+    hangup_cause = peewee.IntegerField(null=True)
+    dest_result = peewee.CharField(max_length=100, null=True)
+    created_at = peewee.DateTimeField()
+    originated_at = peewee.DateTimeField(null=True)
+    answered_at = peewee.DateTimeField(null=True)
+    ended_at = peewee.DateTimeField(null=True)
+    duration_s = peewee.FloatField(null=True)
+    billsec_s = peewee.FloatField(null=True)
+    note = peewee.CharField(max_length=200, null=True)
+
+    class Meta:
+        indexes = ((("campaign", "status"), False),)
+
+
+class DncEntry(BaseModel):
+    list_name = peewee.CharField(max_length=64)
+    phone = peewee.CharField(max_length=20, index=True)
+    added_at = peewee.DateTimeField()
+    source = peewee.CharField(max_length=200, null=True)
+
+    class Meta:
+        indexes = ((("list_name", "phone"), True),)
+
+
+ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry]
+
+IN_FLIGHT_STATUSES = (AttemptStatus.DIALING.value, AttemptStatus.ANSWERED.value)

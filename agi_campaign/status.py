@@ -1,0 +1,93 @@
+"""`agi-campaign status`: per campaign its state, why it is not dialing, and its counts."""
+import peewee
+
+from agi_campaign.clock import from_db
+from agi_campaign.engine import window_open
+from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, CampaignState, Number,
+                                 NumberStatus)
+from agi_campaign import weektime
+
+S = CampaignState
+
+
+def number_counts(campaign_id):
+    counts = {s.value: 0 for s in NumberStatus}
+    query = (Number.select(Number.status, peewee.fn.COUNT(Number.id).alias("n"))
+             .where(Number.campaign == campaign_id).group_by(Number.status))
+    for row in query:
+        counts[row.status] = row.n
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def next_due(campaign_id):
+    value = (Number.select(peewee.fn.MIN(Number.next_attempt_at))
+             .where((Number.campaign == campaign_id)
+                    & (Number.status == NumberStatus.PENDING.value)).scalar())
+    return from_db(value)
+
+
+def reason(row, cfg, now, counts, in_flight):
+    """Why the campaign is (not) dialing, in words."""
+    state = S(row.state)
+    if state == S.PAUSED:
+        return "paused (agi-campaign campaign resume %s)" % row.name
+    if state == S.COMPLETED:
+        return "completed"
+    if state == S.STARTNOW:
+        return "start requested; the service picks it up within a second"
+    if state == S.READY:
+        if cfg.type == "on_demand":
+            return "waiting for start (agi-campaign campaign start %s)" % row.name
+        if cfg.start is not None and now < cfg.start:
+            return "waiting for start at %s" % cfg.start.isoformat()
+        if not window_open(cfg, now):
+            nxt = weektime.next_open(cfg.week_time, cfg.timezone, now)
+            return "outside window until %s" % (nxt.isoformat() if nxt else "never")
+        if counts["pending"] == 0:
+            return "no numbers to dial (import some)"
+        return "window open; the service starts it within a second"
+    if in_flight >= cfg.max_channels:
+        return "no free channel (%d of %d in use)" % (in_flight, cfg.max_channels)
+    due = next_due(row.id)
+    if due is not None and due > now:
+        return "no due numbers until %s" % due.isoformat()
+    if due is None:
+        return "waiting for %d call(s) in flight" % in_flight
+    return "dialing"
+
+
+def campaign_status(row, cfg, now):
+    counts = number_counts(row.id)
+    in_flight = (Attempt.select().where((Attempt.campaign == row.id)
+                                        & Attempt.status.in_(IN_FLIGHT_STATUSES)).count())
+    attempts = Attempt.select().where(Attempt.campaign == row.id).count()
+    return {
+        "name": row.name, "type": row.type, "server": row.server, "state": row.state.upper(),
+        "since": from_db(row.state_changed_at).isoformat(),
+        "reason": reason(row, cfg, now, counts, in_flight) if cfg else "not in the config file",
+        "numbers": counts, "attempts": attempts, "in_flight": in_flight,
+    }
+
+
+def status(config, now, name=None):
+    query = Campaign.select().order_by(Campaign.name)
+    if name is not None:
+        query = query.where(Campaign.name == name)
+    return [campaign_status(row, config.campaigns.get(row.name), now) for row in query]
+
+
+def render(rows):
+    lines = []
+    for r in rows:
+        c = r["numbers"]
+        lines.append("%s [%s, %s] %s since %s — %s" % (r["name"], r["type"], r["server"],
+                                                      r["state"], r["since"], r["reason"]))
+        lines.append("  numbers %d: pending %d, in flight %d, done %d, failed %d, dnc %d; "
+                     "attempts %d, calls in flight %d" % (
+                         c["total"], c["pending"], c["in_flight"], c["done"], c["failed"],
+                         c["dnc"], r["attempts"], r["in_flight"]))
+    return "\n".join(lines) if lines else "no campaigns"
+
+
+__all__ = ["status", "render"]

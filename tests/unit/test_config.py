@@ -1,0 +1,667 @@
+"""Configuration: the example loads, every validator rejects a bad value with its message."""
+import copy
+import dataclasses
+import datetime as dt
+import json
+import pathlib
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agi_campaign import config as cfgmod
+from agi_campaign.config import (campaign_settings_json, load_config, parse_config,
+                                 to_display_dict)
+from agi_campaign.errors import ConfigError
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "config.yaml"
+DELETE = object()
+
+
+def base():
+    """The smallest valid configuration (as loaded YAML data)."""
+    return {
+        "servers": {"main": {"ami": {"username": "acamp", "secret": "pw"},
+                             "dial_template": "PJSIP/{number}@trunk"}},
+        "dnc_lists": {"global": {"description": "opt-outs"}},
+        "campaigns": {"c1": {"caller_id": "12025550100", "type": "on_demand",
+                             "on_connect": {"type": "message", "sounds": ["hello-world"]}}},
+    }
+
+
+def scheduled():
+    data = base()
+    data["campaigns"]["c1"].update(type="scheduled", start="2026-12-01T09:00",
+                                   end="2026-12-24T18:00", timezone="America/New_York")
+    return data
+
+
+def with_value(data, path, value):
+    """Copy of data with the dotted path set to value (or deleted)."""
+    data = copy.deepcopy(data)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+def error_of(data, source="config.yaml"):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, source)
+    return str(info.value)
+
+
+def load_error(path):
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return str(info.value)
+
+
+# --- the example and defaults -------------------------------------------------------------------
+
+def test_config_example_loads(monkeypatch):
+    monkeypatch.setenv("AGI_CAMPAIGN_AMI_SECRET", "s3cret")
+    cfg = load_config(EXAMPLE)
+    assert set(cfg.campaigns) == {"reminders", "survey-week"}
+    assert cfg.servers["main"].ami_secret == "s3cret"
+    assert cfg.servers["main"].ami_username == "agi-campaign"
+    assert cfg.dnc_lists["global"].description == "company-wide opt-outs"
+    reminders, survey = cfg.campaigns["reminders"], cfg.campaigns["survey-week"]
+    assert reminders.type == "on_demand" and reminders.on_connect.sounds == ("hello-world",)
+    assert reminders.region == "US" and reminders.start is None
+    assert survey.type == "scheduled" and survey.on_connect.queue == "sales"
+    assert survey.start.year == 2026 and survey.end.year == 2027
+    assert survey.week_time is not None
+    assert cfg.database.url == "sqlite:///" + str(EXAMPLE.parent / "agi-campaign.db")
+
+
+def test_config_example_needs_the_secret_variable(monkeypatch):
+    monkeypatch.delenv("AGI_CAMPAIGN_AMI_SECRET", raising=False)
+    message = load_error(EXAMPLE)
+    assert "servers.main.ami.secret_env: environment variable AGI_CAMPAIGN_AMI_SECRET is not set" \
+        in message
+
+
+def test_config_defaults():
+    cfg = parse_config(base(), "x.yaml")
+    assert cfg.path == "x.yaml"
+    assert cfg.database.url == "sqlite:///agi-campaign.db"
+    assert cfg.fastagi == cfgmod.FastAgiConfig("127.0.0.1", 4573, ("127.0.0.1",), 512, 8192)
+    assert cfg.service == cfgmod.ServiceConfig(200, 30, 3600)
+    server = cfg.servers["main"]
+    assert (server.ami_host, server.ami_port) == ("127.0.0.1", 5038)
+    assert server.agi_url == "agi://127.0.0.1:4573"
+    assert (server.dialout_context, server.connect_context) == ("agi-campaign-dialout",
+                                                                 "agi-campaign-connect")
+    c1 = cfg.campaigns["c1"]
+    assert (c1.timezone, c1.region, c1.dnc_lists, c1.dial_timeout_s) == ("UTC", "US", (), 30)
+    assert (c1.max_channels, c1.max_attempts, c1.delay_ms, c1.retry_delay_s) == (10, 3, 0, 300)
+    assert c1.server == "main"
+    assert c1.on_connect == cfgmod.OnConnect(type="message", sounds=("hello-world",), repeat=1)
+    assert (c1.start, c1.end, c1.week_time, c1.week_time_text) == (None, None, None, None)
+
+
+def test_config_agi_url_default_follows_fastagi_port():
+    cfg = parse_config(with_value(base(), "fastagi.port", 5000), "x")
+    assert cfg.servers["main"].agi_url == "agi://127.0.0.1:5000"
+
+
+def test_config_empty_sections_take_defaults():
+    data = base()
+    data.update(database=None, fastagi=None, service=None)
+    assert parse_config(data, "x").service.tick_ms == 200
+
+
+def test_config_on_connect_types_and_defaults():
+    cases = {
+        "extension": ({"type": "extension", "extension": "1000"},
+                      dict(extension="1000", context="default", timeout_s=30)),
+        "queue": ({"type": "queue", "queue": "sales"}, dict(queue="sales", timeout_s=300)),
+        "conference": ({"type": "conference", "room": "room1"}, dict(room="room1")),
+    }
+    for kind, (raw, expected) in cases.items():
+        cfg = parse_config(with_value(base(), "campaigns.c1.on_connect", raw), "x")
+        assert cfg.campaigns["c1"].on_connect == cfgmod.OnConnect(type=kind, **expected)
+
+
+def test_config_scheduled_times_are_aware_in_campaign_zone():
+    data = scheduled()
+    data["campaigns"]["c1"]["week_time"] = "mon-fri 09:00-17:00"
+    c1 = parse_config(data, "x").campaigns["c1"]
+    zone = ZoneInfo("America/New_York")
+    assert c1.start == dt.datetime(2026, 12, 1, 9, 0, tzinfo=zone)
+    assert c1.start.utcoffset() == dt.timedelta(hours=-5)
+    assert c1.end == dt.datetime(2026, 12, 24, 18, 0, tzinfo=zone)
+    assert c1.week_time_text == "mon-fri 09:00-17:00" and c1.week_time is not None
+
+
+def test_config_yaml_timestamp_with_offset_is_converted():
+    data = scheduled()
+    data["campaigns"]["c1"]["start"] = dt.datetime(2026, 12, 1, 14, 0, tzinfo=dt.timezone.utc)
+    c1 = parse_config(data, "x").campaigns["c1"]
+    assert c1.start.hour == 9 and c1.start.tzinfo == ZoneInfo("America/New_York")
+
+
+def test_config_sqlite_url_resolved_against_config_folder(tmp_path):
+    cfg = parse_config(with_value(base(), "database.url", "sqlite:///data/x.db"), "c",
+                       base_dir=str(tmp_path))
+    assert cfg.database.url == "sqlite:///" + str(tmp_path / "data" / "x.db")
+    for url in ("sqlite:///:memory:", "sqlite:////abs/x.db", "postgresql://u:p@h:5432/db",
+                "postgres://h/db"):
+        cfg = parse_config(with_value(base(), "database.url", url), "c", base_dir=str(tmp_path))
+        assert cfg.database.url == url
+
+
+def test_config_multiple_servers_campaign_picks_one():
+    data = base()
+    data["servers"]["backup"] = copy.deepcopy(data["servers"]["main"])
+    data["campaigns"]["c1"]["server"] = "backup"
+    assert parse_config(data, "x").campaigns["c1"].server == "backup"
+
+
+def test_config_dataclasses_are_frozen():
+    cfg = parse_config(base(), "x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.campaigns["c1"].max_channels = 5
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+def test_config_secret_masked_in_repr_and_display(monkeypatch):
+    monkeypatch.setenv("MY_AMI_SECRET", "topsecret-env")
+    data = with_value(base(), "servers.main.ami", {"username": "u", "secret_env": "MY_AMI_SECRET"})
+    data["database"] = {"url": "postgresql://acamp:dbpass@db:5432/acamp"}
+    cfg = parse_config(data, "x")
+    assert cfg.servers["main"].ami_secret == "topsecret-env"
+    for text in (repr(cfg.servers["main"]), str(cfg.servers["main"]), repr(cfg),
+                 json.dumps(to_display_dict(cfg))):
+        assert "topsecret-env" not in text and "dbpass" not in text
+    display = to_display_dict(cfg)
+    assert display["servers"]["main"]["ami"]["secret"] == "***"
+    assert display["database"]["url"] == "postgresql://acamp:***@db:5432/acamp"
+    assert "ami_secret='***'" in repr(cfg.servers["main"])
+
+
+def test_config_display_is_json_and_round_trips(monkeypatch):
+    monkeypatch.setenv("AGI_CAMPAIGN_AMI_SECRET", "s3cret")
+    cfg = load_config(EXAMPLE)
+    display = json.loads(json.dumps(to_display_dict(cfg)))
+    assert display["campaigns"]["survey-week"]["start"] == "2026-12-01T09:00:00+00:00"
+    del display["path"]
+    again = parse_config(display, "display")
+    assert again.campaigns == cfg.campaigns
+    assert again.fastagi == cfg.fastagi and again.service == cfg.service
+
+
+def test_config_campaign_settings_json_is_stable():
+    cfg = parse_config(scheduled(), "x")
+    text = campaign_settings_json(cfg.campaigns["c1"])
+    assert text == campaign_settings_json(parse_config(scheduled(), "y").campaigns["c1"])
+    settings = json.loads(text)
+    assert settings["start"] == "2026-12-01T09:00:00-05:00"
+    assert settings["on_connect"] == {"type": "message", "sounds": ["hello-world"], "repeat": 1}
+    changed = parse_config(with_value(scheduled(), "campaigns.c1.max_channels", 3), "x")
+    assert campaign_settings_json(changed.campaigns["c1"]) != text
+
+
+# --- every validator ----------------------------------------------------------------------------
+
+BAD_VALUES = [
+    # top level and sections
+    ("bogus", 1, "unknown key 'bogus' (valid: campaigns, database, dnc_lists, fastagi, servers, "
+                 "service)"),
+    ("database.extra", 1, "database: unknown key 'extra' (valid: url)"),
+    ("database.url", 5, "database.url must be a string like sqlite:///agi-campaign.db, got 5"),
+    ("database.url", "mysql://h/db", "database.url must start with sqlite:/// or postgresql://, "
+                                     "got 'mysql://h/db'"),
+    ("database.url", "sqlite:///", "database.url names no file; use e.g. "
+                                   "sqlite:///agi-campaign.db"),
+    ("database.url", "postgresql://h:99999/db", "database.url is not a valid PostgreSQL URL"),
+    ("fastagi", [1], "fastagi must be a mapping (key: value), got a list"),
+    ("fastagi.bogus", 1, "fastagi: unknown key 'bogus' (valid: allow, host, max_connections, "
+                         "max_line_bytes, port)"),
+    ("fastagi.host", "bad host", "fastagi.host must be an IP address or host name like 127.0.0.1, "
+                                 "got 'bad host'"),
+    ("fastagi.port", 0, "fastagi.port must be an integer 1..65535, got 0"),
+    ("fastagi.port", 65536, "fastagi.port must be an integer 1..65535, got 65536"),
+    ("fastagi.port", True, "fastagi.port must be an integer 1..65535, got true (a boolean)"),
+    ("fastagi.port", "4573", "fastagi.port must be an integer 1..65535, got '4573'"),
+    ("fastagi.port", 4573.0, "fastagi.port must be an integer 1..65535, got 4573.0"),
+    ("fastagi.allow", "127.0.0.1", "fastagi.allow must be a list like [a, b], got '127.0.0.1'"),
+    ("fastagi.allow", ["127.0.0.1", "nope"], "fastagi.allow[1] must be an IP address like "
+                                             "127.0.0.1, got 'nope'"),
+    ("fastagi.allow", [2130706433], "fastagi.allow[0] must be an IP address like 127.0.0.1, "
+                                    "got 2130706433"),
+    ("fastagi.max_connections", 0, "fastagi.max_connections must be an integer 1..10000, got 0"),
+    ("fastagi.max_connections", 10001, "fastagi.max_connections must be an integer 1..10000, "
+                                       "got 10001"),
+    ("fastagi.max_line_bytes", 255, "fastagi.max_line_bytes must be an integer 256..65536, "
+                                    "got 255"),
+    ("fastagi.max_line_bytes", 65537, "fastagi.max_line_bytes must be an integer 256..65536, "
+                                      "got 65537"),
+    ("service.bogus", 1, "service: unknown key 'bogus' (valid: stop_deadline_s, stuck_after_s, "
+                         "tick_ms)"),
+    ("service.tick_ms", 9, "service.tick_ms must be an integer 10..1000, got 9"),
+    ("service.tick_ms", 1001, "service.tick_ms must be an integer 10..1000, got 1001"),
+    ("service.tick_ms", False, "service.tick_ms must be an integer 10..1000, "
+                               "got false (a boolean)"),
+    ("service.stop_deadline_s", -1, "service.stop_deadline_s must be an integer 0..3600, got -1"),
+    ("service.stop_deadline_s", 3601, "service.stop_deadline_s must be an integer 0..3600, "
+                                      "got 3601"),
+    ("service.stuck_after_s", 59, "service.stuck_after_s must be an integer 60..86400, got 59"),
+    ("service.stuck_after_s", 86401, "service.stuck_after_s must be an integer 60..86400, "
+                                     "got 86401"),
+    # servers
+    ("servers", DELETE, "servers must define at least one Asterisk server"),
+    ("servers", {}, "servers must define at least one Asterisk server"),
+    ("servers", ["main"], "servers must be a mapping (key: value), got a list"),
+    ("servers.Main", {}, "servers: name 'Main' must be 1-32 characters of a-z 0-9 _ -"),
+    ("servers.main.bogus", 1, "servers.main: unknown key 'bogus' (valid: agi_url, ami, "
+                              "connect_context, dial_template, dialout_context)"),
+    ("servers.main.ami", DELETE, "servers.main: missing required key 'ami'; add e.g. ami: {host:"),
+    ("servers.main.ami", "x", "servers.main.ami must be a mapping (key: value), got 'x'"),
+    ("servers.main.ami.bogus", 1, "servers.main.ami: unknown key 'bogus' (valid: host, port, "
+                                  "secret, secret_env, username)"),
+    ("servers.main.ami.host", "a b", "servers.main.ami.host must be an IP address or host name"),
+    ("servers.main.ami.port", 0, "servers.main.ami.port must be an integer 1..65535, got 0"),
+    ("servers.main.ami.username", DELETE, "servers.main.ami: missing required key 'username'; "
+                                          "add e.g. username: agi-campaign"),
+    ("servers.main.ami.username", "a b", "servers.main.ami.username must be letters, digits, "
+                                         "_ . or -, got 'a b'"),
+    ("servers.main.ami.secret", DELETE, "servers.main.ami: missing secret_env (or secret); add "
+                                        "secret_env: AGI_CAMPAIGN_AMI_SECRET"),
+    ("servers.main.ami.secret", "", "servers.main.ami.secret must be a non-empty string"),
+    ("servers.main.ami.secret_env", "X", "servers.main.ami has both secret and secret_env; keep "
+                                         "exactly one"),
+    ("servers.main.dial_template", DELETE, "servers.main: missing required key 'dial_template'"),
+    ("servers.main.dial_template", 5, "servers.main.dial_template must be a string like "
+                                      "PJSIP/{number}@trunk, got 5"),
+    ("servers.main.dial_template", "PJSIP/trunk", "servers.main.dial_template must contain "
+                                                  "{number} or {national}, got 'PJSIP/trunk'"),
+    ("servers.main.dial_template", "PJSIP/{numbr}@trunk", "servers.main.dial_template has "
+                                                          "unknown placeholder {numbr}"),
+    ("servers.main.dial_template", "PJSIP/{0}@trunk", "unknown placeholder {0}"),
+    ("servers.main.agi_url", "http://h:4573", "servers.main.agi_url must look like "
+                                              "agi://HOST[:PORT] with no path"),
+    ("servers.main.agi_url", "agi://h:4573/x", "servers.main.agi_url must look like agi://"),
+    ("servers.main.agi_url", "agi://h/", "servers.main.agi_url must look like agi://"),
+    ("servers.main.agi_url", "agi://h:0", "servers.main.agi_url must look like agi://"),
+    ("servers.main.agi_url", "agi://h:70000", "servers.main.agi_url must look like agi://"),
+    ("servers.main.dialout_context", "a b", "servers.main.dialout_context must be letters, "
+                                            "digits, _ and -"),
+    ("servers.main.connect_context", "a;b", "servers.main.connect_context must be letters, "
+                                            "digits, _ and -"),
+    # dnc lists
+    ("dnc_lists", ["global"], "dnc_lists must be a mapping (key: value), got a list"),
+    ("dnc_lists.Global", {}, "dnc_lists: name 'Global' must be 1-64 characters of a-z 0-9 _ -"),
+    ("dnc_lists.global.bogus", 1, "dnc_lists.global: unknown key 'bogus' (valid: description)"),
+    ("dnc_lists.global.description", 5, "dnc_lists.global.description must be a one-line "
+                                        "string, got 5"),
+    # campaigns
+    ("campaigns", ["c1"], "campaigns must be a mapping (key: value), got a list"),
+    ("campaigns.bad name", {}, "campaigns: name 'bad name' must be 1-64 letters, digits, _ or -"),
+    ("campaigns.c1", "x", "campaigns.c1 must be a mapping (key: value), got 'x'"),
+    ("campaigns.c1.max_chanels", 5, "campaigns.c1: unknown key 'max_chanels' (valid: caller_id, "
+                                    "delay_ms, dial_timeout_s, dnc_lists, end, max_attempts, "
+                                    "max_channels, on_connect, region, retry_delay_s, server, "
+                                    "start, timezone, type, week_time); did you mean "
+                                    "'max_channels'?"),
+    ("campaigns.c1.caller_id", DELETE, "campaigns.c1: missing required key 'caller_id'; add e.g. "
+                                       "caller_id: '\"Clinic\" <12025550100>'"),
+    ("campaigns.c1.caller_id", 12025550100, "campaigns.c1.caller_id must be a string of at most "
+                                            "80 characters"),
+    ("campaigns.c1.caller_id", "1" * 81, "campaigns.c1.caller_id must be a string of at most 80"),
+    ("campaigns.c1.caller_id", '"A" <1>\nAction: Hangup', "campaigns.c1.caller_id must not "
+                                                          "contain '\\n'"),
+    ("campaigns.c1.caller_id", '"A,B" <1>', "campaigns.c1.caller_id must not contain ','"),
+    ("campaigns.c1.caller_id", '"A" <1>;x', "campaigns.c1.caller_id must not contain ';'"),
+    ("campaigns.c1.caller_id", "Clinic <abc>", "campaigns.c1.caller_id must look like "
+                                               "'\"Name\" <12025550100>' or '12025550100', got "
+                                               "'Clinic <abc>'"),
+    ("campaigns.c1.type", DELETE, "campaigns.c1: missing required key 'type'; add e.g. type: "
+                                  "on_demand"),
+    ("campaigns.c1.type", "weekly", "campaigns.c1.type must be one of on_demand, scheduled, got "
+                                    "'weekly'"),
+    ("campaigns.c1.start", "2026-12-01T09:00", "campaigns.c1.start is only for scheduled "
+                                               "campaigns; remove it or set type: scheduled"),
+    ("campaigns.c1.end", "2026-12-01T09:00", "campaigns.c1.end is only for scheduled campaigns"),
+    ("campaigns.c1.week_time", "daily", "campaigns.c1.week_time is only for scheduled campaigns"),
+    ("campaigns.c1.timezone", "Mars/Base", "campaigns.c1.timezone must be an IANA time zone name "
+                                           "like America/New_York or UTC, got 'Mars/Base'"),
+    ("campaigns.c1.timezone", "../etc", "campaigns.c1.timezone must be an IANA time zone name"),
+    ("campaigns.c1.timezone", 5, "campaigns.c1.timezone must be an IANA time zone name"),
+    ("campaigns.c1.region", "XX", "campaigns.c1.region must be a two-letter region known to "
+                                  "phonenumbers like US, GB or DE, got 'XX'"),
+    ("campaigns.c1.region", "us", "got 'us'; did you mean 'US'?"),
+    ("campaigns.c1.dnc_lists", "global", "campaigns.c1.dnc_lists must be a list like [a, b], "
+                                         "got 'global'"),
+    ("campaigns.c1.dnc_lists", ["global", "vip"], "campaigns.c1.dnc_lists[1] 'vip' is not "
+                                                  "defined under dnc_lists (defined: global)"),
+    ("campaigns.c1.dial_timeout_s", 4, "campaigns.c1.dial_timeout_s must be an integer 5..300, "
+                                       "got 4"),
+    ("campaigns.c1.dial_timeout_s", 301, "campaigns.c1.dial_timeout_s must be an integer 5..300"),
+    ("campaigns.c1.max_channels", 0, "campaigns.c1.max_channels must be an integer 1..1000, got 0"),
+    ("campaigns.c1.max_channels", 1001, "campaigns.c1.max_channels must be an integer 1..1000, "
+                                        "got 1001"),
+    ("campaigns.c1.max_channels", True, "campaigns.c1.max_channels must be an integer 1..1000, "
+                                        "got true (a boolean)"),
+    ("campaigns.c1.max_channels", 2.5, "campaigns.c1.max_channels must be an integer 1..1000, "
+                                       "got 2.5"),
+    ("campaigns.c1.max_attempts", 0, "campaigns.c1.max_attempts must be an integer 1..20, got 0"),
+    ("campaigns.c1.max_attempts", 21, "campaigns.c1.max_attempts must be an integer 1..20, got 21"),
+    ("campaigns.c1.delay_ms", -1, "campaigns.c1.delay_ms must be an integer 0..600000, got -1"),
+    ("campaigns.c1.delay_ms", 600001, "campaigns.c1.delay_ms must be an integer 0..600000"),
+    ("campaigns.c1.retry_delay_s", -1, "campaigns.c1.retry_delay_s must be an integer 0..604800"),
+    ("campaigns.c1.retry_delay_s", 604801, "campaigns.c1.retry_delay_s must be an integer "
+                                           "0..604800, got 604801"),
+    ("campaigns.c1.server", "backup", "campaigns.c1.server 'backup' is not defined under servers "
+                                      "(defined: main)"),
+    ("campaigns.c1.server", 5, "campaigns.c1.server must be letters, digits, _ and -"),
+    # on_connect
+    ("campaigns.c1.on_connect", DELETE, "campaigns.c1: missing required key 'on_connect'; add "
+                                        "e.g. on_connect: {type: message, sounds: [hello-world]}"),
+    ("campaigns.c1.on_connect", "hello-world", "campaigns.c1.on_connect must be a mapping"),
+    ("campaigns.c1.on_connect.type", DELETE, "campaigns.c1.on_connect: missing required key "
+                                             "'type'; add type: message, extension, queue, "
+                                             "conference"),
+    ("campaigns.c1.on_connect.type", "fax", "campaigns.c1.on_connect.type must be one of message, "
+                                            "extension, queue, conference, got 'fax'"),
+    ("campaigns.c1.on_connect.sounds", DELETE, "campaigns.c1.on_connect: missing required key "
+                                               "'sounds'; add e.g. sounds: [hello-world]"),
+    ("campaigns.c1.on_connect.sounds", [], "campaigns.c1.on_connect.sounds must be a non-empty "
+                                           "list like [a, b], got a list"),
+    ("campaigns.c1.on_connect.sounds", "hello-world", "campaigns.c1.on_connect.sounds must be a "
+                                                      "non-empty list"),
+    ("campaigns.c1.on_connect.sounds", ["../../etc/passwd"], "campaigns.c1.on_connect.sounds[0] "
+                                                             "must be a sound file name"),
+    ("campaigns.c1.on_connect.sounds", ["ok", "a b"], "campaigns.c1.on_connect.sounds[1] must be "
+                                                      "a sound file name of letters, digits, "
+                                                      "_ / . - (no '..'), like hello-world, got "
+                                                      "'a b'"),
+    ("campaigns.c1.on_connect.sounds", ["a&b"], "campaigns.c1.on_connect.sounds[0] must be"),
+    ("campaigns.c1.on_connect.repeat", 0, "campaigns.c1.on_connect.repeat must be an integer "
+                                          "1..10, got 0"),
+    ("campaigns.c1.on_connect.repeat", 11, "campaigns.c1.on_connect.repeat must be an integer "
+                                           "1..10, got 11"),
+    ("campaigns.c1.on_connect.queue", "sales", "campaigns.c1.on_connect: unknown key 'queue' for "
+                                               "type message (valid: repeat, sounds, type)"),
+]
+
+
+@pytest.mark.parametrize("path,value,expected", BAD_VALUES,
+                         ids=["%s=%r" % (p, v) for p, v, _ in BAD_VALUES])
+def test_config_rejects_bad_value(path, value, expected):
+    message = error_of(with_value(base(), path, value))
+    assert message.startswith("config.yaml: ")
+    assert expected in message
+
+
+ON_CONNECT_BAD = [
+    ({"type": "extension"}, "campaigns.c1.on_connect: missing required key 'extension'; add "
+                            "e.g. extension: \"1000\""),
+    ({"type": "extension", "extension": 1000}, "campaigns.c1.on_connect.extension must be an "
+                                               "extension like \"1000\", got 1000 (write numbers "
+                                               "in quotes)"),
+    ({"type": "extension", "extension": "10 00"}, "campaigns.c1.on_connect.extension must be"),
+    ({"type": "extension", "extension": "1000", "context": "a b"},
+     "campaigns.c1.on_connect.context must be letters, digits, _ and -"),
+    ({"type": "extension", "extension": "1000", "timeout_s": 0},
+     "campaigns.c1.on_connect.timeout_s must be an integer 1..600, got 0"),
+    ({"type": "extension", "extension": "1000", "timeout_s": 601},
+     "campaigns.c1.on_connect.timeout_s must be an integer 1..600, got 601"),
+    ({"type": "extension", "extension": "1000", "sounds": ["x"]},
+     "campaigns.c1.on_connect: unknown key 'sounds' for type extension (valid: context, "
+     "extension, timeout_s, type)"),
+    ({"type": "queue"}, "campaigns.c1.on_connect: missing required key 'queue'; add e.g. "
+                        "queue: sales"),
+    ({"type": "queue", "queue": "sa les"}, "campaigns.c1.on_connect.queue must be letters"),
+    ({"type": "queue", "queue": "sales", "timeout_s": 0},
+     "campaigns.c1.on_connect.timeout_s must be an integer 1..86400, got 0"),
+    ({"type": "queue", "queue": "sales", "timeout_s": 86401},
+     "campaigns.c1.on_connect.timeout_s must be an integer 1..86400, got 86401"),
+    ({"type": "queue", "queue": "sales", "room": "r"},
+     "campaigns.c1.on_connect: unknown key 'room' for type queue"),
+    ({"type": "conference"}, "campaigns.c1.on_connect: missing required key 'room'; add e.g. "
+                             "room: room1"),
+    ({"type": "conference", "room": "r/1"}, "campaigns.c1.on_connect.room must be letters"),
+    ({"type": "conference", "room": "r1", "timeout_s": 5},
+     "campaigns.c1.on_connect: unknown key 'timeout_s' for type conference (valid: room, type)"),
+]
+
+
+@pytest.mark.parametrize("on_connect,expected", ON_CONNECT_BAD)
+def test_config_rejects_bad_on_connect(on_connect, expected):
+    message = error_of(with_value(base(), "campaigns.c1.on_connect", on_connect))
+    assert "config.yaml: " + expected in message
+
+
+DIAL_INJECTIONS = ["PJSIP/{number}@trunk,,tT", "PJSIP/{number}&DAHDI/1", "PJSIP/{number} @trunk",
+                   "PJSIP/${EXTEN}{number}", "PJSIP/'{number}'", 'PJSIP/"{number}"',
+                   "PJSIP/{number}\n", "PJSIP/{number}}", "PJSIP/{number};x", "PJSIP/{number}|x"]
+
+
+@pytest.mark.parametrize("template", DIAL_INJECTIONS)
+def test_config_dial_template_rejects_injection(template):
+    message = error_of(with_value(base(), "servers.main.dial_template", template))
+    assert message.startswith("config.yaml: servers.main.dial_template must not contain ")
+    assert "would let a value reach Dial() options or another channel" in message
+
+
+def test_config_dial_template_national_allowed():
+    data = with_value(base(), "servers.main.dial_template", "SIP/trunk/0{national}")
+    assert parse_config(data, "x").servers["main"].dial_template == "SIP/trunk/0{national}"
+
+
+def test_config_secret_env_missing_names_variable(monkeypatch):
+    monkeypatch.delenv("ACAMP_TEST_SECRET", raising=False)
+    data = with_value(base(), "servers.main.ami", {"username": "u",
+                                                   "secret_env": "ACAMP_TEST_SECRET"})
+    message = error_of(data)
+    assert message.startswith("config.yaml: servers.main.ami.secret_env: environment variable "
+                              "ACAMP_TEST_SECRET is not set")
+    monkeypatch.setenv("ACAMP_TEST_SECRET", "")
+    assert "ACAMP_TEST_SECRET is not set (or empty)" in error_of(data)
+
+
+def test_config_secret_env_name_checked():
+    data = with_value(base(), "servers.main.ami", {"username": "u", "secret_env": "1BAD"})
+    assert "servers.main.ami.secret_env must be an environment variable name, got '1BAD'" \
+        in error_of(data)
+
+
+def test_config_secret_with_newline_rejected_without_showing_it(monkeypatch):
+    message = error_of(with_value(base(), "servers.main.ami.secret", "pw\r\nAction: Logoff"))
+    assert "servers.main.ami.secret must be a non-empty string without newlines" in message
+    assert "Logoff" not in message
+    monkeypatch.setenv("ACAMP_TEST_SECRET", "pw\nAction: Logoff")
+    data = with_value(base(), "servers.main.ami", {"username": "u",
+                                                   "secret_env": "ACAMP_TEST_SECRET"})
+    message = error_of(data)
+    assert "environment variable ACAMP_TEST_SECRET must be a non-empty string" in message
+    assert "Logoff" not in message
+
+
+def test_config_server_required_when_several_defined():
+    data = base()
+    data["servers"]["backup"] = copy.deepcopy(data["servers"]["main"])
+    assert error_of(data) == ("config.yaml: campaigns.c1: missing required key 'server' (more "
+                              "than one server is defined: main, backup)")
+
+
+def test_config_unknown_dnc_list_when_none_defined():
+    data = with_value(base(), "campaigns.c1.dnc_lists", ["global"])
+    del data["dnc_lists"]
+    assert error_of(data) == ("config.yaml: campaigns.c1.dnc_lists[0] 'global' is not defined "
+                              "under dnc_lists (defined: none)")
+
+
+SCHEDULE_BAD = [
+    ("start", DELETE, "campaigns.c1.start is required for scheduled campaigns; add e.g. "
+                      "2026-12-01T09:00"),
+    ("end", None, "campaigns.c1.end is required for scheduled campaigns"),
+    ("start", "tomorrow", "campaigns.c1.start must be a date and time, e.g. 2026-12-01T09:00 "
+                          "(local time in the campaign's timezone); got 'tomorrow'"),
+    ("start", "2026-12-01", "campaigns.c1.start must be a date and time"),
+    ("start", dt.date(2026, 12, 1), "campaigns.c1.start must be a date and time, e.g. "
+                                    "2026-12-01T09:00 (local time in the campaign's timezone); "
+                                    "got 2026-12-01"),
+    ("start", "2026-13-01T09:00", "campaigns.c1.start must be a date and time"),
+    ("start", 5, "campaigns.c1.start must be a date and time"),
+    ("end", "2026-12-01T09:00", "campaigns.c1.end must be after start (2026-12-01T09:00:00-05:00), "
+                                "got 2026-12-01T09:00:00-05:00"),
+    ("end", "2026-11-01T09:00", "campaigns.c1.end must be after start"),
+    ("week_time", 5, "campaigns.c1.week_time must be a string like \"mon-fri 09:00-18:00\", got 5"),
+    ("week_time", "mon-fro 09:00-10:00", "campaigns.c1.week_time 'mon-fro 09:00-10:00': unknown "
+                                         "day 'fro' at column 5"),
+    ("week_time", "", "campaigns.c1.week_time"),
+]
+
+
+@pytest.mark.parametrize("key,value,expected", SCHEDULE_BAD)
+def test_config_rejects_bad_schedule(key, value, expected):
+    message = error_of(with_value(scheduled(), "campaigns.c1." + key, value))
+    assert "config.yaml: " + expected in message
+
+
+# --- the file ----------------------------------------------------------------------------------
+
+MINIMAL_YAML = """\
+servers:
+  main:
+    ami: {username: acamp, secret: pw}
+    dial_template: "PJSIP/{number}@trunk"
+"""
+
+
+def write(tmp_path, content, name="config.yaml"):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+def test_config_load_minimal_file_resolves_sqlite_path(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL_YAML))
+    assert cfg.path == str(tmp_path / "config.yaml")
+    assert cfg.database.url == "sqlite:///" + str(tmp_path / "agi-campaign.db")
+
+
+def test_config_load_accepts_bom_and_merge_keys(tmp_path):
+    text = "\ufeff" + MINIMAL_YAML + (
+        "campaigns:\n"
+        "  a: &common {caller_id: '1', type: on_demand, on_connect: {type: conference, room: r}}\n"
+        "  b: {<<: *common, max_channels: 2}\n")
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.campaigns["b"].max_channels == 2 and cfg.campaigns["b"].on_connect.room == "r"
+
+
+def test_config_load_non_utf8(tmp_path):
+    path = write(tmp_path, MINIMAL_YAML.encode() + b"# caf\xe9\n")
+    offset = len(MINIMAL_YAML.encode()) + 5
+    assert load_error(path) == ("%s: byte offset %d (line 5): byte 0xe9 is not valid UTF-8; save "
+                                "the file as UTF-8" % (path, offset))
+
+
+def test_config_load_yaml_syntax_error(tmp_path):
+    path = write(tmp_path, "servers:\n  main: [1, 2\n  other: 3\n")
+    message = load_error(path)
+    assert message.startswith("%s: line 3 column " % path)
+    assert "invalid YAML" in message and "fix the syntax there" in message
+
+
+def test_config_load_tab_indentation_is_syntax_error(tmp_path):
+    message = load_error(write(tmp_path, "servers:\n\tmain: {}\n"))
+    assert "line 2 column 1: invalid YAML" in message
+
+
+def test_config_load_refuses_python_tags(tmp_path):
+    message = load_error(write(tmp_path, "servers: !!python/object/apply:os.system [id]\n"))
+    assert "line 1 column 10: invalid YAML: could not determine a constructor" in message
+
+
+def test_config_load_billion_laughs_fails_fast(tmp_path):
+    lines = ['lol0: &lol0 "lol"']
+    for i in range(1, 10):
+        lines.append("lol%d: &lol%d [%s]" % (i, i, ", ".join(["*lol%d" % (i - 1)] * 10)))
+    began = time.monotonic()
+    message = load_error(write(tmp_path, "\n".join(lines) + "\n"))
+    assert time.monotonic() - began < 2
+    assert message == ("%s: the YAML expands to more than 100000 values (aliases repeated too "
+                       "often?); refusing a possible alias bomb" % (tmp_path / "config.yaml"))
+
+
+def test_config_load_too_many_aliases(tmp_path):
+    text = "a: &a 1\nb: [%s]\n" % ", ".join(["*a"] * 101)
+    message = load_error(write(tmp_path, text))
+    assert message == ("%s: line 2 column 405: more than 100 YAML aliases (*name); refusing a "
+                       "possible alias bomb, write the values out" % (tmp_path / "config.yaml"))
+
+
+def test_config_load_expansion_budget_under_alias_limit(tmp_path):
+    # 10 levels x 9 aliases = 90 aliases, but 10**10 values once expanded.
+    lines = ['a0: &a0 [%s]' % ", ".join(["x"] * 10)]
+    for i in range(1, 10):
+        lines.append("a%d: &a%d [%s]" % (i, i, ", ".join(["*a%d" % (i - 1)] * 9)))
+    message = load_error(write(tmp_path, "\n".join(lines) + "\n"))
+    assert "expands to more than 100000 values" in message
+
+
+def test_config_load_merge_key_doubling_refused(tmp_path):
+    lines = ["m0: &m0 {k0: 1}"]
+    for i in range(1, 40):
+        lines.append("m%d: &m%d {<<: [*m%d, *m%d], k%d: 1}" % (i, i, i - 1, i - 1, i))
+    began = time.monotonic()
+    message = load_error(write(tmp_path, "\n".join(lines) + "\n"))
+    assert time.monotonic() - began < 2
+    assert "refusing a possible alias bomb" in message
+
+
+def test_config_load_recursive_alias(tmp_path):
+    message = load_error(write(tmp_path, "servers: &s [*s]\n"))
+    assert "a YAML alias refers to itself; recursive values are not allowed" in message
+
+
+def test_config_load_duplicate_key(tmp_path):
+    text = MINIMAL_YAML + "servers: {}\n"
+    assert "line 5 column 1: duplicate key 'servers'; keep one" in load_error(write(tmp_path, text))
+
+
+def test_config_load_deep_nesting(tmp_path):
+    message = load_error(write(tmp_path, "[" * 50000 + "]" * 50000))
+    assert "nested too deeply" in message
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", "---\n"])
+def test_config_load_empty_file(tmp_path, content):
+    path = write(tmp_path, content)
+    assert load_error(path) == ("%s: the file is empty; it needs at least a servers: section "
+                                "(see config.yaml)" % path)
+
+
+@pytest.mark.parametrize("content,shown", [("- a\n- b\n", "a list"), ("hello\n", "'hello'"),
+                                           ("5\n", "5")])
+def test_config_load_top_level_not_mapping(tmp_path, content, shown):
+    path = write(tmp_path, content)
+    assert load_error(path) == ("%s: the top level must be a mapping of sections (database, "
+                                "fastagi, service, servers, dnc_lists, campaigns), got %s"
+                                % (path, shown))
+
+
+def test_config_load_missing_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+    assert load_error(path) == ("%s: cannot read the configuration file: No such file or "
+                                "directory; check the path" % path)
+
+
+def test_config_load_too_large(tmp_path):
+    path = write(tmp_path, MINIMAL_YAML + "#" * cfgmod.MAX_FILE_BYTES)
+    assert "file is larger than 1000000 bytes" in load_error(path)
+
+
+def test_config_error_source_is_the_file_path(tmp_path):
+    path = write(tmp_path, MINIMAL_YAML + "service: {tick_ms: 0}\n")
+    assert load_error(path) == ("%s: service.tick_ms must be an integer 10..1000, got 0" % path)

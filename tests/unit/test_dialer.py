@@ -1,0 +1,59 @@
+import types
+
+from agi_campaign.claim import Claimed
+from agi_campaign.dialer import (channel_id, originate_action, parse_channel_id, safe_name,
+                                 safe_value)
+
+CAMPAIGN = types.SimpleNamespace(dial_timeout_s=25, caller_id='"Clinic" <12025550100>')
+SERVER = types.SimpleNamespace(dial_template="PJSIP/{number}@trunk", agi_url="agi://127.0.0.1:4573",
+                               dialout_context="agi-campaign-dialout",
+                               connect_context="agi-campaign-connect")
+
+
+def claimed(extra=None):
+    return Claimed(attempt_id=42, token="0123456789abcdef", number_id=7, phone="+12025550123",
+                   extra=extra or {}, seq=1)
+
+
+def test_dialer_originate_follows_the_dialplan_contract():
+    action = originate_action(claimed(), CAMPAIGN, SERVER, campaign_id=3)
+    assert action["Channel"] == "Local/42@agi-campaign-dialout/n"
+    assert action["Context"] == "agi-campaign-connect" and action["Exten"] == "s"
+    assert action["Async"] == "true"
+    assert action["ActionID"] == action["ChannelId"] == "acamp-42-0123456789abcdef"
+    assert action["OtherChannelId"] == "acamp-42-0123456789abcdef-2"
+    assert action["Timeout"] == str(35 * 1000)
+    assert action["CallerID"] == CAMPAIGN.caller_id
+    assert "ACAMP_DIAL=PJSIP/12025550123@trunk" in action["Variable"]
+    assert "ACAMP_TIMEOUT=25" in action["Variable"]
+    assert "ACAMP_ATTEMPT=42" in action["Variable"]
+    assert "ACAMP_CAMPAIGN=3" in action["Variable"]
+
+
+def test_dialer_csv_values_cannot_inject():
+    hostile = {"name": "Bob,ACAMP_DIAL=SIP/evil", "note": "a\nAction: Originate",
+               "x$": "${SHELL(rm -rf /)}", "q": 'say "hi" \\ now; ok'}
+    variables = originate_action(claimed(hostile), CAMPAIGN, SERVER, 3)["Variable"]
+    extras = [v for v in variables if v.startswith("ACAMP_X_")]
+    assert len(extras) == 4
+    for v in extras:
+        name, _, value = v.partition("=")
+        assert set(value).isdisjoint(',\n\r"\\$;{}()')
+    assert "ACAMP_X_NAME=BobACAMP_DIAL=SIP/evil" not in variables  # '=' is dropped too
+    assert [v for v in variables if v.startswith("ACAMP_DIAL=")] == [
+        "ACAMP_DIAL=PJSIP/12025550123@trunk"]
+
+
+def test_dialer_safe_value_keeps_letters_and_cuts_length():
+    assert safe_value("Zoë Ünal 10:30") == "Zoë Ünal 10:30"
+    assert safe_value("x" * 500) == "x" * 100
+    assert safe_name("first name!") == "FIRST_NAME"
+    assert safe_name("***") == ""
+
+
+def test_dialer_channel_id_round_trip():
+    cid = channel_id(42, "0123456789abcdef")
+    assert parse_channel_id(cid) == (42, "0123456789abcdef")
+    assert parse_channel_id(cid + "-2") == (42, "0123456789abcdef")
+    assert parse_channel_id("1700000000.12") is None
+    assert parse_channel_id(None) is None

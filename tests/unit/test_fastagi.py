@@ -1,0 +1,437 @@
+"""The real FastAGI server on an ephemeral port, driven by a fake Asterisk over a real socket.
+
+Every socket has a timeout and every loop is bounded: a hung server fails the test, not CI.
+"""
+import errno
+import logging
+import queue
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from agi_campaign.errors import AgiError, AgiHangup, AgiProtocolError, StartupError
+from agi_campaign.fastagi import FastAgiServer
+
+TIMEOUT_S = 5
+
+
+class FakeAsterisk:
+    """The Asterisk side of one FastAGI connection."""
+
+    def __init__(self, address):
+        self.sock = socket.create_connection(address, timeout=TIMEOUT_S)
+        self.buf = b""
+
+    def send(self, *lines):
+        self.sock.sendall("".join(line + "\n" for line in lines).encode("utf-8"))
+
+    def send_env(self, script="connect", args=("101", "deadbeef"), uniqueid="1700000000.1"):
+        lines = ["agi_network: yes", "agi_network_script: %s" % script,
+                 "agi_request: agi://127.0.0.1/%s" % script,
+                 "agi_channel: Local/101@agi-campaign-dialout-00000001;1",
+                 "agi_uniqueid: %s" % uniqueid]
+        lines += ["agi_arg_%d: %s" % (n, value) for n, value in enumerate(args, start=1)]
+        self.send(*lines, "")
+
+    def read_line(self):
+        """One line without '\\n'; None at EOF. socket.timeout fails the test."""
+        for _ in range(1000):
+            if b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                return line.decode("utf-8")
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                return None
+            self.buf += chunk
+        raise AssertionError("no line within 1000 reads")
+
+    def expect(self, command, *replies):
+        assert self.read_line() == command
+        self.send(*replies)
+
+    def closed_by_server(self):
+        """True when the server closes the connection (EOF or reset) within the timeout."""
+        try:
+            return self.read_line() is None
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def recording(body):
+    """A handler running body(channel) and putting ('ok', value) or ('error', exc) on a queue."""
+    results = queue.Queue()
+
+    def handler(channel):
+        try:
+            results.put(("ok", body(channel)))
+        except Exception as exc:
+            results.put(("error", exc))
+            raise
+
+    return handler, results
+
+
+@pytest.fixture
+def make_server():
+    servers = []
+
+    def make(handler, **options):
+        options.setdefault("env_timeout_s", 2)
+        server = FastAgiServer("127.0.0.1", 0, handler, **options)
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def session(server, body, fake_side, **env):
+    """Run one connection: body(channel) in the server, fake_side(fake) here; body's outcome."""
+    server.handler, results = recording(body)
+    fake = FakeAsterisk(server.address)
+    try:
+        fake.send_env(**env)
+        fake_side(fake)
+        return results.get(timeout=TIMEOUT_S)
+    finally:
+        fake.close()
+
+
+def noop_handler(channel):
+    return None
+
+
+def test_fastagi_full_session_speaks_exact_lines(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        channel.answer()
+        digit = channel.stream_file("hello-world")
+        dial = channel.appexec("Dial", "Local/1000@from-internal/n,30,g")
+        status = channel.get_variable("DIALSTATUS")
+        channel.verbose('done "ok"', 3)
+        channel.hangup()
+        return (channel.script, channel.args, channel.peer, channel.env["agi_uniqueid"],
+                digit, dial, status, channel.hung_up)
+
+    def fake_side(fake):
+        fake.expect("ANSWER", "200 result=0")
+        fake.expect('STREAM FILE "hello-world" "" "0"', "200 result=49 endpos=12345")
+        fake.expect('EXEC "Dial" "Local/1000@from-internal/n,30,g"', "200 result=0")
+        fake.expect('GET VARIABLE "DIALSTATUS"', "200 result=1 (ANSWER)")
+        fake.expect(r'VERBOSE "done \"ok\"" "3"', "200 result=1")
+        fake.expect("HANGUP", "200 result=1")
+        assert fake.closed_by_server()
+
+    kind, value = session(server, body, fake_side, args=("101", "deadbeef", "x"))
+    assert kind == "ok"
+    assert value == ("connect", ("101", "deadbeef", "x"), "127.0.0.1", "1700000000.1",
+                     "1", "0", "ANSWER", False)
+
+
+def test_fastagi_hangup_before_reply_is_a_flag(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        result = channel.appexec("Dial", "Local/1000@from-internal/n,30")
+        return result, channel.hung_up, channel.get_variable("DIALSTATUS")
+
+    def fake_side(fake):
+        fake.expect('EXEC "Dial" "Local/1000@from-internal/n,30"', "HANGUP", "200 result=-1")
+        fake.expect('GET VARIABLE "DIALSTATUS"', "200 result=1 (NOANSWER)")
+
+    assert session(server, body, fake_side) == ("ok", ("-1", True, "NOANSWER"))
+
+
+def test_fastagi_stream_file_minus_one_then_hangup_raises_agihangup(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        channel.stream_file("hello-world")
+
+    def fake_side(fake):
+        fake.expect('STREAM FILE "hello-world" "" "0"', "200 result=-1 endpos=1234")
+        fake.expect("NOOP", "HANGUP", "200 result=0")
+
+    kind, exc = session(server, body, fake_side)
+    assert kind == "error" and isinstance(exc, AgiHangup)
+
+
+def test_fastagi_stream_file_minus_one_on_live_channel_is_agierror(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        channel.stream_file("no-such-sound")
+
+    def fake_side(fake):
+        fake.expect('STREAM FILE "no-such-sound" "" "0"', "200 result=-1 endpos=0")
+        fake.expect("NOOP", "200 result=0")
+
+    kind, exc = session(server, body, fake_side)
+    assert kind == "error" and type(exc) is AgiError and "STREAM FILE" in str(exc)
+
+
+def test_fastagi_eof_after_command_is_hangup(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        channel.answer()
+
+    def fake_side(fake):
+        assert fake.read_line() == "ANSWER"
+        fake.sock.shutdown(socket.SHUT_WR)
+
+    kind, exc = session(server, body, fake_side)
+    assert kind == "error" and isinstance(exc, AgiHangup)
+
+
+def test_fastagi_connection_reset_after_command_is_hangup(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        channel.get_variable("X")
+
+    def fake_side(fake):
+        assert fake.read_line() == 'GET VARIABLE "X"'
+        fake.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        fake.sock.close()  # RST, not FIN
+
+    kind, exc = session(server, body, fake_side)
+    assert kind == "error" and isinstance(exc, AgiHangup)
+
+
+def test_fastagi_511_is_hangup_and_later_dead_safe_command_works(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        with pytest.raises(AgiHangup):
+            channel.answer()
+        return channel.hung_up, channel.get_variable("X")
+
+    def fake_side(fake):
+        fake.expect("ANSWER", "511 Command Not Permitted on a dead channel or intercept routine")
+        fake.expect('GET VARIABLE "X"', "200 result=0")
+
+    assert session(server, body, fake_side) == ("ok", (True, ""))
+
+
+def test_fastagi_trying_510_and_520_usage(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        gosub = channel.execute("GOSUB", "sub", "s", 1)
+        with pytest.raises(AgiError, match="FOO"):
+            channel.execute("FOO")
+        with pytest.raises(AgiError, match="Usage: STREAM FILE"):
+            channel.execute("STREAM FILE")
+        return gosub["result"]
+
+    def fake_side(fake):
+        fake.expect('GOSUB "sub" "s" "1"', "100 result=0 Trying...",
+                    "200 result=0 Gosub complete")
+        fake.expect("FOO", "510 Invalid or unknown command")
+        fake.expect("STREAM FILE", "520-Invalid command syntax.  Proper usage follows:",
+                    " Usage: STREAM FILE <filename> <escape_digits> [sample offset]",
+                    "520 End of proper usage.")
+
+    assert session(server, body, fake_side) == ("ok", ("0", "Gosub complete"))
+
+
+def test_fastagi_newline_in_argument_is_refused_and_nothing_sent(make_server):
+    server = make_server(noop_handler)
+
+    def body(channel):
+        with pytest.raises(AgiError, match="line break"):
+            channel.verbose('hi"\nEXEC Hangup')
+        channel.noop()
+        return "sent noop only"
+
+    def fake_side(fake):
+        fake.expect("NOOP", "200 result=0")
+
+    assert session(server, body, fake_side) == ("ok", "sent noop only")
+
+
+def test_fastagi_oversized_reply_line_is_protocol_error(make_server):
+    server = make_server(noop_handler, max_line_bytes=256)
+
+    def body(channel):
+        channel.get_variable("BIG")
+
+    def fake_side(fake):
+        fake.expect('GET VARIABLE "BIG"', "200 result=1 (%s)" % ("x" * 1000))
+
+    kind, exc = session(server, body, fake_side)
+    assert kind == "error" and isinstance(exc, AgiProtocolError)
+
+
+def test_fastagi_eof_mid_env_does_not_call_handler(make_server, caplog):
+    handler, results = recording(noop_handler)
+    server = make_server(handler)
+    fake = FakeAsterisk(server.address)
+    fake.send("agi_network: yes", "agi_network_script: conn")
+    fake.sock.shutdown(socket.SHUT_WR)
+    assert fake.closed_by_server()
+    fake.close()
+    _wait_idle(server)
+    assert results.empty()
+    assert "closed after 2 AGI environment lines" in caplog.text
+    _assert_serves(server, results)
+
+
+def test_fastagi_garbage_env_is_closed(make_server, caplog):
+    handler, results = recording(noop_handler)
+    server = make_server(handler)
+    fake = FakeAsterisk(server.address)
+    fake.send("GET / HTTP/1.1", "Host: x", "")
+    assert fake.closed_by_server()
+    fake.close()
+    assert results.empty()
+    assert "not 'agi_<name>: <value>'" in caplog.text
+    _assert_serves(server, results)
+
+
+def test_fastagi_oversized_env_line_is_closed(make_server, caplog):
+    handler, results = recording(noop_handler)
+    server = make_server(handler, max_line_bytes=256)
+    fake = FakeAsterisk(server.address)
+    fake.send("agi_callerid: " + "9" * 5000)
+    assert fake.closed_by_server()
+    fake.close()
+    assert results.empty()
+    assert "longer than max_line_bytes=256" in caplog.text
+
+
+def test_fastagi_env_deadline(make_server, caplog):
+    handler, results = recording(noop_handler)
+    server = make_server(handler, env_timeout_s=0.3)
+    fake = FakeAsterisk(server.address)
+    started = time.monotonic()
+    for _ in range(3):  # a trickling peer: each line well within a per-recv timeout
+        fake.send("agi_network: yes")
+        time.sleep(0.15)
+    assert fake.closed_by_server()
+    assert time.monotonic() - started < 2
+    fake.close()
+    assert results.empty()
+    assert "not complete within 0.3 s" in caplog.text
+
+
+def test_fastagi_allowlist_refuses_other_peers(make_server, caplog):
+    handler, results = recording(noop_handler)
+    server = make_server(handler, allow=("10.9.9.9",))
+    fake = FakeAsterisk(server.address)
+    assert fake.closed_by_server()
+    fake.close()
+    assert results.empty()
+    assert "refused peer=127.0.0.1: not in fastagi.allow" in caplog.text
+
+
+def test_fastagi_allowlist_accepts_listed_network(make_server):
+    handler, results = recording(noop_handler)
+    server = make_server(handler, allow=("10.9.9.9", "127.0.0.0/8"))
+    _assert_serves(server, results)
+
+
+def test_fastagi_allowlist_bad_entry_is_startup_error():
+    with pytest.raises(StartupError, match="fastagi.allow entry 'localhost'"):
+        FastAgiServer("127.0.0.1", 0, noop_handler, allow=("localhost",))
+
+
+def test_fastagi_max_connections(make_server, caplog):
+    release = threading.Event()
+    entered = threading.Event()
+
+    def body(channel):
+        entered.set()
+        assert release.wait(TIMEOUT_S)
+
+    handler, results = recording(body)
+    server = make_server(handler, max_connections=1)
+    first = FakeAsterisk(server.address)
+    first.send_env()
+    assert entered.wait(TIMEOUT_S)
+    second = FakeAsterisk(server.address)
+    assert second.closed_by_server()
+    second.close()
+    assert "1 connections open (fastagi.max_connections)" in caplog.text
+    release.set()
+    assert results.get(timeout=TIMEOUT_S) == ("ok", None)
+    assert first.closed_by_server()
+    first.close()
+    _wait_idle(server)
+    entered.clear()
+    release.set()
+    _assert_serves(server, results)
+
+
+def test_fastagi_raising_handler_does_not_stop_server(make_server, caplog):
+    calls = []
+
+    def body(channel):
+        calls.append(channel.uniqueid)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+
+    handler, results = recording(body)
+    server = make_server(handler)
+    fake = FakeAsterisk(server.address)
+    fake.send_env(uniqueid="u-1")
+    assert fake.closed_by_server()
+    fake.close()
+    kind, exc = results.get(timeout=TIMEOUT_S)
+    assert kind == "error" and str(exc) == "boom"
+    _assert_serves(server, results)
+    crash = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert crash and "script=connect uniqueid=u-1 peer=127.0.0.1" in crash[0].getMessage()
+
+
+def test_fastagi_port_taken_is_startup_error():
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    try:
+        server = FastAgiServer("127.0.0.1", port, noop_handler)
+        with pytest.raises(StartupError) as info:
+            server.start()
+    finally:
+        holder.close()
+    assert str(info.value) == (
+        "FastAGI cannot listen on 127.0.0.1:%d: address already in use; "
+        "stop the other process or set fastagi.port" % port)
+    assert info.value.__cause__.errno == errno.EADDRINUSE
+
+
+def test_fastagi_address_and_stop(make_server):
+    server = make_server(noop_handler)
+    host, port = server.address
+    assert host == "127.0.0.1" and port > 0
+    server.stop()
+    server.stop()  # idempotent
+    with pytest.raises(OSError):
+        socket.create_connection((host, port), timeout=1).recv(1)
+
+
+def _assert_serves(server, results):
+    """A fresh connection gets its handler called: the server is still alive."""
+    fake = FakeAsterisk(server.address)
+    fake.send_env(uniqueid="u-check")
+    assert fake.closed_by_server()
+    fake.close()
+    assert results.get(timeout=TIMEOUT_S)[0] == "ok"
+
+
+def _wait_idle(server):
+    deadline = time.monotonic() + TIMEOUT_S
+    while server.active_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.active_connections == 0

@@ -1,0 +1,83 @@
+import datetime as dt
+
+import pytest
+
+from agi_campaign.claim import claim_due
+from agi_campaign.clock import from_db
+from agi_campaign.errors import NotFoundError
+from agi_campaign.models import Attempt, Number, Outcome
+from agi_campaign.results import Recorder, RetryPolicy, outcome_for
+
+from tests.unit.factories import T0, make_campaign, make_numbers
+
+
+def recorder(max_attempts=2, retry=60):
+    return Recorder(lambda name: RetryPolicy(max_attempts, retry))
+
+
+@pytest.mark.parametrize("status,outcome", [
+    ("ANSWER", Outcome.ANSWERED), ("BUSY", Outcome.BUSY), ("NOANSWER", Outcome.NOANSWER),
+    ("CONGESTION", Outcome.CONGESTION), ("CHANUNAVAIL", Outcome.UNAVAILABLE),
+    ("CANCEL", Outcome.CANCELLED), ("", Outcome.FAILED), ("INVALIDARGS", Outcome.FAILED),
+    (None, Outcome.FAILED)])
+def test_results_outcome_for_dialstatus(status, outcome):
+    assert outcome_for(status) == outcome
+
+
+def test_results_answered_number_is_done(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    rec = recorder()
+    assert rec.lookup(c.attempt_id, c.token) == "c1"
+    rec.record_answer(c.attempt_id, c.token, T0 + dt.timedelta(seconds=3))
+    rec.record_destination(c.attempt_id, c.token, "played", T0)
+    assert rec.record_result(c.attempt_id, c.token, "ANSWER", "16", "12", "15",
+                             T0 + dt.timedelta(seconds=15))
+    att = Attempt.get_by_id(c.attempt_id)
+    assert (att.status, att.outcome, att.dial_status, att.hangup_cause, att.dest_result,
+            att.billsec_s, att.duration_s) == ("ended", "answered", "ANSWER", 16, "played",
+                                               12.0, 15.0)
+    assert Number.get_by_id(c.number_id).status == "done"
+
+
+def test_results_busy_retries_then_fails_at_max_attempts(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = recorder(max_attempts=2, retry=60)
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    rec.record_result(c.attempt_id, c.token, "BUSY", "17", "", "3", T0)
+    n = Number.get_by_id(c.number_id)
+    assert (n.status, n.last_outcome) == ("pending", "busy")
+    assert from_db(n.next_attempt_at) == T0 + dt.timedelta(seconds=60)
+    assert claim_due(camp.id, 1, T0, "main", (), 2) == []
+    later = T0 + dt.timedelta(seconds=60)
+    c2 = claim_due(camp.id, 1, later, "main", (), 2)[0]
+    assert c2.seq == 2
+    rec.record_result(c2.attempt_id, c2.token, "NOANSWER", "19", "", "30", later)
+    assert Number.get_by_id(c.number_id).status == "failed"
+    assert claim_due(camp.id, 1, later + dt.timedelta(days=1), "main", (), 2) == []
+
+
+def test_results_second_result_is_ignored(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = recorder()
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    assert rec.record_result(c.attempt_id, c.token, "ANSWER", "16", "5", "7", T0)
+    assert not rec.record_result(c.attempt_id, c.token, "BUSY", "17", "", "", T0)
+    assert Attempt.get_by_id(c.attempt_id).outcome == "answered"
+    with pytest.raises(NotFoundError, match="already ended"):
+        rec.lookup(c.attempt_id, c.token)
+
+
+def test_results_forged_token_or_unknown_id_is_refused(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = recorder()
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    with pytest.raises(NotFoundError):
+        rec.record_result(c.attempt_id, "f" * 16, "ANSWER", "16", "", "", T0)
+    with pytest.raises(NotFoundError):
+        rec.lookup(999999, c.token)
+    assert Attempt.get_by_id(c.attempt_id).status == "dialing"

@@ -1,0 +1,227 @@
+"""Router: the exact AGI lines each on_connect type sends, and what it records.
+
+The channel is the real fastagi.Channel over a scripted transport (no socket), so these tests
+pin the wire format; the recorder is a fake with the results.Recorder contract.
+"""
+import dataclasses
+
+import pytest
+
+from agi_campaign import agi
+from agi_campaign.clock import FakeClock
+from agi_campaign.errors import NotFoundError
+from agi_campaign.fastagi import Channel
+from agi_campaign.routes import CONNECT_SCRIPT, RESULT_SCRIPT, Router
+
+TOKEN = "0123abcd"
+
+
+@dataclasses.dataclass(frozen=True)
+class OnConnect:
+    """Stand-in with config.OnConnect's attribute names."""
+
+    type: str
+    sounds: tuple = ()
+    repeat: int = 1
+    extension: str = None
+    context: str = None
+    queue: str = None
+    room: str = None
+    timeout_s: int = None
+
+
+class ScriptedAsterisk:
+    """Transport: each write (a command) releases the next group of reply lines; then EOF."""
+
+    def __init__(self, *reply_groups):
+        self.reply_groups = list(reply_groups)
+        self.sent = []
+        self.pending = []
+
+    def write(self, data):
+        self.sent.append(data.decode("utf-8").rstrip("\n"))
+        if self.reply_groups:
+            self.pending.extend(self.reply_groups.pop(0))
+
+    def readline(self, deadline=None):
+        return (self.pending.pop(0) + "\n").encode("utf-8") if self.pending else b""
+
+
+class FakeRecorder:
+    def __init__(self, campaigns=None):
+        self.campaigns = campaigns if campaigns is not None else {(101, TOKEN): "reminders"}
+        self.calls = []
+
+    def _check(self, attempt_id, token):
+        if (attempt_id, token) not in self.campaigns:
+            raise NotFoundError("attempt %s: unknown id or wrong token" % attempt_id)
+
+    def lookup(self, attempt_id, token):
+        self.calls.append(("lookup", attempt_id, token))
+        self._check(attempt_id, token)
+        return self.campaigns[(attempt_id, token)]
+
+    def record_answer(self, attempt_id, token, now):
+        self.calls.append(("answer", attempt_id, now))
+
+    def record_destination(self, attempt_id, token, dest_result, now):
+        self.calls.append(("destination", attempt_id, dest_result))
+
+    def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
+                      now):
+        self.calls.append(("result", attempt_id, dial_status, hangup_cause, answered_s, dialed_s))
+        self._check(attempt_id, token)
+
+
+def make_channel(transport, script=CONNECT_SCRIPT, args=("101", TOKEN)):
+    lines = ["agi_network_script: %s" % script, "agi_uniqueid: 1700000000.7"]
+    lines += ["agi_arg_%d: %s" % (n, a) for n, a in enumerate(args, start=1)]
+    return Channel(agi.parse_env(lines), transport, peer="127.0.0.1")
+
+
+def run(on_connect, *reply_groups, script=CONNECT_SCRIPT, args=("101", TOKEN), recorder=None):
+    transport = ScriptedAsterisk(*reply_groups)
+    recorder = recorder or FakeRecorder()
+    clock = FakeClock()
+    router = Router(lambda name: {"reminders": on_connect}[name], recorder, clock)
+    router(make_channel(transport, script, args))
+    return transport.sent, recorder.calls, clock
+
+
+def destination(calls):
+    return [c[2] for c in calls if c[0] == "destination"]
+
+
+def test_routes_message_plays_each_sound_repeat_times():
+    on_connect = OnConnect("message", sounds=("hello-world", "beep"), repeat=2)
+    sent, calls, clock = run(on_connect, *[["200 result=0 endpos=8000"]] * 4)
+    assert sent == ['STREAM FILE "hello-world" "" "0"', 'STREAM FILE "beep" "" "0"'] * 2
+    assert calls == [("lookup", 101, TOKEN), ("answer", 101, clock.now()),
+                     ("destination", 101, "played")]
+
+
+def test_routes_message_hangup_mid_message_stops_and_records():
+    on_connect = OnConnect("message", sounds=("hello-world", "beep", "vm-goodbye"))
+    sent, calls, _ = run(on_connect, ["200 result=0 endpos=8000"], ["200 result=-1 endpos=1200"],
+                         ["HANGUP", "200 result=0"])
+    assert sent == ['STREAM FILE "hello-world" "" "0"', 'STREAM FILE "beep" "" "0"', "NOOP"]
+    assert destination(calls) == ["hangup_during_message"]
+
+
+def test_routes_message_hangup_line_before_success_stops_early():
+    on_connect = OnConnect("message", sounds=("hello-world", "beep"))
+    sent, calls, _ = run(on_connect, ["HANGUP", "200 result=0 endpos=8000"])
+    assert sent == ['STREAM FILE "hello-world" "" "0"']
+    assert destination(calls) == ["hangup_during_message"]
+
+
+def test_routes_message_eof_is_hangup_during_message():
+    on_connect = OnConnect("message", sounds=("hello-world",))
+    sent, calls, _ = run(on_connect)
+    assert sent == ['STREAM FILE "hello-world" "" "0"']
+    assert destination(calls) == ["hangup_during_message"]
+
+
+def test_routes_message_missing_sound_is_playback_failed():
+    on_connect = OnConnect("message", sounds=("no-such", "beep"))
+    sent, calls, _ = run(on_connect, ["200 result=-1 endpos=0"], ["200 result=0"])
+    assert sent == ['STREAM FILE "no-such" "" "0"', "NOOP"]
+    assert destination(calls) == ["playback_failed"]
+
+
+def test_routes_message_with_config_defaults_none():
+    sent, calls, _ = run(OnConnect("message", sounds=("hello-world",), repeat=None),
+                         ["200 result=0 endpos=8000"])
+    assert sent == ['STREAM FILE "hello-world" "" "0"']
+    assert destination(calls) == ["played"]
+
+
+def test_routes_extension_dials_and_reads_dialstatus():
+    on_connect = OnConnect("extension", extension="1000", context="from-internal", timeout_s=30)
+    sent, calls, _ = run(on_connect, ["200 result=0"], ["200 result=1 (ANSWER)"])
+    assert sent == ['EXEC "Dial" "Local/1000@from-internal/n,30,g"', 'GET VARIABLE "DIALSTATUS"']
+    assert destination(calls) == ["DIALSTATUS=ANSWER"]
+
+
+def test_routes_extension_after_hangup_still_reads_dialstatus():
+    on_connect = OnConnect("extension", extension="1000", context="from-internal", timeout_s=30)
+    sent, calls, _ = run(on_connect, ["HANGUP", "200 result=-1"], ["200 result=1 (CANCEL)"])
+    assert sent[-1] == 'GET VARIABLE "DIALSTATUS"'
+    assert destination(calls) == ["DIALSTATUS=CANCEL"]
+
+
+@pytest.mark.parametrize("replies,commands,dest", [
+    ([["200 result=1 (TIMEOUT)"]], ['GET VARIABLE "QUEUESTATUS"'], "QUEUESTATUS=TIMEOUT"),
+    ([["200 result=0"], ["200 result=1 (Local/100@agent/n)"]],
+     ['GET VARIABLE "QUEUESTATUS"', 'GET VARIABLE "MEMBERINTERFACE"'], "QUEUE=CONNECTED"),
+    ([["HANGUP", "200 result=0"], ["200 result=0"]],
+     ['GET VARIABLE "QUEUESTATUS"', 'GET VARIABLE "MEMBERINTERFACE"'], "QUEUE=ABANDONED"),
+])
+def test_routes_queue(replies, commands, dest):
+    on_connect = OnConnect("queue", queue="sales", timeout_s=300)
+    sent, calls, _ = run(on_connect, ["200 result=0"], *replies)
+    assert sent == ['EXEC "Queue" "sales,t,,,300"'] + commands
+    assert destination(calls) == [dest]
+
+
+def test_routes_conference():
+    on_connect = OnConnect("conference", room="room1")
+    sent, calls, _ = run(on_connect, ["HANGUP", "200 result=-1"], ["200 result=1 (HANGUP)"])
+    assert sent == ['EXEC "ConfBridge" "room1"', 'GET VARIABLE "CONFBRIDGE_RESULT"']
+    assert destination(calls) == ["CONFBRIDGE_RESULT=HANGUP"]
+
+
+def test_routes_eof_during_exec_records_hangup():
+    on_connect = OnConnect("conference", room="room1")
+    sent, calls, _ = run(on_connect)
+    assert sent == ['EXEC "ConfBridge" "room1"']
+    assert destination(calls) == ["hangup"]
+
+
+def test_routes_on_connect_failure_records_error_and_raises():
+    transport = ScriptedAsterisk()
+    recorder = FakeRecorder()
+    router = Router(lambda name: {}[name], recorder, FakeClock())
+    with pytest.raises(KeyError):
+        router(make_channel(transport))
+    assert destination(recorder.calls) == ["error"] and transport.sent == []
+
+
+def test_routes_forged_token_records_nothing(caplog):
+    sent, calls, _ = run(OnConnect("message", sounds=("hello-world",)),
+                         args=("101", "ffffffff"))
+    assert sent == [] and calls == [("lookup", 101, "ffffffff")]
+    assert "attempt=101 script=connect uniqueid=1700000000.7 ignored" in caplog.text
+
+
+@pytest.mark.parametrize("args", [(), ("101",), ("abc", TOKEN), ("101", "XYZXYZXY"),
+                                  ("101", "0123"), ("-1", TOKEN), ("101", TOKEN.upper())])
+def test_routes_malformed_ids_are_not_looked_up(args, caplog):
+    sent, calls, _ = run(OnConnect("message", sounds=("x",)), args=args)
+    assert sent == [] and calls == []
+    assert "bad arguments" in caplog.text
+
+
+def test_routes_unknown_script_closes(caplog):
+    sent, calls, _ = run(OnConnect("message", sounds=("x",)), script="evil")
+    assert sent == [] and calls == []
+    assert "unknown script='evil'" in caplog.text
+
+
+def test_routes_result_records_outcome_without_commands():
+    sent, calls, _ = run(None, script=RESULT_SCRIPT,
+                         args=("101", TOKEN, "ANSWER", "16", "12", "20"))
+    assert sent == []
+    assert calls == [("result", 101, "ANSWER", "16", 12, 20)]
+
+
+@pytest.mark.parametrize("args", [("101", TOKEN, "", "", "", ""), ("101", TOKEN)])
+def test_routes_result_with_empty_or_missing_values(args):
+    _, calls, _ = run(None, script=RESULT_SCRIPT, args=args)
+    assert calls == [("result", 101, "", "", None, None)]
+
+
+def test_routes_result_unknown_attempt_is_logged_not_raised(caplog):
+    _, calls, _ = run(None, script=RESULT_SCRIPT, args=("999", TOKEN, "BUSY", "17", "", ""))
+    assert calls == [("result", 999, "BUSY", "17", None, None)]
+    assert "attempt=999 script=result" in caplog.text
