@@ -102,7 +102,7 @@ class Engine:
                 return
             if self.clock.monotonic() + wait >= deadline:
                 return
-            self.clock.sleep(wait)
+            self.clock.sleep(max(wait, 0.001))  # never a sleep too short to move a clock
 
     def _originate(self, item, cfg, campaign_id, ami):
         server = self.config.servers[cfg.server]

@@ -289,7 +289,7 @@ class AsteriskSandbox:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 30) -> None:
-        """Write a fresh configuration, start Asterisk and wait until the AMI accepts a login."""
+        """Write a fresh configuration, start Asterisk, wait for an AMI login and the full boot."""
         if self.running:
             raise SandboxError(f"sandbox {self.name}: already running (pid {self.pid})")
         ensure_chroot(self.root, build=False)
@@ -422,9 +422,14 @@ class AsteriskSandbox:
                                    f"{self._proc.returncode} during start:\n{self.log_tail()}")
             try:
                 ami_login("127.0.0.1", self.ami_port, user, secret)
-                return
             except OSError:
                 pass
+            else:
+                # The AMI accepts logins before the PBX is fully booted; an Originate sent then
+                # fails ("PBX requires Asterisk to be fully booted"). Wait for the boot too.
+                left = max(deadline - time.monotonic(), 1.0)
+                self._cli_run("core waitfullybooted", timeout=left)
+                return
             if time.monotonic() >= deadline:
                 raise SandboxError(f"sandbox {self.name}: AMI on 127.0.0.1:{self.ami_port} not up "
                                    f"in time (port taken?):\n{self.log_tail()}")

@@ -1,7 +1,8 @@
 """Shared fixtures: the real Asterisk 22 sandbox (agi_campaign.sandbox).
 
 A missing chroot FAILS the tests that need Asterisk (never skips): build it with
-tools/build-asterisk.sh (as root) or set AGI_CAMPAIGN_CHROOT.
+tools/build-asterisk.sh (as root) or set AGI_CAMPAIGN_CHROOT. AGI_CAMPAIGN_KEEP_SANDBOX=1 keeps
+each sandbox's directory (<chroot>/etc/acamp-<name>/, logs in log/) after the tests.
 """
 
 import os
@@ -33,8 +34,10 @@ class AsteriskFactory:
         return box
 
     def close(self):
+        keep = os.environ.get("AGI_CAMPAIGN_KEEP_SANDBOX") == "1"
         while self._boxes:
-            self._boxes.pop().cleanup()
+            box = self._boxes.pop()
+            box.stop() if keep else box.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,109 @@
+"""A dialer wired to sandbox Asterisk instances: shared by the demo, the integration tests and
+the benchmarks (one piece of code, so what the demo shows is what the tests check).
+
+`write_config` writes a config.yaml for one or more AsteriskSandbox servers; `callee_number`
+builds a number whose callee behaves as asked (see agi_campaign/data/sandbox-test.conf);
+`ChannelMonitor` counts, from Asterisk's own AMI events, how many callee legs are up at once.
+"""
+import collections
+import os
+import threading
+import time
+
+import yaml
+
+from agi_campaign.ami import AmiClient
+from agi_campaign.sandbox import DIAL_TEMPLATE
+
+BEHAVIOUR_DIGIT = {"answer": 1, "busy": 2, "noanswer": 3, "congestion": 4, "unavailable": 5}
+EXPECTED_OUTCOME = {"answer": "answered", "busy": "busy", "noanswer": "noanswer",
+                    "congestion": "congestion", "unavailable": "unavailable"}
+AREAS = ("202", "212", "303", "415", "312", "617", "713", "206")
+
+
+def callee_number(index, behaviour, hold_s=1):
+    """A valid US number (E.164) whose sandbox callee does `behaviour` (hold_s 1..9)."""
+    d4 = BEHAVIOUR_DIGIT[behaviour]
+    area = AREAS[index // 100 % len(AREAS)]
+    exchange = 200 + index // 800
+    return "+1%s%03d%d%d%02d" % (area, exchange, d4, hold_s, index % 100)
+
+
+def server_entry(sandbox, agi_url):
+    host, port, user, secret = sandbox.ami_credentials
+    return {"ami": {"host": host, "port": port, "username": user, "secret": secret},
+            "dial_template": DIAL_TEMPLATE, "agi_url": agi_url}
+
+
+def write_config(path, servers, fastagi_port, campaigns, db_url=None, dnc_lists=("blocked",),
+                 tick_ms=100, stop_deadline_s=30):
+    """Write a config for `servers` ({name: AsteriskSandbox}) and `campaigns` ({name: dict})."""
+    agi_url = "agi://127.0.0.1:%d" % fastagi_port
+    data = {
+        "database": {"url": db_url or "sqlite:///agi-campaign.db"},
+        "fastagi": {"host": "127.0.0.1", "port": fastagi_port},
+        "service": {"tick_ms": tick_ms, "stop_deadline_s": stop_deadline_s},
+        "servers": {name: server_entry(sb, agi_url) for name, sb in servers.items()},
+        "dnc_lists": {name: {"description": "demo list"} for name in dnc_lists},
+        "campaigns": campaigns,
+    }
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    os.chmod(path, 0o600)
+    return path
+
+
+def write_csv(path, phones, extra=None):
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write("phone,name\n")
+        for i, p in enumerate(phones):
+            fh.write("%s,%s\n" % (p, (extra or "guest") + str(i)))
+    return path
+
+
+class ChannelMonitor:
+    """Counts callee legs up at once on one Asterisk, from Newchannel/Hangup AMI events.
+
+    A callee leg is the channel Dial() creates in [agi-campaign-dialout]: with the sandbox's
+    dial template it is named `Local/<number>@acamp-test-callees-XXXXXXXX;1`.
+    """
+
+    def __init__(self, sandbox, marker="@acamp-test-callees-"):
+        host, port, user, secret = sandbox.ami_credentials
+        self.marker = marker
+        self.live = set()
+        self.peak = 0
+        self.started = 0
+        self.dialed = collections.Counter()
+        self.start_times = []
+        self._lock = threading.Lock()
+        self.client = AmiClient(name="monitor-" + sandbox.name, host=host, port=port,
+                                username=user, secret=secret)
+        self.client.add_listener(self._on_event)
+
+    def _is_callee_leg(self, channel):
+        return self.marker in channel and channel.endswith(";1")
+
+    def _on_event(self, event):
+        name, channel = event.get("Event"), event.get("Channel", "")
+        if not self._is_callee_leg(channel):
+            return
+        with self._lock:
+            if name == "Newchannel":
+                self.live.add(channel)
+                self.started += 1
+                self.start_times.append(time.monotonic())
+                self.dialed[channel.split("@", 1)[0][len("Local/"):]] += 1
+                self.peak = max(self.peak, len(self.live))
+            elif name == "Hangup":
+                self.live.discard(channel)
+
+    def __enter__(self):
+        self.client.start()
+        if not self.client.wait_connected(10):
+            raise RuntimeError("channel monitor could not log in to AMI")
+        return self
+
+    def __exit__(self, *exc):
+        self.client.stop()
+
