@@ -73,9 +73,10 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.debug else logging.WARNING
-    if args.command in ("run", "demo") and not args.debug:
-        level = getattr(logging, getattr(args, "log_level", "INFO"))
+    if args.command == "run" and not args.debug:
+        level = getattr(logging, args.log_level)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
     from agi_campaign.errors import AgiCampaignError
     from agi_campaign import commands
 

@@ -19,6 +19,7 @@ from agi_campaign.sandbox import AsteriskSandbox, ensure_chroot, free_port
 from agi_campaign.service import Service
 from agi_campaign.status import status
 
+CALLEE_LEG = r"@acamp-test-callees-.*;1$"
 MIX = (("answer", 55), ("busy", 15), ("noanswer", 10), ("congestion", 10), ("unavailable", 10))
 CAMPAIGN = {
     "caller_id": '"agi-campaign demo" <12025550100>', "type": "on_demand",
@@ -69,9 +70,10 @@ def _drive(service, config, phones, csv_path, out, timeout_s, ast):
         info = status(config, clock.now(), "demo")[0]
         c = info["numbers"]
         print("%5.1fs %-9s pending %3d  in flight %2d  done %3d  failed %3d  dnc %d  "
-              "(Asterisk channels up: %d)" % (time.monotonic() - began, info["state"],
-                                              c["pending"], info["in_flight"], c["done"],
-                                              c["failed"], c["dnc"], ast.count_channels()),
+              "(calls up on Asterisk: %d)" % (time.monotonic() - began, info["state"],
+                                             c["pending"], info["in_flight"], c["done"],
+                                             c["failed"], c["dnc"],
+                                             ast.count_channels(CALLEE_LEG)),
               file=out, flush=True)
         if info["state"] == "COMPLETED":
             break

@@ -165,6 +165,7 @@ class Engine:
         self.reap_failed_originates()
         for name, ami in self.amis.items():
             if not ami.connected:
+                self._reap_unreachable(name)
                 continue
             try:
                 live = self._live_attempts(ami)
@@ -199,3 +200,12 @@ class Engine:
                 self._absent.pop(aid, None)
                 self._finish(aid, Outcome.LOST, "no call on %s at reconcile" % name)
 
+    def _reap_unreachable(self, name):
+        """A server we cannot ask: its attempts older than service.stuck_after_s become lost."""
+        limit = to_db(self.clock.now() - datetime.timedelta(
+            seconds=self.config.service.stuck_after_s))
+        rows = list(Attempt.select(Attempt.id).where(
+            (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))
+            & (Attempt.created_at <= limit)))
+        for row in rows:
+            self._finish(row.id, Outcome.LOST, "server %s unreachable past stuck_after_s" % name)

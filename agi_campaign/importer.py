@@ -457,36 +457,35 @@ class _Run:
         self.existing = {phone for (phone,) in Number.select(Number.phone)
                          .where(Number.campaign == campaign_id).tuples()}
 
-    def reject(self, kind, line, raw, reason, cells):
-        setattr(self.report, kind, getattr(self.report, kind) + 1)
-        self.rejects.write(line, raw, reason, cells)
-
     def take(self, chunk, results):
         """Classify one chunk of rows, given their normalisation results."""
-        fresh = []
+        fresh, rejected = [], []
         for (line, cells, raw, extra, problem), (e164, why) in zip(chunk, results):
-            self.report.rows += 1
             if problem or why:
-                self.reject("invalid", line, raw, problem or why, cells)
+                rejected.append(("invalid", line, raw, problem or why, cells))
             elif e164 in self.seen:
-                self.reject("duplicates", line, raw,
-                            "duplicate of line %d (%s)" % (self.seen[e164], e164), cells)
+                rejected.append(("duplicates", line, raw, "duplicate of line %d (%s)"
+                                 % (self.seen[e164], e164), cells))
             elif e164 in self.existing:
                 self.seen[e164] = line
-                self.reject("duplicates", line, raw, "%s is already in the campaign" % e164,
-                            cells)
+                rejected.append(("duplicates", line, raw, "already in the campaign (%s)" % e164,
+                                 cells))
             else:
                 self.seen[e164] = line
                 fresh.append((line, cells, raw, extra, e164))
         listed = self.dnc.holding([row[4] for row in fresh])
         for line, cells, raw, extra, e164 in fresh:
             if e164 in listed:
-                self.reject("dnc", line, raw, "%s is on Do-Not-Call list %s"
-                            % (e164, ", ".join(listed[e164])), cells)
-            else:
-                self.report.imported += 1
-                if self.inserter is not None:
-                    self.inserter.add(e164, raw, extra)
+                rejected.append(("dnc", line, raw, "on Do-Not-Call list %s (%s)"
+                                 % (", ".join(listed[e164]), e164), cells))
+            elif self.inserter is not None:
+                self.inserter.add(e164, raw, extra)
+        report = self.report
+        report.rows += len(chunk)
+        report.imported += len(fresh) - len(listed)
+        for kind, line, raw, reason, cells in sorted(rejected, key=lambda r: r[1]):
+            setattr(report, kind, getattr(report, kind) + 1)
+            self.rejects.write(line, raw, reason, cells)
 
 
 def _chunks(records, layout, report):
@@ -558,6 +557,7 @@ def _import(campaign_id, path, dnc_lists, now, layout, records, report, rejects,
     total_chars, total_bytes = sizes
     pending = collections.deque()
     next_progress = PROGRESS_EVERY_ROWS
+    last_reported = [None]
 
     def settle():
         nonlocal next_progress
@@ -565,6 +565,7 @@ def _import(campaign_id, path, dnc_lists, now, layout, records, report, rejects,
         run.take(chunk, job.get())
         if progress is not None and report.rows >= next_progress:
             next_progress += PROGRESS_EVERY_ROWS
+            last_reported[0] = report.rows
             progress(report.rows, done * total_bytes // max(total_chars, 1), total_bytes)
 
     for chunk, done in _chunks(records, layout, report):
@@ -576,7 +577,7 @@ def _import(campaign_id, path, dnc_lists, now, layout, records, report, rejects,
         settle()
     if inserter is not None:
         inserter.flush()
-    if progress is not None:
+    if progress is not None and last_reported[0] != report.rows:
         progress(report.rows, total_bytes, total_bytes)
     assert report.rows == report.imported + report.duplicates + report.invalid + report.dnc, \
         report

@@ -154,3 +154,16 @@ def test_engine_scheduled_campaign_dials_only_inside_its_window(db):
     clock.set(dt.datetime(2026, 12, 7, 17, 0, tzinfo=dt.timezone.utc))
     engine.tick_states()
     assert Campaign.get_by_id(row.id).state == "ready"
+
+
+def test_engine_unreachable_server_attempts_are_reaped_after_stuck_after_s(db):
+    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
+    running(engine, row)
+    engine.dial("c1")
+    ami.connected = False
+    clock.advance(engine.config.service.stuck_after_s - 1)
+    engine.reconcile()
+    assert Attempt.get().status == "dialing"
+    clock.advance(2)
+    engine.reconcile()
+    assert Attempt.get().outcome == "lost"
