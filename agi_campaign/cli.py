@@ -15,6 +15,17 @@ log = logging.getLogger("agi_campaign.cli")
 DEFAULT_CONFIG = "config.yaml"
 
 
+def _positive_int(text):
+    """argparse type for counts: an integer 1..10000 (checked before anything starts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an integer" % text) from None
+    if not 1 <= value <= 10000:
+        raise argparse.ArgumentTypeError("must be 1..10000, got %d" % value)
+    return value
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="agi-campaign",
                                 description="Call-campaign dialer for Asterisk.")
@@ -65,7 +76,8 @@ def build_parser():
     st.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="run a demo campaign on a sandbox Asterisk 22")
-    demo.add_argument("--numbers", type=int, default=60)
+    demo.add_argument("--numbers", type=_positive_int, default=60,
+                      help="how many callees (1..10000, default 60)")
     demo.add_argument("--workdir", default=None)
     return p
 

@@ -46,6 +46,7 @@ def cmd_run(args):
     service.install_signal_handlers()
     service.start()
     service.run_forever()
+    return 1 if service.signals >= 2 else 0  # a second signal cut calls short
 
 
 def _progress_printer():
@@ -92,15 +93,31 @@ def cmd_dnc(args):
               .summary())
         return 0
     if args.action == "add":
-        added, already, invalid = dnc.add(args.list, args.numbers, region, clock.now(),
-                                          source="cli", known_lists=known)
-        for raw, why in invalid:
-            print("%r: %s" % (raw, why), file=sys.stderr)
-        print("added %d, already listed %d, invalid %d" % (added, already, len(invalid)))
-        return 2 if invalid else 0
+        _refuse_invalid(args.numbers, region, "dnc add %s" % args.list)
+        added, already, _ = dnc.add(args.list, args.numbers, region, clock.now(),
+                                    source="cli", known_lists=known)
+        print("added %d, already listed %d" % (added, already))
+        return 0
     removed = dnc.remove(args.list, args.numbers, region, known_lists=known)
     print("removed %d" % removed)
     return 0
+
+
+def _refuse_invalid(raws, region, where):
+    """PhoneError naming every invalid number, before anything is written (all or nothing,
+    like `dnc remove`)."""
+    from agi_campaign import phone
+    from agi_campaign.errors import PhoneError
+
+    bad = []
+    for raw in raws:
+        try:
+            phone.normalize(raw, region)
+        except PhoneError as err:
+            bad.append("%r (%s)" % (raw, err))
+    if bad:
+        raise PhoneError("%s: not a valid phone number (region %s): %s; nothing was added, "
+                         "fix or drop them and run it again" % (where, region, ", ".join(bad)))
 
 
 def _default_region(config):

@@ -186,7 +186,12 @@ class _Loader(yaml.SafeLoader):
 
 
 def _load_yaml(text):
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)          # the reader refuses control characters right here
+    except yaml.reader.ReaderError as err:
+        _fail("line %d: character %r is not allowed in YAML (a control character or binary "
+              "data); remove it" % (text.count("\n", 0, err.position) + 1, chr(err.character)
+                                    if isinstance(err.character, int) else err.character))
     try:
         node = loader.get_single_node()
         if node is None:

@@ -171,8 +171,9 @@ def remove(list_name, raws, region, *, known_lists):
     return removed
 
 
-def import_file(list_name, path, region, now, *, known_lists, source=None):
-    """Add every number of a file to a list, in one transaction; returns a DncImportReport."""
+def import_file(list_name, path, region, now, *, known_lists, source=None, workers=None):
+    """Add every number of a file to a list, in one transaction; returns a DncImportReport.
+    ``workers``: normalising processes, as for ``importer.import_csv``."""
     from agi_campaign import importer    # importer imports this module
 
     require_list(list_name, known_lists)
@@ -181,14 +182,16 @@ def import_file(list_name, path, region, now, *, known_lists, source=None):
     report = DncImportReport(list_name=list_name, filename=path)
     source = source or ("file " + os.path.basename(path))[:DncEntry.source.max_length]
     rows = _file_rows(importer, text, region, report)
-    with importer.pool_for(None, total_bytes) as pool, database.atomic():
+    with importer.pool_for(workers, total_bytes) as pool, database.atomic():
         normalizer = importer.Normalizer(region, pool)
         seen = set()
-        for start in range(0, len(rows), importer.CHUNK_ROWS):
-            chunk = rows[start:start + importer.CHUNK_ROWS]
-            results = normalizer.submit([raw if not problem else "" for _, raw, problem in chunk])
+        chunks = [rows[start:start + importer.CHUNK_ROWS]
+                  for start in range(0, len(rows), importer.CHUNK_ROWS)]
+        jobs = [normalizer.submit([raw if not problem else "" for _, raw, problem in chunk])
+                for chunk in chunks]                  # all queued: the pool works ahead
+        for chunk, job in zip(chunks, jobs):
             fresh = []
-            for (line, raw, problem), (e164, why) in zip(chunk, results.get()):
+            for (line, raw, problem), (e164, why) in zip(chunk, job.get()):
                 if problem or why:
                     report.invalid += 1
                     report.rejects.append((line, raw, problem or why))
@@ -201,7 +204,8 @@ def import_file(list_name, path, region, now, *, known_lists, source=None):
             report.added += added
             report.already += len(fresh) - added
         report.rows = len(rows)
-        assert report.rows == report.added + report.already + report.invalid, report
+        if report.rows != report.added + report.already + report.invalid:
+            raise AssertionError("DNC import counts do not add up, rolled back: %r" % (report,))
     return report
 
 

@@ -21,12 +21,17 @@ from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, Campaign
                                  NumberStatus, Outcome)
 from agi_campaign.pacing import Pacer
 from agi_campaign.phone import mask
+from agi_campaign.routes import ASTDB_FAMILY
 
 log = logging.getLogger(__name__)
 
 ORIGINATE_FAILURE_GRACE_S = 10.0
 RECONCILE_MIN_AGE_S = 15.0
 RECONCILE_ABSENT_S = 5.0
+# After an AMI (re)connection, wait this long before originating on that server: Asterisk accepts
+# AMI logins before it is fully booted and refuses originates until then ("PBX requires
+# Asterisk to be fully booted"); FullyBooted is a `system` event our minimal AMI user can't read.
+AMI_SETTLE_S = 2.0
 
 
 def in_flight_count(campaign_id):
@@ -59,6 +64,7 @@ class Engine:
         self._lock = threading.Lock()
         self._failed = {}
         self._absent = {}
+        self._ready_at = {}
 
     # ---- states -------------------------------------------------------------------------
     def tick_states(self):
@@ -81,6 +87,8 @@ class Engine:
         ami = self.amis[cfg.server]
         pacer = self.pacers[name]
         deadline = self.clock.monotonic() + self.tick_s
+        if self.clock.monotonic() < self._ready_at.get(cfg.server, 0.0):
+            return
         while not self.draining and ami.connected:
             row = Campaign.get_or_none(Campaign.name == name)
             now = self.clock.now()
@@ -135,6 +143,13 @@ class Engine:
             log.exception("attempt=%s could not be finished as %s", attempt_id, outcome.value)
 
     # ---- AMI events ---------------------------------------------------------------------
+    def on_ami_state(self, server_name, connected):
+        """A (re)connected server dials again only after AMI_SETTLE_S."""
+        if connected:
+            self._ready_at[server_name] = self.clock.monotonic() + AMI_SETTLE_S
+            log.info("server=%s AMI connected; dialing resumes in %.0f s", server_name,
+                     AMI_SETTLE_S)
+
     def on_ami_event(self, server_name, event):
         if event.get("Event") != "OriginateResponse" or event.get("Response") == "Success":
             return
@@ -172,7 +187,7 @@ class Engine:
             except AmiError as err:
                 log.warning("server=%s reconcile skipped: %s", name, err)
                 continue
-            self._reconcile_server(name, live)
+            self._reconcile_server(name, ami, live)
 
     def _live_attempts(self, ami):
         events = ami.collect({"Action": "CoreShowChannels"}, "CoreShowChannelsComplete", 10)
@@ -184,7 +199,7 @@ class Engine:
                     live.add(ids[0])
         return live
 
-    def _reconcile_server(self, name, live):
+    def _reconcile_server(self, name, ami, live):
         now, now_m = self.clock.now(), self.clock.monotonic()
         old = to_db(now - datetime.timedelta(seconds=RECONCILE_MIN_AGE_S))
         rows = list(Attempt.select(Attempt.id).where(
@@ -198,7 +213,21 @@ class Engine:
             first = self._absent.setdefault(aid, now_m)
             if now_m - first >= RECONCILE_ABSENT_S:
                 self._absent.pop(aid, None)
-                self._finish(aid, Outcome.LOST, "no call on %s at reconcile" % name)
+                if not self._recover_saved(ami, aid):
+                    self._finish(aid, Outcome.LOST, "no call on %s at reconcile" % name)
+
+    def _recover_saved(self, ami, attempt_id):
+        """Record the result the dialplan saved in AstDB when it could not reach us."""
+        saved = saved_result(ami, attempt_id)
+        att = Attempt.get_or_none(Attempt.id == attempt_id)
+        if saved is None or att is None or saved[0] != att.token:
+            return False
+        token, dial_status, cause, answered, dialed = saved
+        self.recorder.record_result(attempt_id, token, dial_status, cause, answered or None,
+                                    dialed or None, self.clock.now(),
+                                    note="recovered from AstDB at reconcile")
+        log.info("attempt=%s result recovered from AstDB: %s", attempt_id, dial_status)
+        return True
 
     def _reap_unreachable(self, name):
         """A server we cannot ask: its attempts older than service.stuck_after_s become lost."""
@@ -209,3 +238,18 @@ class Engine:
             & (Attempt.created_at <= limit)))
         for row in rows:
             self._finish(row.id, Outcome.LOST, "server %s unreachable past stuck_after_s" % name)
+
+
+def saved_result(ami, attempt_id):
+    """(token, DIALSTATUS, HANGUPCAUSE, ANSWEREDTIME, DIALEDTIME) saved by the dialplan's hangup
+    handler in AstDB (family agi-campaign), or None if there is none or AMI cannot tell."""
+    try:
+        events = ami.collect({"Action": "DBGet", "Family": ASTDB_FAMILY,
+                              "Key": str(attempt_id)}, "DBGetComplete", 5)
+    except AmiError:
+        return None
+    for ev in events:
+        parts = (ev.get("Val") or "").split("^")
+        if ev.get("Event") == "DBGetResponse" and len(parts) == 5:
+            return tuple(parts)
+    return None

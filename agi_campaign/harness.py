@@ -13,6 +13,7 @@ import time
 import yaml
 
 from agi_campaign.ami import AmiClient
+from agi_campaign.dialer import parse_channel_id
 from agi_campaign.sandbox import DIAL_TEMPLATE
 
 BEHAVIOUR_DIGIT = {"answer": 1, "busy": 2, "noanswer": 3, "congestion": 4, "unavailable": 5}
@@ -76,6 +77,9 @@ class ChannelMonitor:
         self.started = 0
         self.dialed = collections.Counter()
         self.start_times = []
+        self.number_live = collections.Counter()
+        self.number_peak = 0
+        self.attempt_ids = set()
         self._lock = threading.Lock()
         self.client = AmiClient(name="monitor-" + sandbox.name, host=host, port=port,
                                 username=user, secret=secret)
@@ -86,17 +90,26 @@ class ChannelMonitor:
 
     def _on_event(self, event):
         name, channel = event.get("Event"), event.get("Channel", "")
+        if name == "Newchannel":
+            ids = parse_channel_id(event.get("Uniqueid"))
+            if ids:
+                with self._lock:
+                    self.attempt_ids.add(ids[0])
         if not self._is_callee_leg(channel):
             return
+        number = channel.split("@", 1)[0][len("Local/"):]
         with self._lock:
-            if name == "Newchannel":
+            if name == "Newchannel" and channel not in self.live:
                 self.live.add(channel)
                 self.started += 1
                 self.start_times.append(time.monotonic())
-                self.dialed[channel.split("@", 1)[0][len("Local/"):]] += 1
+                self.dialed[number] += 1
                 self.peak = max(self.peak, len(self.live))
-            elif name == "Hangup":
+                self.number_live[number] += 1
+                self.number_peak = max(self.number_peak, self.number_live[number])
+            elif name == "Hangup" and channel in self.live:
                 self.live.discard(channel)
+                self.number_live[number] -= 1
 
     def __enter__(self):
         self.client.start()

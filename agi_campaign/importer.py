@@ -28,7 +28,10 @@ Rules (the contract of ``import_csv``):
   exception (including one raised by ``progress``) rolls everything back. The rejects file
   (``line,raw,reason`` then the original cells; default ``<csv>.rejects.csv``) lists every row
   not imported, is written to a temporary file and renamed into place only after the commit.
-  ``dry_run`` writes nothing to the database or the disk.
+  ``dry_run`` writes nothing to the database or the disk (and takes no write lock).
+- On SQLite the transaction holds the write lock for the whole import (~25 s for 1M rows):
+  claims wait meanwhile (busy_timeout 30 s). Memory: the file's text plus a set of the
+  campaign's numbers and a dict of the file's (~500 MB peak for 1M rows).
 
 Performance: ``phonenumbers`` costs ~28 us a number, ~28 s of CPU for 1M rows, so files over
 ``PARALLEL_MIN_BYTES`` are normalised by a pool of worker processes (spawned, not forked: the
@@ -37,6 +40,10 @@ repeated raw strings are normalised once (a bounded memo keyed on the exact raw 
 can never accept what ``phone.normalize`` rejects). Peewee's ``insert_many`` builds SQL at
 ~70 us a row, more than the rest of the import together; so the INSERT for a full chunk is
 built once by ``Number.insert_many`` and executed again with each chunk's parameters.
+Measured on 2 cores, SQLite WAL: 1M rows with two extra columns in ~25 s.
+
+Length: over the ~400-line guide because reading rules, row layout and the pipeline serve
+only this import; the reading half (``read_text`` .. ``Layout``) could become its own module.
 """
 import codecs
 import collections
@@ -136,16 +143,15 @@ def read_text(path):
 
 
 def iter_records(text):
-    """Yield ``(line, cells, chars_done)`` for each non-empty CSV record; ``line`` is the
-    physical line the record starts on."""
+    """Yield ``(line, cells, chars_done)`` for each CSV record (``[]`` for an empty line);
+    ``line`` is the physical line the record starts on."""
     if csv.field_size_limit() < len(text) + 1:
         csv.field_size_limit(len(text) + 1)     # every field fits; sizes are checked per row
     stream = io.StringIO(text, newline="")
     reader = csv.reader(stream)
     line = 1
     for cells in reader:
-        if cells:
-            yield line, cells, stream.tell()
+        yield line, cells, stream.tell()
         line = reader.line_num + 1
 
 
@@ -154,11 +160,11 @@ def record_problem(cells):
     size = sum(map(len, cells))
     if size <= MAX_FIELD_CHARS:
         return None
-    if size + len(cells) - 1 > MAX_RECORD_CHARS:
-        return "record longer than %d characters" % MAX_RECORD_CHARS
     for i, cell in enumerate(cells):
         if len(cell) > MAX_FIELD_CHARS:
             return "field %d longer than %d characters" % (i + 1, MAX_FIELD_CHARS)
+    if size + len(cells) - 1 > MAX_RECORD_CHARS:
+        return "record longer than %d characters" % MAX_RECORD_CHARS
     return None
 
 
@@ -519,19 +525,19 @@ def import_csv(campaign_id, path, region, dnc_lists, now, dry_run=False, rejects
         raise NotFoundError("campaign id %s does not exist" % (campaign_id,))
     text, total_bytes = read_text(path)
     records = iter_records(text)
-    first = next(records, None)
+    first, blank = next(records, None), 0
     while first is not None and is_blank(first[1]):
-        first = next(records, None)
+        first, blank = next(records, None), blank + 1
     layout = Layout(0, None)
     if first is not None:
         layout = Layout.detect(first[1], name, region, phone_column)
         if layout.header is None:
             records = itertools.chain([first], records)
-    report = ImportReport(dry_run=dry_run, filename=path)
+    report = ImportReport(dry_run=dry_run, filename=path, blank=blank)
     rejects = _NoRejects() if dry_run else RejectsWriter(rejects_path or path + ".rejects.csv",
                                                          layout.header)
     try:
-        transaction = database.connection_context() if dry_run else database.atomic()
+        transaction = contextlib.nullcontext() if dry_run else database.atomic()
         with pool_for(workers, total_bytes) as pool, transaction:
             _import(campaign_id, path, dnc_lists, now, layout, records, report, rejects,
                     Normalizer(region, pool), progress, (len(text), total_bytes))
@@ -540,7 +546,12 @@ def import_csv(campaign_id, path, region, dnc_lists, now, dry_run=False, rejects
             rejects.discard()
         raise
     if not dry_run:
-        report.rejects_path = rejects.commit()
+        try:
+            report.rejects_path = rejects.commit()
+        except OSError as err:
+            raise CsvImportError("%s: batch %d was imported, but the rejects file %s could not "
+                                 "be written: %s" % (name, report.batch_id, rejects.path,
+                                                     err.strerror or err)) from None
     log.info("import campaign=%s batch=%s %s", campaign_id, report.batch_id, report.summary())
     return report
 
@@ -579,8 +590,8 @@ def _import(campaign_id, path, dnc_lists, now, layout, records, report, rejects,
         inserter.flush()
     if progress is not None and last_reported[0] != report.rows:
         progress(report.rows, total_bytes, total_bytes)
-    assert report.rows == report.imported + report.duplicates + report.invalid + report.dnc, \
-        report
+    if report.rows != report.imported + report.duplicates + report.invalid + report.dnc:
+        raise AssertionError("import counts do not add up, rolled back: %r" % (report,))
     if not report.dry_run:
         final = os.path.abspath(rejects.path) if rejects.count else None
         (ImportBatch.update(finished_at=to_db(now), rows=report.rows, imported=report.imported,

@@ -80,10 +80,11 @@ class Recorder:
             Attempt.id == int(attempt_id)).execute()
 
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
-                      now):
+                      now, note=None):
         """The outcome from the hangup handler. Returns False if the attempt had already ended."""
         att = self._attempt(attempt_id, token)
-        return self.finish(att, outcome_for(dial_status), now, dial_status=dial_status or None,
+        return self.finish(att, outcome_for(dial_status), now, note=note,
+                           dial_status=dial_status or None,
                            hangup_cause=_int_or_none(hangup_cause),
                            billsec_s=_float_or_none(answered_s))
 

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_SCRIPT = "connect"
 RESULT_SCRIPT = "result"
+ASTDB_FAMILY = "agi-campaign"
 
 _ATTEMPT_RE = re.compile(r"^[0-9]{1,18}$")
 _TOKEN_RE = re.compile(r"^[0-9a-f]{8,64}$")
@@ -86,6 +87,19 @@ class Router:
             self._clock.now())
         log.info("attempt=%s script=%s uniqueid=%s dialstatus=%s hangupcause=%s",
                  attempt_id, channel.script, channel.uniqueid, dial_status, hangup_cause)
+        _forget_saved_result(channel, attempt_id)
+
+
+def _forget_saved_result(channel, attempt_id):
+    """Delete the copy of the result the dialplan kept in AstDB: it is recorded now.
+
+    The copy (family ASTDB_FAMILY, key = attempt id) is what recovery reads when this FastAGI
+    call could not be made (service down); DATABASE DEL is allowed on a dead channel.
+    """
+    try:
+        channel.command("DATABASE DEL", ASTDB_FAMILY, str(attempt_id))
+    except AgiError as err:
+        log.debug("attempt=%s could not delete the AstDB copy: %s", attempt_id, err)
 
 
 def _ids(channel):

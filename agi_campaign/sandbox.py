@@ -55,7 +55,7 @@ MODULES = (
     "app_dial", "app_playback", "app_stack", "app_exec", "app_verbose", "app_userevent",
     "app_queue", "app_confbridge", "app_echo",
     "func_channel", "func_callerid", "func_logic", "func_strings", "func_hangupcause",
-    "func_dialplan", "func_global",
+    "func_dialplan", "func_global", "func_db",
     "bridge_simple", "bridge_softmix", "bridge_holding", "bridge_builtin_features",
     "codec_gsm", "codec_ulaw", "codec_alaw", "codec_a_mu", "codec_resample",
     "format_gsm", "format_wav", "format_wav_gsm", "format_pcm", "format_sln",
@@ -149,7 +149,10 @@ def data_text(filename: str) -> str:
 
 def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: int = 3,
                   ami_read: str = AMI_READ, ami_write: str = AMI_WRITE) -> dict[str, str]:
-    """The sandbox's configuration files, {filename: text}; paths are as seen inside the chroot."""
+    """The sandbox's configuration files, {filename: text}; paths are as seen inside the chroot.
+
+    Pure (no I/O besides reading package data) and long only because it is the config text.
+    """
     etc = f"/etc/acamp-{name}"
     loads = "".join(f"load => {mod}.so\n" for mod in MODULES)
     return {

@@ -63,6 +63,8 @@ class Service:
             self.engine = Engine(self.config, self.clock, self.amis, recorder)
             for name, ami in self.amis.items():
                 ami.add_listener(lambda ev, name=name: self._on_event(name, ev))
+                ami.add_state_listener(
+                    lambda up, name=name: self.engine.on_ami_state(name, up))
             self._start_scheduler()
         except BaseException:
             self.shutdown()

@@ -167,3 +167,14 @@ def test_engine_unreachable_server_attempts_are_reaped_after_stuck_after_s(db):
     clock.advance(2)
     engine.reconcile()
     assert Attempt.get().outcome == "lost"
+
+
+def test_engine_waits_after_an_ami_reconnection_before_dialing(db):
+    engine, ami, clock, row, rec = setup(config(max_channels=2), count=2)
+    running(engine, row)
+    engine.on_ami_state("main", True)
+    engine.dial("c1")
+    assert ami.originates() == []
+    clock.advance(2.1)
+    engine.dial("c1")
+    assert len(ami.originates()) == 2

@@ -208,11 +208,12 @@ def test_routes_unknown_script_closes(caplog):
     assert "unknown script='evil'" in caplog.text
 
 
-def test_routes_result_records_outcome_without_commands():
+def test_routes_result_records_outcome_then_deletes_the_astdb_copy():
     sent, calls, _ = run(None, script=RESULT_SCRIPT,
                          args=("101", TOKEN, "ANSWER", "16", "12", "20"))
-    assert sent == []
     assert calls == [("result", 101, "ANSWER", "16", 12, 20)]
+    assert len(sent) == 1 and sent[0].startswith("DATABASE DEL") and "agi-campaign" in sent[0]
+    assert '"101"' in sent[0]
 
 
 @pytest.mark.parametrize("args", [("101", TOKEN, "", "", "", ""), ("101", TOKEN)])
