@@ -73,7 +73,7 @@ def open_database(url, base_dir=None, create=True):
     if create:
         try:
             create_tables()
-        except peewee.OperationalError as err:
+        except peewee.DatabaseError as err:
             raise StartupError("database %s cannot be opened for writing: %s; check the path "
                                "and its permissions, or database.url" % (_safe(url), err)) from err
     return db

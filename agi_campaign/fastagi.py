@@ -396,6 +396,7 @@ class FastAgiServer:
             line = agi.decode_line(raw)
             if line == "":
                 break
+            agi.parse_env([line])      # a line that is not agi_<name>: closes at once
             lines.append(line)
         return agi.parse_env(lines)
 
