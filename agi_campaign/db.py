@@ -3,11 +3,19 @@
 `database` is a Peewee DatabaseProxy that the models bind to; `open_database` initialises it.
 SQLite is opened in WAL mode with a 30 s busy timeout and IMMEDIATE write transactions (so a
 read-then-write transaction never fails with SQLITE_BUSY_SNAPSHOT), one connection per thread.
+
+Connections are pooled (playhouse.pool): the service wraps every FastAGI session and AMI event
+in `connection_context()`, and opening a connection each time cost more than the work done in
+it (bench/: Peewee's `connect()`/`close()` run under one global lock, and a new SQLite
+connection runs five PRAGMAs, a new PostgreSQL one forks a backend). The pool has no size cap,
+like the connection-per-thread scheme it replaces; connections older than POOL_STALE_S are
+closed when next checked in or out.
 """
 import os
 import urllib.parse
 
 import peewee
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from agi_campaign.errors import ConfigError, StartupError
 
@@ -20,6 +28,7 @@ SQLITE_PRAGMAS = {
     "cache_size": -64000,
     "busy_timeout": 30000,
 }
+POOL_STALE_S = 300
 
 
 def is_postgres(db=None):
@@ -37,19 +46,24 @@ def _sqlite(url, base_dir):
         if not os.path.isdir(folder):
             raise StartupError("database %s: folder %s does not exist; create it or change "
                                "database.url" % (url, folder))
-    return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=30,
-                                 lock_type="IMMEDIATE", check_same_thread=False)
+    # `timeout` of a pooled database is the wait for a free connection (none: no cap); the
+    # SQLite busy timeout is the busy_timeout PRAGMA.
+    return PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, max_connections=None,
+                                stale_timeout=POOL_STALE_S, lock_type="IMMEDIATE",
+                                check_same_thread=False)
 
 
 def _postgres(url):
     parts = urllib.parse.urlsplit(url)
-    return peewee.PostgresqlDatabase(
+    return PooledPostgresqlDatabase(
         (parts.path or "/").lstrip("/") or "postgres",
         user=urllib.parse.unquote(parts.username) if parts.username else None,
         password=urllib.parse.unquote(parts.password) if parts.password else None,
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5432,
         autoconnect=True,
+        max_connections=None,
+        stale_timeout=POOL_STALE_S,
     )
 
 

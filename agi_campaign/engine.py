@@ -32,6 +32,7 @@ RECONCILE_ABSENT_S = 5.0
 # AMI logins before it is fully booted and refuses originates until then ("PBX requires
 # Asterisk to be fully booted"); FullyBooted is a `system` event our minimal AMI user can't read.
 AMI_SETTLE_S = 2.0
+REFUSED_BACKOFF_S = 5.0
 
 
 def in_flight_count(campaign_id):
@@ -63,6 +64,7 @@ class Engine:
         self.draining = False
         self._lock = threading.Lock()
         self._failed = {}
+        self._refused = {}
         self._absent = {}
         self._ready_at = {}
 
@@ -118,9 +120,10 @@ class Engine:
         log.info("attempt=%s campaign=%s number=%s originate server=%s", item.attempt_id,
                  cfg.name, mask(item.phone), cfg.server)
         future = ami.send(action)
-        future.add_done_callback(lambda f, item=item: self._originate_done(item, f))
+        future.add_done_callback(
+            lambda f, item=item, server=cfg.server: self._originate_done(item, server, f))
 
-    def _originate_done(self, item, future):
+    def _originate_done(self, item, server, future):
         err = future.exception()
         if err is None:
             return
@@ -129,10 +132,14 @@ class Engine:
             log.warning("attempt=%s originate unconfirmed: %s", item.attempt_id, err)
             return
         # This runs on the AMI reader thread: no database work here; the reaper finishes it.
+        # Asterisk did not queue the call: the attempt is `refused` (it does not count), and
+        # the server rests REFUSED_BACKOFF_S so that a shutting-down or misconfigured Asterisk
+        # is not hammered.
         note = "originate refused: %s" % (err,)
         log.warning("attempt=%s %s", item.attempt_id, note)
         with self._lock:
-            self._failed[item.attempt_id] = (self.clock.monotonic(), note)
+            self._refused[item.attempt_id] = note
+            self._ready_at[server] = self.clock.monotonic() + REFUSED_BACKOFF_S
 
     def _finish(self, attempt_id, outcome, note):
         try:
@@ -167,6 +174,9 @@ class Engine:
             due = [(aid, r) for aid, (t, r) in self._failed.items() if t <= now_m]
             for aid, _ in due:
                 del self._failed[aid]
+            refused, self._refused = self._refused, {}
+        for aid, note in refused.items():
+            self._finish(aid, Outcome.REFUSED, note[:200])
         for aid, note in due:
             self._finish(aid, Outcome.FAILED, note[:200])
 

@@ -42,6 +42,7 @@ class Outcome(str, enum.Enum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     LOST = "lost"
+    REFUSED = "refused"  # Asterisk refused the Originate: no call placed, does not count
 
 
 class BaseModel(peewee.Model):

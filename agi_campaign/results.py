@@ -6,7 +6,8 @@ HANGUPCAUSE), and recovery (an attempt whose call no longer exists becomes `lost
 conditional on the attempt not being ended yet, so a second or late writer changes nothing.
 
 When an attempt ends, its number moves on: answered -> done; otherwise back to pending after
-the campaign's retry delay, or failed once it has had max_attempts attempts.
+the campaign's retry delay, or failed once it has had max_attempts attempts. An attempt whose
+Originate Asterisk refused (`refused`: no call was placed) does not count toward max_attempts.
 """
 import dataclasses
 import datetime as dt
@@ -106,8 +107,20 @@ class Recorder:
         return True
 
 
+REFUSED_RETRY_S = 10
+
+
 def _advance_number(number_id, outcome, policy, now):
     number = Number.get_by_id(number_id)
+    if outcome == Outcome.REFUSED:
+        # Asterisk answered the Originate with an error: nobody was called, so the claim's
+        # attempt is given back and the number is due again shortly.
+        (Number.update(status=NumberStatus.PENDING.value, attempts=Number.attempts - 1,
+                       last_outcome=outcome.value, updated_at=to_db(now),
+                       next_attempt_at=to_db(now + dt.timedelta(seconds=REFUSED_RETRY_S)))
+         .where((Number.id == number_id) & (Number.status == NumberStatus.IN_FLIGHT.value))
+         .execute())
+        return
     if outcome == Outcome.ANSWERED:
         status, next_at = NumberStatus.DONE, number.next_attempt_at
     elif number.attempts >= policy.max_attempts:

@@ -45,13 +45,15 @@ def prepare_db(config, name, phones, tmp_path, dnc_phones=()):
 def check_invariants(name, plan, mon, max_attempts, max_channels, dnc_phones=()):
     nums = numbers_of(name)
     atts = collections.defaultdict(list)
-    for att in Attempt.select(Attempt, Number).join(Number):
-        atts[att.number.phone].append(att)
+    refused = Attempt.select().where(Attempt.outcome == "refused").count()
+    for att in Attempt.select(Attempt, Number).join(Number).where(
+            (Attempt.outcome.is_null()) | (Attempt.outcome != "refused")):
+        atts[att.number.phone].append(att)  # refused originates placed no call
     unfinished = [p for p, n in nums.items() if n.status not in ("done", "failed", "dnc")]
     over = [p for p, lst in atts.items() if len(lst) > max_attempts]
     in_flight = Attempt.select().where(Attempt.status != "ended").count()
     db_ids = {a.id for lst in atts.values() for a in lst}
-    unseen = mon.attempt_ids - db_ids
+    unseen = mon.attempt_ids - db_ids  # a refused originate has no channel
     legs_over = [n for n, c in mon.dialed.items() if c > len(atts.get("+" + n, []))]
     dnc_dialed = [p for p in dnc_phones if p[1:] in mon.dialed]
     wrong = [p for p, kind in plan.items() if p in nums and nums[p].status == "done"
@@ -65,7 +67,8 @@ def check_invariants(name, plan, mon, max_attempts, max_channels, dnc_phones=())
                "over_max_attempts": len(over), "left_in_flight": in_flight,
                "asterisk_calls_without_attempt": len(unseen) + len(legs_over),
                "dnc_dialed": len(dnc_dialed), "wrongly_done": len(wrong),
-               "recovered_from_astdb": recovered, "outcomes": dict(outcomes)}
+               "recovered_from_astdb": recovered, "refused_originates": refused,
+               "outcomes": dict(outcomes)}
     print("FIGURES", figures)
     assert unfinished == [] and over == [] and in_flight == 0
     assert unseen == set() and legs_over == []

@@ -86,16 +86,25 @@ def test_engine_dnc_added_while_running_is_not_dialed(db):
     assert Number.get(Number.phone == blocked).status == "dnc"
 
 
-def test_engine_refused_originate_ends_attempt_as_failed(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
+def test_engine_refused_originate_does_not_count_and_rests_the_server(db):
+    engine, ami, clock, row, rec = setup(config(max_channels=1, max_attempts=1), count=1)
     ami.refuse = True
     running(engine, row)
     engine.dial("c1")
     engine.reap_failed_originates()
     att = Attempt.get()
-    assert (att.status, att.outcome) == ("ended", "failed")
+    assert (att.status, att.outcome) == ("ended", "refused")
     assert "Extension does not exist" in att.note
-    assert Number.get().status == "pending"  # max_attempts 2: it will be retried
+    number = Number.get()
+    assert (number.status, number.attempts) == ("pending", 0)  # nobody was called
+    ami.refuse = False
+    clock.advance(4)
+    engine.dial("c1")
+    assert len(ami.originates()) == 1  # the server rests after a refusal
+    clock.advance(10)
+    engine.dial("c1")
+    assert len(ami.originates()) == 2
+    assert Number.get().attempts == 1
 
 
 def test_engine_failed_originate_event_waits_for_the_dialplan_result(db):

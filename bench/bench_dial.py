@@ -1,0 +1,155 @@
+"""Benchmark 1: end-to-end dialing rate, ours vs a raw AMI + FastAGI loop on the same Asterisk.
+
+Ours: `agi-campaign run` (child process) dials a campaign of N numbers whose callees answer at
+once; on_connect plays the 20 ms sound; max_channels 200, delay_ms 0, tick 200 ms (the
+default). Rate = attempts ended / (last ended_at - first created_at), from the database.
+
+Baseline A (the goal's baseline, as in ASTERISK.md): a plain-socket AMI client sends async
+Originates of `Local/<callee>@acamp-test-callees` into `[bench-raw-connect]`, whose answered
+leg runs a FastAGI `connect` script on a plain threaded server (read env, STREAM FILE the same
+20 ms sound, close), at most 200 in flight (a slot frees when the script ends). Run before and
+after ours; the better run is the baseline.
+
+Baseline B (for diagnosis): the same raw loop, but each call goes through our own dialplan
+(`Local/<id>@agi-campaign-dialout/n`, hangup handler, AstDB copy, the `result` FastAGI script
+answered with DATABASE DEL): the best any Python dialer can do with this dialplan; a slot frees
+when `result` arrives. ours/B is what our Python costs; B/A what the dialplan design costs.
+"""
+import os
+import threading
+import time
+
+from common import main_for, row  # noqa: E402  (common puts the repo on sys.path)
+
+from agi_campaign import campaigns, harness
+from agi_campaign.clock import SystemClock
+from agi_campaign.config import load_config
+from agi_campaign.db import open_database
+from agi_campaign.models import Attempt, Campaign
+
+import common
+import sandbox_env
+
+N_CALLS = int(os.environ.get("BENCH_DIAL_CALLS", "5000"))
+IN_FLIGHT = 200
+
+
+def raw_loop(box, n, dialplan):
+    """Calls completed per second by the raw loop; dialplan 'A' (minimal) or 'B' (ours)."""
+    slots = threading.BoundedSemaphore(IN_FLIGHT)
+    done = threading.Semaphore(0)
+    sound = sandbox_env.tick_sound(box)
+
+    def commands(env):
+        script = env.get("agi_network_script", "")
+        if script.startswith("connect"):
+            return ['STREAM FILE %s ""' % sound]
+        if script.startswith("result"):
+            return ["DATABASE DEL agi-campaign %s" % env.get("agi_arg_1", "")]
+        return []
+
+    finish_on = "connect" if dialplan == "A" else "result"
+
+    def on_done(env):
+        if env.get("agi_network_script", "").startswith(finish_on):
+            slots.release()
+            done.release()
+
+    def on_failure():
+        slots.release()
+        done.release()
+
+    with common.PlainAgiServer(commands, on_done) as agi:
+        url = "agi://127.0.0.1:%d" % agi.port
+        ami = sandbox_env.RawAmi(box, on_failure)
+        try:
+            began = time.monotonic()
+            for i in range(n):
+                slots.acquire()
+                callee = harness.callee_number(i, "answer", hold_s=1)[1:]
+                if dialplan == "A":
+                    ami.originate({"Channel": "Local/%s@acamp-test-callees" % callee,
+                                   "Context": "bench-raw-connect", "Exten": "s",
+                                   "Priority": "1", "Timeout": "15000"},
+                                  ["BENCH_AGI=%s" % url])
+                else:
+                    token = "%016x" % (i + 1)
+                    ami.originate({"Channel": "Local/%d@agi-campaign-dialout/n" % (i + 1),
+                                   "Context": "agi-campaign-connect", "Exten": "s",
+                                   "Priority": "1", "Timeout": "15000",
+                                   "ChannelId": "raw-%d-%s" % (i + 1, token),
+                                   "OtherChannelId": "raw-%d-%s-2" % (i + 1, token)},
+                                  ["ACAMP_ATTEMPT=%d" % (i + 1), "ACAMP_TOKEN=%s" % token,
+                                   "ACAMP_DIAL=Local/%s@acamp-test-callees" % callee,
+                                   "ACAMP_TIMEOUT=5", "ACAMP_AGI=%s" % url,
+                                   "ACAMP_CAMPAIGN=1"])
+            for _ in range(n):
+                if not done.acquire(timeout=60):
+                    raise RuntimeError("raw loop %s: calls stopped completing" % dialplan)
+            took = time.monotonic() - began
+        finally:
+            ami.close()
+    sandbox_env.wait_idle(box)
+    return n / took, ami.failures
+
+
+def ours(box, workdir, n):
+    """Calls completed per second by `agi-campaign run` on a campaign of n answering callees."""
+    cfg = {"rate": sandbox_env.campaign(box, max_channels=IN_FLIGHT, delay_ms=0)}
+    path, port, db_url = sandbox_env.write_service_config(workdir, box, cfg)
+    config = load_config(str(path))
+    open_database(db_url)
+    clock = SystemClock()
+    rows = campaigns.sync_campaigns(config, clock.now())
+    phones = ["+" + harness.callee_number(i, "answer", hold_s=1)[1:] for i in range(n)]
+    from agi_campaign.clock import to_db
+    sandbox_env.insert_numbers(rows["rate"].id, phones, to_db(clock.now()))
+    service = common.ServiceProcess(path, "%s/service.log" % workdir, port).start()
+    spy = common.profile(service.pid, workdir, "dial")
+    try:
+        time.sleep(2.5)  # the engine's AMI settle delay
+        campaigns.apply_command("rate", "start", clock.now())
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if Campaign.get(Campaign.name == "rate").state == "completed":
+                break
+        else:
+            raise RuntimeError("campaign did not complete:\n" + service.log_tail())
+    finally:
+        common.profile_stop(spy)
+        service.stop()
+    q = Attempt.select()
+    first = min(a.created_at for a in q)
+    last = max(a.ended_at for a in q if a.ended_at)
+    answered = Attempt.select().where(Attempt.outcome == "answered").count()
+    total = q.count()
+    sandbox_env.wait_idle(box)
+    return total / (last - first).total_seconds(), answered, total
+
+
+def run(workdir):
+    box = sandbox_env.start_sandbox()
+    try:
+        raw_a1, fail_a1 = raw_loop(box, N_CALLS, "A")
+        raw_b, fail_b = raw_loop(box, N_CALLS, "B")
+        rate, answered, total = ours(box, workdir, N_CALLS)
+        raw_a2, fail_a2 = raw_loop(box, N_CALLS, "A")
+    finally:
+        box.stop()
+    base = max(raw_a1, raw_a2)
+    note = ("%d calls, 200 in flight, 20 ms message; %d/%d answered; raw A runs %.0f and %.0f "
+            "calls/s (%d failed originates)" % (N_CALLS, answered, total, raw_a1, raw_a2,
+                                                fail_a1 + fail_a2))
+    return [
+        row("1 dialing rate", "calls completed/s vs raw loop A (minimal dialplan)", rate, base,
+            "calls/s", ">= 0.5", rate / base >= 0.5, note=note),
+        row("1 dialing rate", "calls completed/s vs raw loop B (our dialplan, plain Python)",
+            rate, raw_b, "calls/s", "(diagnosis)", None,
+            note="B/A = %.2f: the cost of our dialplan (4 channels, 2 FastAGI sessions, AstDB "
+                 "per call)%s" % (raw_b / base, "; %d failed" % fail_b if fail_b else "")),
+    ]
+
+
+if __name__ == "__main__":
+    main_for(run)

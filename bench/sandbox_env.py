@@ -1,0 +1,143 @@
+"""The benchmark's Asterisk: one sandbox with the contexts the raw baselines need, a 20 ms
+sound, and helpers to write a service config and load numbers fast.
+
+The sound `/etc/acamp-<name>/tick` is one GSM frame (20 ms) cut from the stock
+`ascending-2tone.gsm`: the shortest message a `message` on_connect can play, so that a call
+lasts as little as the dialplan allows and the dialing rate is not capped by playback
+(200 calls in flight / 20 ms).
+"""
+import os
+import socket
+import threading
+import time
+
+from agi_campaign import harness
+from agi_campaign.sandbox import AsteriskSandbox, free_port
+
+EXTRA_DIALPLAN = """
+[bench-raw-connect]
+; baseline A: the answered leg of a raw originate runs one minimal FastAGI script
+exten => s,1,AGI(${BENCH_AGI}/connect)
+ same => n,Hangup()
+"""
+SOUND_SOURCE = "usr/share/asterisk/sounds/en_US_f_Allison/ascending-2tone.gsm"
+GSM_FRAME = 33
+
+
+def start_sandbox(name="bench"):
+    box = AsteriskSandbox(name, verbose=0,
+                          extra_conf={"extensions-extra.conf": EXTRA_DIALPLAN})
+    box.start()
+    with open(box.root / SOUND_SOURCE, "rb") as fh:
+        frame = fh.read(GSM_FRAME)
+    (box.etc_dir / "tick.gsm").write_bytes(frame)
+    return box
+
+
+def tick_sound(box):
+    """The 20 ms sound as Asterisk names it (absolute path inside the chroot, no extension)."""
+    return "%s/tick" % box.conf_dir
+
+
+def campaign(box, **kw):
+    out = {"caller_id": '"bench" <12025550100>', "type": "on_demand", "dial_timeout_s": 5,
+           "max_attempts": 1, "retry_delay_s": 1, "max_channels": 200, "delay_ms": 0,
+           "on_connect": {"type": "message", "sounds": [tick_sound(box)]}}
+    out.update(kw)
+    return out
+
+
+def write_service_config(workdir, box, campaigns, tick_ms=200):
+    """A config.yaml for `campaigns` on `box`; returns (path, fastagi_port, db_url)."""
+    port = free_port()
+    db_url = "sqlite:///%s" % os.path.join(workdir, "agi-campaign.db")
+    path = harness.write_config(os.path.join(workdir, "config.yaml"), {"main": box}, port,
+                                campaigns, db_url=db_url, tick_ms=tick_ms, stop_deadline_s=20)
+    return path, port, db_url
+
+
+def insert_numbers(campaign_id, phones, now_db, status="pending", batch=50_000):
+    """Numbers straight into the table (executemany), bypassing the CSV importer."""
+    from agi_campaign.db import database
+    sql = ("INSERT INTO number (campaign_id, phone, raw, status, attempts, next_attempt_at, "
+           "extra, updated_at) VALUES (?, ?, ?, ?, 0, ?, '{}', ?)")
+    if database.obj.param == "%s":
+        sql = sql.replace("?", "%s")
+    with database.atomic():
+        for i in range(0, len(phones), batch):
+            rows = [(campaign_id, p, p, status, now_db, now_db) for p in phones[i:i + batch]]
+            database.cursor().executemany(sql, rows)
+
+
+class RawAmi:
+    """A plain-socket AMI client: sends Originates without waiting, counts OriginateResponse
+    failures (calling `on_failure()` for each) and discards every other message."""
+
+    def __init__(self, box, on_failure):
+        host, port, user, secret = box.ami_credentials
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.sock.settimeout(None)
+        self.on_failure = on_failure
+        self.failures = 0
+        self.sock.recv(100)  # banner
+        self.sock.sendall(("Action: Login\r\nUsername: %s\r\nSecret: %s\r\n\r\n"
+                           % (user, secret)).encode())
+        self._buf = b""
+        self._stop = False
+        first = self._read_message()
+        if b"Success" not in first:
+            raise RuntimeError("raw AMI login refused: %r" % first)
+        self.thread = threading.Thread(target=self._reader, daemon=True)
+        self.thread.start()
+        self._n = 0
+
+    def _read_message(self):
+        while b"\r\n\r\n" not in self._buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return b""
+            self._buf += chunk
+        msg, self._buf = self._buf.split(b"\r\n\r\n", 1)
+        return msg
+
+    def _reader(self):
+        try:
+            while not self._stop:
+                while b"\r\n\r\n" in self._buf:
+                    msg, self._buf = self._buf.split(b"\r\n\r\n", 1)
+                    if msg.startswith(b"Event: OriginateResponse") and \
+                            b"Response: Failure" in msg:
+                        self.failures += 1
+                        self.on_failure()
+                chunk = self.sock.recv(262144)
+                if not chunk:
+                    return
+                self._buf += chunk
+        except OSError:
+            return
+
+    def originate(self, headers, variables=()):
+        self._n += 1
+        lines = ["Action: Originate", "ActionID: raw-%d" % self._n, "Async: true"]
+        lines += ["%s: %s" % kv for kv in headers.items()]
+        lines += ["Variable: %s" % v for v in variables]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def close(self):
+        self._stop = True
+        try:
+            self.sock.sendall(b"Action: Logoff\r\n\r\n")
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def wait_idle(box, timeout=30):
+    """Wait until Asterisk has no channel up (between runs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if box.count_channels() == 0:
+            return True
+        time.sleep(0.2)
+    box.cli("channel request hangup all")
+    return box.wait_channels(0, timeout=10)
