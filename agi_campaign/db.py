@@ -11,14 +11,8 @@ connection runs five PRAGMAs, a new PostgreSQL one forks a backend). The pool ha
 like the connection-per-thread scheme it replaces; connections older than POOL_STALE_S are
 closed when next checked in or out.
 
-SQLite writers of one process queue on a Python lock (`_SqliteDatabase`) before they ask SQLite
-for its write lock. SQLite's own busy handler polls with sleeps of up to 100 ms, and a
-transaction whose Python body waits for the GIL behind a hundred FastAGI threads holds the
-write lock all that time: in bench/ three quarters of a call's life went to waiting there.
-Other processes (the CLI) still meet the busy timeout.
 """
 import os
-import threading
 import urllib.parse
 
 import peewee
@@ -36,61 +30,6 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 30000,
 }
 POOL_STALE_S = 300
-WRITE_LOCK_TIMEOUT_S = 30
-
-
-class _SqliteDatabase(PooledSqliteDatabase):
-    """Pooled SQLite whose writers (transactions, and writes outside one) take turns in-process."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._writer = threading.Lock()
-        self._holds = threading.local()
-
-    def _take(self):
-        if getattr(self._holds, "held", False):
-            return False
-        if not self._writer.acquire(timeout=WRITE_LOCK_TIMEOUT_S):
-            raise peewee.OperationalError("database is locked (waited %d s for another writer "
-                                          "of this process)" % WRITE_LOCK_TIMEOUT_S)
-        self._holds.held = True
-        return True
-
-    def _give(self):
-        if getattr(self._holds, "held", False):
-            self._holds.held = False
-            self._writer.release()
-
-    def begin(self, lock_type=None):
-        taken = self._take()
-        try:
-            super().begin(lock_type)
-        except BaseException:
-            if taken:
-                self._give()
-            raise
-
-    def commit(self):
-        try:
-            super().commit()
-        finally:
-            self._give()
-
-    def rollback(self):
-        try:
-            super().rollback()
-        finally:
-            self._give()
-
-    def execute_sql(self, sql, params=None):
-        if self.in_transaction() or sql.lstrip()[:6].upper() in ("SELECT", "PRAGMA"):
-            return super().execute_sql(sql, params)
-        taken = self._take()
-        try:
-            return super().execute_sql(sql, params)
-        finally:
-            if taken:
-                self._give()
 
 
 def is_postgres(db=None):
@@ -110,9 +49,9 @@ def _sqlite(url, base_dir):
                                "database.url" % (url, folder))
     # `timeout` of a pooled database is the wait for a free connection (none: no cap); the
     # SQLite busy timeout is the busy_timeout PRAGMA.
-    return _SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, max_connections=None,
-                           stale_timeout=POOL_STALE_S, lock_type="IMMEDIATE",
-                           check_same_thread=False)
+    return PooledSqliteDatabase(path, pragmas=SQLITE_PRAGMAS, max_connections=None,
+                                stale_timeout=POOL_STALE_S, lock_type="IMMEDIATE",
+                                check_same_thread=False)
 
 
 def _postgres(url):
