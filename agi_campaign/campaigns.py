@@ -4,6 +4,7 @@ Settings live in YAML; the database keeps each campaign's state and its history.
 state is one conditional UPDATE (`WHERE state = <from>`) plus a StateChange row in the same
 transaction, so the CLI and the service (separate processes) can never both apply a move.
 """
+import json
 import logging
 
 from agi_campaign import states
@@ -30,15 +31,20 @@ def sync_campaigns(config, now):
                 StateChange.create(campaign=row, at=to_db(now), from_state="",
                                    to_state=CampaignState.READY.value, cause="created from config")
             elif (row.type, row.server, row.settings) != (cfg.type, cfg.server, settings):
+                before = json.loads(row.settings or "{}").get("max_attempts")
                 row.type, row.server, row.settings = cfg.type, cfg.server, settings
                 row.save()
-            _fail_exhausted(row, cfg.max_attempts, now)
+                if before is not None and cfg.max_attempts < before:
+                    _fail_exhausted(row, cfg.max_attempts, now)
             rows[name] = row
     return rows
 
 
 def _fail_exhausted(row, max_attempts, now):
-    """Pending numbers already at max_attempts (max_attempts was lowered) become failed."""
+    """Pending numbers already at max_attempts (max_attempts was lowered) become failed.
+
+    Only run when max_attempts went down: it reads every pending number of the campaign.
+    """
     (Number.update(status=NumberStatus.FAILED.value, updated_at=to_db(now))
      .where((Number.campaign == row) & (Number.status == NumberStatus.PENDING.value)
             & (Number.attempts >= max_attempts))

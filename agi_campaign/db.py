@@ -26,7 +26,7 @@ SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",
     "foreign_keys": 1,
-    "cache_size": -64000,
+    "cache_size": -8000,  # 8 MB a connection: the pool holds many (bench/ memory)
     "busy_timeout": 30000,
 }
 POOL_STALE_S = 300

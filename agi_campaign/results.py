@@ -9,6 +9,7 @@ When an attempt ends, its number moves on: answered -> done; otherwise back to p
 the campaign's retry delay, or failed once it has had max_attempts attempts. An attempt whose
 Originate Asterisk refused (`refused`: no call was placed) does not count toward max_attempts.
 """
+import collections
 import dataclasses
 import datetime as dt
 import logging
@@ -16,8 +17,7 @@ import logging
 from agi_campaign.clock import from_db, to_db
 from agi_campaign.db import database
 from agi_campaign.errors import NotFoundError
-from agi_campaign.models import (Attempt, AttemptStatus, Campaign, Number, NumberStatus,
-                                 Outcome)
+from agi_campaign.models import AttemptStatus, Campaign, NumberStatus, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,19 @@ class RetryPolicy:
 
 
 class Recorder:
-    """Records results; `policy_for(campaign_name) -> RetryPolicy` comes from the config."""
+    """Records results; `policy_for(campaign_name) -> RetryPolicy` comes from the config.
 
-    def __init__(self, policy_for):
+    With a `writer` (agi_campaign.writer.BatchWriter) the writes go through its group commit;
+    without one they run in the caller's thread.
+    """
+
+    def __init__(self, policy_for, writer=None):
         self._policy_for = policy_for
         self._names = {}
+        self._writer = writer
+
+    def _write(self, fn):
+        return self._writer.call(fn) if self._writer is not None else fn()
 
     def _campaign_name(self, campaign_id):
         name = self._names.get(campaign_id)
@@ -56,82 +64,100 @@ class Recorder:
             self._names[campaign_id] = name
         return name
 
-    def _attempt(self, attempt_id, token):
-        att = Attempt.get_or_none(Attempt.id == int(attempt_id))
-        if att is None or att.token != token:
+    def _row(self, attempt_id, token=None):
+        """The attempt (with its number's attempt count); NotFoundError if unknown or forged."""
+        row = database.execute_sql(_sql("row"), (int(attempt_id),)).fetchone()
+        if row is None or (token is not None and row[1] != token):
             raise NotFoundError("attempt %s: unknown id or wrong token" % attempt_id)
-        return att
+        return _Row(*row)
 
     def lookup(self, attempt_id, token):
         """The campaign name of a live attempt; NotFoundError if unknown, forged or ended."""
-        att = self._attempt(attempt_id, token)
+        att = self._row(attempt_id, token)
         if att.status == AttemptStatus.ENDED.value:
             raise NotFoundError("attempt %s has already ended" % attempt_id)
         return self._campaign_name(att.campaign_id)
 
     def record_answer(self, attempt_id, token, now):
-        self._attempt(attempt_id, token)
-        (Attempt.update(status=AttemptStatus.ANSWERED.value, answered_at=to_db(now))
-         .where((Attempt.id == int(attempt_id)) & (Attempt.status == AttemptStatus.DIALING.value))
-         .execute())
+        self._write(lambda: database.execute_sql(
+            _sql("answer"), (to_db(now), int(attempt_id), token)))
 
     def record_destination(self, attempt_id, token, dest_result, now):
-        self._attempt(attempt_id, token)
-        Attempt.update(dest_result=str(dest_result)[:100]).where(
-            Attempt.id == int(attempt_id)).execute()
+        self._write(lambda: database.execute_sql(
+            _sql("destination"), (str(dest_result)[:100], int(attempt_id), token)))
 
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
                       now, note=None):
         """The outcome from the hangup handler. Returns False if the attempt had already ended."""
-        att = self._attempt(attempt_id, token)
-        return self.finish(att, outcome_for(dial_status), now, note=note,
-                           dial_status=dial_status or None,
-                           hangup_cause=_int_or_none(hangup_cause),
-                           billsec_s=_float_or_none(answered_s))
+        def write():
+            return self._finish(self._row(attempt_id, token), outcome_for(dial_status), now,
+                                note=note, dial_status=dial_status or None,
+                                hangup_cause=_int_or_none(hangup_cause),
+                                billsec_s=_float_or_none(answered_s))
+        return self._write(write)
 
     def finish(self, att, outcome, now, note=None, **fields):
-        """End attempt `att` with `outcome` and move its number on; idempotent."""
+        """End attempt `att` (anything with an `id`) with `outcome`; idempotent."""
+        return self._write(lambda: self._finish(self._row(att.id), outcome, now, note=note,
+                                                **fields))
+
+    def _finish(self, att, outcome, now, note=None, dial_status=None, hangup_cause=None,
+                billsec_s=None):
+        """Hot path (one per call): plain SQL, as Peewee's query building cost more than the
+        queries (bench/). One SELECT (in _row), two conditional UPDATEs."""
         policy = self._policy_for(self._campaign_name(att.campaign_id))
-        started = from_db(att.originated_at or att.created_at)
-        duration = max((now - started).total_seconds(), 0.0)
+        duration = max((now - from_db(att.created_at)).total_seconds(), 0.0)
         with database.atomic():
-            ended = (Attempt.update(status=AttemptStatus.ENDED.value, outcome=outcome.value,
-                                    ended_at=to_db(now), duration_s=duration, note=note, **fields)
-                     .where((Attempt.id == att.id)
-                            & (Attempt.status != AttemptStatus.ENDED.value))
-                     .execute())
+            ended = database.execute_sql(_sql("end"), (
+                outcome.value, to_db(now), duration, note, dial_status, hangup_cause, billsec_s,
+                att.id)).rowcount
             if not ended:
                 return False
-            _advance_number(att.number_id, outcome, policy, now)
+            database.execute_sql(_sql("number"), _number_move(att, outcome, policy, now))
         log.info("attempt=%s campaign=%s outcome=%s", att.id, att.campaign_id, outcome.value)
         return True
 
 
 REFUSED_RETRY_S = 10
 
+_Row = collections.namedtuple(
+    "_Row", "id token status campaign_id number_id created_at attempts")
 
-def _advance_number(number_id, outcome, policy, now):
-    number = Number.get_by_id(number_id)
+_SQL = {
+    "row": "SELECT a.id, a.token, a.status, a.campaign_id, a.number_id, a.created_at, "
+           "n.attempts FROM attempt a JOIN number n ON n.id = a.number_id WHERE a.id = {p}",
+    "answer": "UPDATE attempt SET status = 'answered', answered_at = {p} "
+              "WHERE id = {p} AND token = {p} AND status = 'dialing'",
+    "destination": "UPDATE attempt SET dest_result = {p} WHERE id = {p} AND token = {p}",
+    "end": "UPDATE attempt SET status = 'ended', outcome = {p}, ended_at = {p}, "
+           "duration_s = {p}, note = {p}, dial_status = {p}, hangup_cause = {p}, "
+           "billsec_s = {p} WHERE id = {p} AND status <> 'ended'",
+    "number": "UPDATE number SET status = {p}, last_outcome = {p}, attempts = attempts - {p}, "
+              "next_attempt_at = COALESCE({p}, next_attempt_at), updated_at = {p} "
+              "WHERE id = {p} AND status = 'in_flight'",
+}
+
+
+def _sql(name):
+    """The statement `name` with the bound database's parameter mark (? or %s)."""
+    return _SQL[name].format(p=database.param)
+
+
+def _number_move(att, outcome, policy, now):
+    """Parameters of the number's UPDATE: answered -> done; refused -> pending again, the
+    attempt given back (nobody was called); else pending after the retry delay, or failed once
+    it had max_attempts attempts."""
     if outcome == Outcome.REFUSED:
-        # Asterisk answered the Originate with an error: nobody was called, so the claim's
-        # attempt is given back and the number is due again shortly.
-        (Number.update(status=NumberStatus.PENDING.value, attempts=Number.attempts - 1,
-                       last_outcome=outcome.value, updated_at=to_db(now),
-                       next_attempt_at=to_db(now + dt.timedelta(seconds=REFUSED_RETRY_S)))
-         .where((Number.id == number_id) & (Number.status == NumberStatus.IN_FLIGHT.value))
-         .execute())
-        return
-    if outcome == Outcome.ANSWERED:
-        status, next_at = NumberStatus.DONE, number.next_attempt_at
-    elif number.attempts >= policy.max_attempts:
-        status, next_at = NumberStatus.FAILED, number.next_attempt_at
+        status, give_back = NumberStatus.PENDING, 1
+        next_at = to_db(now + dt.timedelta(seconds=REFUSED_RETRY_S))
+    elif outcome == Outcome.ANSWERED:
+        status, give_back, next_at = NumberStatus.DONE, 0, None
+    elif att.attempts >= policy.max_attempts:
+        status, give_back, next_at = NumberStatus.FAILED, 0, None
     else:
-        status = NumberStatus.PENDING
+        status, give_back = NumberStatus.PENDING, 0
         next_at = to_db(now + dt.timedelta(seconds=policy.retry_delay_s))
-    (Number.update(status=status.value, last_outcome=outcome.value, next_attempt_at=next_at,
-                   updated_at=to_db(now))
-     .where((Number.id == number_id) & (Number.status == NumberStatus.IN_FLIGHT.value))
-     .execute())
+    return (status.value, outcome.value, give_back, next_at, to_db(now), att.number_id)
 
 
 def _int_or_none(value):

@@ -27,6 +27,7 @@ from agi_campaign.fastagi import FastAgiServer
 from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
+from agi_campaign.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,15 @@ class Service:
         self.scheduler = None
         self.amis = {}
         self.engine = None
+        self.writer = None
 
     # ---- start --------------------------------------------------------------------------
     def start(self):
         open_database(self.database_url)
         campaigns.sync_campaigns(self.config, self.clock.now())
-        recorder = Recorder(self._policy_for)
+        self.writer = BatchWriter(database)
+        self.writer.start()
+        recorder = Recorder(self._policy_for, self.writer)
         router = Router(self._on_connect_for, recorder, self.clock)
         fa = self.config.fastagi
         self.fastagi = FastAgiServer(fa.host, fa.port, self._with_db(router), allow=fa.allow,
@@ -107,8 +111,7 @@ class Service:
                       name, _reason(self.amis[name]))
 
     def _on_event(self, name, event):
-        with database.connection_context():
-            self.engine.on_ami_event(name, event)
+        self.engine.on_ami_event(name, event)  # in memory: no database work per AMI event
 
     def _job(self, fn, *args):
         def run():
@@ -178,6 +181,9 @@ class Service:
         if self.fastagi is not None:
             self.fastagi.stop()
             self.fastagi = None
+        if self.writer is not None:
+            self.writer.stop()
+            self.writer = None
         log.info("agi-campaign stopped")
 
 

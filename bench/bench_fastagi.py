@@ -21,6 +21,7 @@ from agi_campaign.models import Attempt, Campaign
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
 from agi_campaign.service import Service
+from agi_campaign.writer import BatchWriter
 
 import sandbox_env
 
@@ -62,7 +63,9 @@ def setup(workdir):
 
 
 def ours(path):
-    recorder = Recorder(lambda name: RetryPolicy(max_attempts=1, retry_delay_s=0))
+    writer = BatchWriter(database)  # as agi_campaign.service wires it
+    writer.start()
+    recorder = Recorder(lambda name: RetryPolicy(max_attempts=1, retry_delay_s=0), writer)
     router = Router(lambda name: None, recorder, SystemClock())
     server = FastAgiServer("127.0.0.1", 0, Service._with_db(router), max_connections=512)
     server.start()
@@ -70,6 +73,7 @@ def ours(path):
         took = client(server.address[1], path)
     finally:
         server.stop()
+        writer.stop()
     ended = Attempt.select().where(Attempt.status == "ended").count()
     return SESSIONS / took, ended
 
