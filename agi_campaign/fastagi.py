@@ -22,7 +22,9 @@ failed on a live channel, an argument containing a line break), `AgiProtocolErro
 cannot parse; the connection is then unusable).
 """
 import errno
+import concurrent.futures
 import ipaddress
+import math
 import logging
 import socket
 import socketserver
@@ -55,6 +57,7 @@ class SocketTransport:
         self._max = max_line_bytes
         self._buf = bytearray()
         self._eof = False
+        self._timeout = -1
 
     def readline(self, deadline=None):
         """The next line with its `\\n`; b'' at EOF (a partial last line is dropped).
@@ -68,7 +71,10 @@ class SocketTransport:
                 return self._take_line(end)
             if self._eof:
                 return b""
-            self._sock.settimeout(_remaining(deadline))
+            timeout = _remaining(deadline)
+            if timeout != self._timeout:  # settimeout is a system call: only when it changes
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
             chunk = self._sock.recv(65536)
             if not chunk:
                 self._eof = True
@@ -84,14 +90,20 @@ class SocketTransport:
     def write(self, data):
         self._sock.sendall(data)
 
+    def no_deadline(self):
+        """The socket has no timeout any more (set by the caller): forget the cached one."""
+        self._timeout = None
+
 
 def _remaining(deadline):
+    """Socket timeout for a read bounded by `deadline`: the time left, rounded up to whole
+    seconds so that the timeout (a system call to set) rarely changes between reads."""
     if deadline is None:
         return None
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError("deadline passed")
-    return left
+    return float(math.ceil(left))
 
 
 class _Quoted:
@@ -257,10 +269,15 @@ class _ConnectionHandler(socketserver.BaseRequestHandler):
         self.server.owner.serve_connection(self.request, self.client_address)
 
 
-class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """socketserver plumbing; policy lives in FastAgiServer."""
+class _TCPServer(socketserver.TCPServer):
+    """socketserver plumbing; policy lives in FastAgiServer.
 
-    daemon_threads = True
+    Connections run on a thread pool of max_connections threads (the cap is enforced in
+    admit()), so a thread is reused rather than started for every session: bench/ found thread
+    start-up among the larger per-session costs. A session may hold its thread for a whole
+    call (EXEC Dial/Queue/ConfBridge), which is why the pool is as large as the cap.
+    """
+
     block_on_close = False
     allow_reuse_address = True
     request_queue_size = 128
@@ -269,7 +286,9 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.owner = owner
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, _ConnectionHandler)
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=owner.max_connections, thread_name_prefix="fastagi")
+        super().__init__(address, _ConnectionHandler)  # a failed bind calls server_close()
 
     def verify_request(self, request, client_address):
         return self.owner.admit(client_address)
@@ -277,16 +296,24 @@ class _TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def process_request(self, request, client_address):
         self.owner.connection_opened()
         try:
-            super().process_request(request, client_address)
+            self.pool.submit(self.process_request_thread, request, client_address)
         except BaseException:
             self.owner.connection_closed()
+            self.shutdown_request(request)
             raise
 
     def process_request_thread(self, request, client_address):
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
+            self.shutdown_request(request)
             self.owner.connection_closed()
+
+    def server_close(self):
+        super().server_close()
+        self.pool.shutdown(wait=False)
 
     def handle_error(self, request, client_address):
         log.exception("FastAGI connection error peer=%s", client_address[0])
@@ -379,6 +406,7 @@ class FastAgiServer:
             log.warning("FastAGI closed peer=%s while reading the environment: %s", peer, err)
             return
         sock.settimeout(None)
+        transport.no_deadline()
         self._run_handler(Channel(env, transport, peer))
 
     def _read_env(self, transport):

@@ -55,7 +55,11 @@ class Recorder:
         self._writer = writer
 
     def _write(self, fn):
-        return self._writer.call(fn) if self._writer is not None else fn()
+        """Through the writer's shared transaction, or in a transaction of its own."""
+        if self._writer is not None:
+            return self._writer.call(fn)
+        with database.atomic():
+            return fn()
 
     def _campaign_name(self, campaign_id):
         name = self._names.get(campaign_id)
@@ -104,16 +108,16 @@ class Recorder:
     def _finish(self, att, outcome, now, note=None, dial_status=None, hangup_cause=None,
                 billsec_s=None):
         """Hot path (one per call): plain SQL, as Peewee's query building cost more than the
-        queries (bench/). One SELECT (in _row), two conditional UPDATEs."""
+        queries (bench/). One SELECT (in _row), two conditional UPDATEs, inside the
+        transaction _write opened."""
         policy = self._policy_for(self._campaign_name(att.campaign_id))
         duration = max((now - from_db(att.created_at)).total_seconds(), 0.0)
-        with database.atomic():
-            ended = database.execute_sql(_sql("end"), (
-                outcome.value, to_db(now), duration, note, dial_status, hangup_cause, billsec_s,
-                att.id)).rowcount
-            if not ended:
-                return False
-            database.execute_sql(_sql("number"), _number_move(att, outcome, policy, now))
+        ended = database.execute_sql(_sql("end"), (
+            outcome.value, to_db(now), duration, note, dial_status, hangup_cause, billsec_s,
+            att.id)).rowcount
+        if not ended:
+            return False
+        database.execute_sql(_sql("number"), _number_move(att, outcome, policy, now))
         log.info("attempt=%s campaign=%s outcome=%s", att.id, att.campaign_id, outcome.value)
         return True
 

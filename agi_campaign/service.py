@@ -87,9 +87,17 @@ class Service:
 
     @staticmethod
     def _with_db(handler):
+        """Close the session thread's connection, if it opened one, when the session ends.
+
+        Lazy (autoconnect): a `result` session writes through the BatchWriter and never
+        touches the database in its own thread, so it costs no pool checkout.
+        """
         def run(channel):
-            with database.connection_context():
+            try:
                 handler(channel)
+            finally:
+                if not database.is_closed():
+                    database.close()
         return run
 
     def _start_amis(self):

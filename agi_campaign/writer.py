@@ -65,15 +65,16 @@ class BatchWriter:
         return batch
 
     def _run(self):
-        while True:
-            batch = self._take()
-            stop = batch[-1] is _STOP
-            work = [item for item in batch if item is not _STOP]
-            if work:
-                with self._db.connection_context():
+        """One connection for the writer's whole life (no pool checkout per batch)."""
+        with self._db.connection_context():
+            while True:
+                batch = self._take()
+                stop = batch[-1] is _STOP
+                work = [item for item in batch if item is not _STOP]
+                if work:
                     self._apply(work)
-            if stop:
-                return
+                if stop:
+                    return
 
     def _apply(self, work):
         outcomes = []
