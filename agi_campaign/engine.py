@@ -117,7 +117,7 @@ class Engine:
     def _originate(self, item, cfg, campaign_id, ami):
         server = self.config.servers[cfg.server]
         action = originate_action(item, cfg, server, campaign_id)
-        log.info("attempt=%s campaign=%s number=%s originate server=%s", item.attempt_id,
+        log.debug("attempt=%s campaign=%s number=%s originate server=%s", item.attempt_id,
                  cfg.name, mask(item.phone), cfg.server)
         future = ami.send(action)
         future.add_done_callback(

@@ -433,7 +433,7 @@ class FastAgiServer:
         try:
             self.handler(channel)
         except AgiHangup as err:
-            log.info("FastAGI script=%s uniqueid=%s peer=%s ended by hangup: %s", *ids, err)
+            log.debug("FastAGI script=%s uniqueid=%s peer=%s ended by hangup: %s", *ids, err)
         except AgiError as err:
             log.warning("FastAGI script=%s uniqueid=%s peer=%s failed: %s", *ids, err)
         except Exception:  # boundary: one bad call must not stop the server

@@ -70,7 +70,7 @@ class ChannelMonitor:
     """
 
     def __init__(self, sandbox, marker="@acamp-test-callees-"):
-        host, port, user, secret = sandbox.ami_credentials
+        host, port, user, secret = sandbox.monitor_credentials
         self.marker = marker
         self.live = set()
         self.peak = 0

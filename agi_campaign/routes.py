@@ -69,11 +69,11 @@ class Router:
             dest_result = run_destination(channel, on_connect)
         except AgiHangup as err:
             dest_result = HANGUP
-            log.info("attempt=%s script=%s uniqueid=%s hung up: %s",
+            log.debug("attempt=%s script=%s uniqueid=%s hung up: %s",
                      attempt_id, channel.script, channel.uniqueid, err)
         finally:
             self._recorder.record_destination(attempt_id, token, dest_result, self._clock.now())
-        log.info("attempt=%s script=%s uniqueid=%s campaign=%s dest_result=%s",
+        log.debug("attempt=%s script=%s uniqueid=%s campaign=%s dest_result=%s",
                  attempt_id, channel.script, channel.uniqueid, campaign, dest_result)
 
     # --- result ----------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ class Router:
         self._recorder.record_result(
             attempt_id, token, dial_status, hangup_cause, _seconds(answered), _seconds(dialed),
             self._clock.now())
-        log.info("attempt=%s script=%s uniqueid=%s dialstatus=%s hangupcause=%s",
+        log.debug("attempt=%s script=%s uniqueid=%s dialstatus=%s hangupcause=%s",
                  attempt_id, channel.script, channel.uniqueid, dial_status, hangup_cause)
         _forget_saved_result(channel, attempt_id)
 
