@@ -13,7 +13,8 @@ import secrets
 
 from agi_campaign.clock import to_db
 from agi_campaign.db import database, is_postgres
-from agi_campaign.models import Attempt, AttemptStatus, DncEntry, Number, NumberStatus
+from agi_campaign.dnc import lists_holding
+from agi_campaign.models import AttemptStatus, NumberStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,60 +27,62 @@ class Claimed:
     seq: int
 
 
-def due_query(campaign_id, now, max_attempts, limit):
-    """The next `limit` due numbers, in due order (index range scan, no sort)."""
-    return (Number.select(Number.id, Number.phone, Number.attempts, Number.extra)
-            .where((Number.campaign == campaign_id)
-                   & (Number.status == NumberStatus.PENDING.value)
-                   & (Number.next_attempt_at <= to_db(now))
-                   & (Number.attempts < max_attempts))
-            .order_by(Number.next_attempt_at, Number.id)
-            .limit(limit))
-
-
 def blocked_phones(phones, dnc_lists):
-    """The subset of `phones` (E.164) present on any of `dnc_lists`."""
-    if not phones or not dnc_lists:
-        return set()
-    query = (DncEntry.select(DncEntry.phone)
-             .where(DncEntry.list_name.in_(list(dnc_lists)) & DncEntry.phone.in_(list(phones))))
-    return {row.phone for row in query}
+    """The subset of `phones` (E.164) present on any of `dnc_lists` (none when no lists)."""
+    return set(lists_holding(phones, dnc_lists or ()))
 
 
 def claim_due(campaign_id, n, now, server, dnc_lists, max_attempts):
-    """Claim up to `n` due numbers of a campaign; returns the attempts to dial, as Claimed."""
+    """Claim up to `n` due numbers of a campaign; returns the attempts to dial, as Claimed.
+
+    Plain SQL: building a 100-row INSERT through Peewee cost more than running it (bench/,
+    claim of 100: p50 5.5 ms -> 1.7 ms on SQLite). The due query walks the index
+    number(campaign, status, next_attempt_at, id) in order, so it costs the same at any size.
+    """
     if n <= 0:
         return []
+    p = database.param
+    stamp = to_db(now)
     with database.atomic():
-        query = due_query(campaign_id, now, max_attempts, n)
-        if is_postgres():
-            query = query.for_update(skip_locked=True)
-        rows = list(query)
-        blocked = blocked_phones({r.phone for r in rows}, dnc_lists)
+        rows = database.execute_sql(
+            _DUE.format(p=p) + (" FOR UPDATE SKIP LOCKED" if is_postgres() else ""),
+            (campaign_id, NumberStatus.PENDING.value, stamp, max_attempts, n)).fetchall()
+        blocked = blocked_phones({r[1] for r in rows}, dnc_lists)
         if blocked:
-            (Number.update(status=NumberStatus.DNC.value, last_outcome="dnc",
-                           updated_at=to_db(now))
-             .where(Number.id.in_([r.id for r in rows if r.phone in blocked])).execute())
-        todo = [r for r in rows if r.phone not in blocked]
+            _set_status([r[0] for r in rows if r[1] in blocked], NumberStatus.DNC, stamp,
+                        ", last_outcome = 'dnc'")
+        todo = [r for r in rows if r[1] not in blocked]
         if not todo:
             return []
-        (Number.update(status=NumberStatus.IN_FLIGHT.value, attempts=Number.attempts + 1,
-                       updated_at=to_db(now))
-         .where(Number.id.in_([r.id for r in todo])).execute())
-        return _new_attempts(todo, campaign_id, server, now)
+        _set_status([r[0] for r in todo], NumberStatus.IN_FLIGHT, stamp,
+                    ", attempts = attempts + 1")
+        return _new_attempts(todo, campaign_id, server, stamp)
 
 
-def _new_attempts(rows, campaign_id, server, now):
-    """One multi-row INSERT for the claimed rows' attempts (not one INSERT a row: bench/
-    measured a claim of 100 at 11 ms on SQLite and 50 ms on PostgreSQL that way)."""
+_DUE = ("SELECT id, phone, attempts, extra FROM number WHERE campaign_id = {p} AND status = {p} "
+        "AND next_attempt_at <= {p} AND attempts < {p} ORDER BY next_attempt_at, id LIMIT {p}")
+
+
+def _set_status(ids, status, stamp, extra_set=""):
+    p = database.param
+    database.execute_sql(
+        "UPDATE number SET status = %s, updated_at = %s%s WHERE id IN (%s)"
+        % (p, p, extra_set, ", ".join([p] * len(ids))), [status.value, stamp] + list(ids))
+
+
+def _new_attempts(rows, campaign_id, server, stamp):
+    """One multi-row INSERT ... RETURNING for the claimed rows' attempts."""
+    p = database.param
     tokens = [secrets.token_hex(8) for _ in rows]
-    created = to_db(now)
-    data = [{"number": row.id, "campaign": campaign_id, "seq": row.attempts + 1, "token": token,
-             "server": server, "status": AttemptStatus.DIALING.value, "created_at": created}
-            for row, token in zip(rows, tokens)]
-    ids = {}
-    for done in Attempt.insert_many(data).returning(Attempt.id, Attempt.token).tuples():
-        ids[done[1]] = done[0]
-    return [Claimed(attempt_id=ids[token], token=token, number_id=row.id, phone=row.phone,
-                    extra=json.loads(row.extra or "{}"), seq=row.attempts + 1)
-            for row, token in zip(rows, tokens)]
+    values, params = [], []
+    for (number_id, _, attempts, _), token in zip(rows, tokens):
+        values.append("(%s)" % ", ".join([p] * 7))
+        params += [number_id, campaign_id, attempts + 1, token, server,
+                   AttemptStatus.DIALING.value, stamp]
+    cursor = database.execute_sql(
+        "INSERT INTO attempt (number_id, campaign_id, seq, token, server, status, created_at) "
+        "VALUES %s RETURNING id, token" % ", ".join(values), params)
+    ids = {token: attempt_id for attempt_id, token in cursor.fetchall()}
+    return [Claimed(attempt_id=ids[token], token=token, number_id=number_id, phone=phone,
+                    extra=json.loads(extra or "{}"), seq=attempts + 1)
+            for (number_id, phone, attempts, extra), token in zip(rows, tokens)]
