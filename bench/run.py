@@ -74,6 +74,10 @@ def main():
             % (machine, table(rows), total, ", ".join(timings)))
     if errors:
         text += "\n## Errors\n\n" + "\n\n".join(errors) + "\n"
+    gaps = os.path.join(HERE, "GAPS.md")  # the hand-written analysis of the goals missed
+    if os.path.exists(gaps):
+        with open(gaps, encoding="utf-8") as fh:
+            text += "\n" + fh.read()
     if only == BENCHES:
         with open(os.path.join(HERE, "RESULTS.md"), "w", encoding="utf-8") as fh:
             fh.write(text)
