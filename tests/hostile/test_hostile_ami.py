@@ -11,7 +11,7 @@ from agi_campaign.ami import AmiClient
 from agi_campaign.amiproto import AmiParser, encode_action
 from agi_campaign.errors import AmiError
 
-from tests.unit.fakeami import FakeAmiServer
+from tests.unit.fakeami import FakeAmiServer, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,14 +108,6 @@ def client(fake):
 def logins(fake):
     return len(fake.actions_named("Login"))
 
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 DROP, KEEP = "reconnects", "keeps the connection"

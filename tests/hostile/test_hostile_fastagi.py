@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from agi_campaign.errors import AgiError, AgiHangup, AgiProtocolError, NotFoundError
+from agi_campaign.errors import AgiHangup, AgiProtocolError, NotFoundError
 from agi_campaign.fastagi import FastAgiServer
 from agi_campaign.routes import Router
 

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from agi_campaign import campaigns, dnc, harness, importer
+from agi_campaign import campaigns, dnc, harness
 from agi_campaign.clock import SystemClock
 from agi_campaign.config import load_config
-from agi_campaign.db import database, open_database
+from agi_campaign.db import open_database
 from agi_campaign.errors import StartupError
-from agi_campaign.models import Attempt, Campaign, Number
+from agi_campaign.models import Attempt, Number
 from agi_campaign.sandbox import free_port
 from agi_campaign.service import Service
 
@@ -269,5 +269,3 @@ def _write_with_agi(dialer, asterisk, tmp_path, fastagi_port, agi_port, campaign
     dialer.sandboxes.append(asterisk)
     return config
 
-
-__all__ = ["database", "Campaign"]

@@ -212,3 +212,13 @@ class FakeAmiServer:
         for conn in self.live():
             if conn.logged_in and not conn.muted:
                 conn.write(encode(event))
+
+
+def wait_until(predicate, timeout=5.0):
+    """Poll ``predicate`` until true or ``timeout``; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()

@@ -11,21 +11,12 @@ import pytest
 
 from agi_campaign.ami import AmiClient
 from agi_campaign.errors import AmiAuthError, AmiError, AmiNotConnected, AmiTimeout
-from tests.unit.fakeami import FakeAmiServer
+from tests.unit.fakeami import FakeAmiServer, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
 SECRET = "s3cr3t-Pa55"
 
-
-def wait_until(predicate, timeout=5.0):
-    """Poll ``predicate`` until true or ``timeout``; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture
