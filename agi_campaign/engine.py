@@ -60,7 +60,6 @@ class Engine:
         self.recorder = recorder
         self.tick_s = tick_s if tick_s is not None else config.service.tick_ms / 1000.0
         self.pacers = {name: Pacer(clock.monotonic) for name in config.campaigns}
-        self.ids = {}
         self.draining = False
         self._lock = threading.Lock()
         self._failed = {}
@@ -74,7 +73,6 @@ class Engine:
         now = self.clock.now()
         for row in Campaign.select().where(Campaign.name.in_(list(self.config.campaigns))):
             cfg = self.config.campaigns[row.name]
-            self.ids[row.name] = row.id
             target = states.automatic_target(
                 state=row.state, ctype=cfg.type, now=now, start=cfg.start, end=cfg.end,
                 window_open=window_open(cfg, now), pending=int(has_pending(row.id)),
