@@ -15,8 +15,8 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-asterisk:
-	bash tools/build-asterisk.sh
+asterisk: install
+	$(VENV)/bin/python -m agi_campaign.sandbox build
 
 test: install asterisk
 	$(VENV)/bin/pytest -q -p no:cacheprovider

@@ -100,7 +100,7 @@ def chroot_ready(root: Path | None = None) -> bool:
 
 
 def ensure_chroot(root: Path | None = None, build: bool = True) -> Path:
-    """Return the ready chroot, building it first (as tools/build-asterisk.sh does) if needed.
+    """Return the ready chroot, building it first if needed (`make asterisk` runs this).
 
     Building needs root, network access and debootstrap (installed with apt-get if missing).
     With build=False a missing chroot is a SandboxError naming the fix.
@@ -110,8 +110,8 @@ def ensure_chroot(root: Path | None = None, build: bool = True) -> Path:
         return root
     if not build:
         raise SandboxError(
-            f"{root}: no Asterisk chroot; build it with tools/build-asterisk.sh "
-            f"(or python -m agi_campaign.sandbox build), as root; {CHROOT_ENV} overrides the path")
+            f"{root}: no Asterisk chroot; build it with `make asterisk` "
+            f"(python -m agi_campaign.sandbox build), as root; {CHROOT_ENV} overrides the path")
     if os.geteuid() != 0:
         raise SandboxError(f"{root}: building the Asterisk chroot needs root (debootstrap, chroot)")
     if shutil.which("debootstrap") is None:

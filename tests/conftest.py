@@ -1,7 +1,7 @@
 """Shared fixtures: the real Asterisk 22 sandbox (agi_campaign.sandbox).
 
 A missing chroot FAILS the tests that need Asterisk (never skips): build it with
-tools/build-asterisk.sh (as root) or set AGI_CAMPAIGN_CHROOT. AGI_CAMPAIGN_KEEP_SANDBOX=1 keeps
+`make asterisk` (as root) or set AGI_CAMPAIGN_CHROOT. AGI_CAMPAIGN_KEEP_SANDBOX=1 keeps
 each sandbox's directory (<chroot>/etc/acamp-<name>/, logs in log/) after the tests.
 """
 
@@ -15,7 +15,7 @@ from agi_campaign import sandbox as sandbox_mod
 def _require_chroot():
     root = sandbox_mod.chroot_path()
     if not sandbox_mod.chroot_ready(root):
-        pytest.fail(f"no Asterisk 22 chroot at {root}: run tools/build-asterisk.sh as root "
+        pytest.fail(f"no Asterisk 22 chroot at {root}: run `make asterisk` as root "
                     f"(or set {sandbox_mod.CHROOT_ENV} to a built one)", pytrace=False)
 
 
