@@ -18,6 +18,7 @@ import urllib.parse
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
+from agi_campaign.config import mask_url
 from agi_campaign.errors import ConfigError, StartupError
 
 database = peewee.DatabaseProxy()
@@ -90,17 +91,8 @@ def open_database(url, base_dir=None, create=True):
             create_tables()
         except peewee.DatabaseError as err:
             raise StartupError("database %s cannot be opened for writing: %s; check the path "
-                               "and its permissions, or database.url" % (_safe(url), err)) from err
+                               "and its permissions, or database.url" % (mask_url(url), err)) from err
     return db
-
-
-def _safe(url):
-    """The URL with any password masked, for messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def create_tables():

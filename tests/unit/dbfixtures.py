@@ -18,6 +18,7 @@ import urllib.parse
 import pytest
 
 from agi_campaign import db as db_mod
+from agi_campaign.config import mask_url
 
 PG_ADMIN_URL = os.environ.get("AGI_CAMPAIGN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -35,7 +36,7 @@ def _pg_admin():
                                 connect_timeout=5)
     except psycopg2.OperationalError as err:
         pytest.fail("PostgreSQL at %s is not reachable (%s): start it or set "
-                    "AGI_CAMPAIGN_TEST_PG" % (db_mod._safe(PG_ADMIN_URL), str(err).strip()),
+                    "AGI_CAMPAIGN_TEST_PG" % (mask_url(PG_ADMIN_URL), str(err).strip()),
                     pytrace=False)
     conn.autocommit = True
     return conn
