@@ -12,12 +12,12 @@ import subprocess
 import sys
 import time
 
-from common import PlainAgiServer, main_for, row  # noqa: E402
+from common import PlainAgiServer, fresh_campaign, main_for, row  # noqa: E402
 
 from agi_campaign.clock import SystemClock, to_db
-from agi_campaign.db import database, open_database
+from agi_campaign.db import database
 from agi_campaign.fastagi import FastAgiServer
-from agi_campaign.models import Attempt, Campaign
+from agi_campaign.models import Attempt
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
 from agi_campaign.service import Service
@@ -37,14 +37,7 @@ def client(port, path):
 
 
 def setup(workdir):
-    db = os.path.join(workdir, "agi.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.unlink(db + suffix)
-    open_database("sqlite:///" + db)
-    now = SystemClock().now()
-    camp = Campaign.create(name="agi", type="on_demand", server="main", state="running",
-                           state_changed_at=to_db(now), created_at=to_db(now))
+    camp, now = fresh_campaign(os.path.join(workdir, "agi.db"), "agi", "running")
     phones = ["+1202%07d" % i for i in range(SESSIONS)]
     sandbox_env.insert_numbers(camp.id, phones, to_db(now), status="in_flight")
     num_ids = [r[0] for r in database.execute_sql(

@@ -11,11 +11,9 @@ import shutil
 import subprocess
 import time
 
-from common import main_for, row  # noqa: E402
+from common import fresh_campaign, main_for, row  # noqa: E402
 
-from agi_campaign.clock import SystemClock, to_db
-from agi_campaign.db import open_database
-from agi_campaign.models import Campaign, Number
+from agi_campaign.models import Number
 
 ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
 AREAS = ("202", "212", "303", "415", "312", "617", "713", "206", "305", "404", "503", "602")
@@ -55,14 +53,7 @@ def bare_import(workdir, csv_path):
 
 
 def ours(workdir, csv_path):
-    db = os.path.join(workdir, "ours.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.unlink(db + suffix)
-    open_database("sqlite:///" + db)
-    now = SystemClock().now()
-    camp = Campaign.create(name="imp", type="on_demand", server="main", state="ready",
-                           state_changed_at=to_db(now), created_at=to_db(now))
+    camp, now = fresh_campaign(os.path.join(workdir, "ours.db"), "imp", "ready")
     began = time.monotonic()
     report = importer_run(camp.id, csv_path, now)
     took = time.monotonic() - began

@@ -266,3 +266,20 @@ def profile_stop(proc):
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def fresh_campaign(db_path, name, state):
+    """A new, empty SQLite database at `db_path` (old files removed) holding one campaign;
+    returns (campaign, now)."""
+    from agi_campaign.clock import SystemClock, to_db
+    from agi_campaign.db import open_database
+    from agi_campaign.models import Campaign
+
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db_path + suffix):
+            os.unlink(db_path + suffix)
+    open_database("sqlite:///" + db_path)
+    now = SystemClock().now()
+    camp = Campaign.create(name=name, type="on_demand", server="main", state=state,
+                           state_changed_at=to_db(now), created_at=to_db(now))
+    return camp, now

@@ -18,9 +18,10 @@ from agi_campaign.errors import AgiHangup, AgiProtocolError, NotFoundError
 from agi_campaign.fastagi import FastAgiServer
 from agi_campaign.routes import Router
 
+from tests.unit.fakeagi import TIMEOUT_S, FakeAsterisk
+
 pytestmark = pytest.mark.timeout(60)
 
-TIMEOUT_S = 5
 ENV_TIMEOUT_S = 1
 MAX_LINE = 512
 
@@ -31,38 +32,6 @@ def env_bytes(script="probe", args=(), extra=()):
     lines += ["agi_arg_%d: %s" % (i, a) for i, a in enumerate(args, start=1)]
     lines += list(extra)
     return ("\n".join(lines) + "\n\n").encode("utf-8")
-
-
-class Peer:
-    """The Asterisk side of one connection."""
-
-    def __init__(self, address):
-        self.sock = socket.create_connection(address, timeout=TIMEOUT_S)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def read_line(self):
-        for _ in range(1000):
-            if b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                return line.decode("utf-8", "replace")
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-        raise AssertionError("no line")
-
-    def closed_by_server(self):
-        """True if the server closes (EOF/reset) before sending any line."""
-        try:
-            return self.read_line() is None
-        except ConnectionResetError:
-            return True
-
-    def close(self):
-        self.sock.close()
 
 
 class Probe:
@@ -103,15 +72,15 @@ def good_connection_works(server, probe, deadline_s=TIMEOUT_S):
     """A well-formed session gets served (retried while refused by the connection cap)."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        peer = Peer(server.address)
+        peer = FakeAsterisk(server.address)
         try:
-            peer.send(env_bytes())
+            peer.send_raw(env_bytes())
             line = peer.read_line()
             if line is None:
                 time.sleep(0.05)
                 continue
             assert line == 'GET VARIABLE "PROBE"'
-            peer.send(b"200 result=1 (alive)\n")
+            peer.send_raw(b"200 result=1 (alive)\n")
             kind, value = probe.seen.get(timeout=TIMEOUT_S)
             assert (kind, value) == ("probe", "alive")
             return True
@@ -170,11 +139,11 @@ def test_hostile_fastagi_env_closed_cleanly(make_server, caplog, data, after, re
     caplog.set_level(logging.WARNING, logger="agi_campaign.fastagi")
     probe = Probe()
     server = make_server(probe)
-    peer = Peer(server.address)
+    peer = FakeAsterisk(server.address)
     started = time.monotonic()
     try:
         if data:
-            peer.send(data)
+            peer.send_raw(data)
         if after == EOF:
             peer.sock.shutdown(socket.SHUT_WR)
         assert peer.closed_by_server()
@@ -194,13 +163,13 @@ def test_hostile_fastagi_env_closed_cleanly(make_server, caplog, data, after, re
 def test_hostile_fastagi_trickling_peer_hits_the_deadline(make_server):
     probe = Probe()
     server = make_server(probe)
-    peer = Peer(server.address)
+    peer = FakeAsterisk(server.address)
     started = time.monotonic()
     closed = False
     try:
         for byte in env_bytes()[:-2]:                  # never the final blank line
             try:
-                peer.send(bytes([byte]))
+                peer.send_raw(bytes([byte]))
             except (BrokenPipeError, ConnectionResetError):
                 closed = True
                 break
@@ -244,12 +213,12 @@ REPLY_CASES = [
 def test_hostile_fastagi_unexpected_reply_is_typed_error(make_server, reply, error):
     probe = Probe()
     server = make_server(probe, max_line_bytes=1024)
-    peer = Peer(server.address)
+    peer = FakeAsterisk(server.address)
     try:
-        peer.send(env_bytes())
+        peer.send_raw(env_bytes())
         assert peer.read_line() == 'GET VARIABLE "PROBE"'
         if reply:
-            peer.send(reply)
+            peer.send_raw(reply)
         else:
             peer.sock.shutdown(socket.SHUT_WR)
         kind, exc = probe.seen.get(timeout=TIMEOUT_S)
@@ -380,9 +349,9 @@ def test_hostile_fastagi_forged_attempts_record_nothing(make_server, script, arg
             done.put(True)
 
     server = make_server(handler)
-    peer = Peer(server.address)
+    peer = FakeAsterisk(server.address)
     try:
-        peer.send(env_bytes(script, args))
+        peer.send_raw(env_bytes(script, args))
         assert peer.closed_by_server()                 # no AGI command was sent
         done.get(timeout=TIMEOUT_S)
     finally:
