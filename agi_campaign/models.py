@@ -1,8 +1,12 @@
 """Peewee models. Times are naive UTC (see agi_campaign.clock); statuses are str Enums.
 
-Indexes: `number(campaign, status, next_attempt_at)` serves "the next N due numbers" with an
+Indexes: `number(campaign, status, next_attempt_at, id)` serves "the next N due numbers" with an
 index range scan whose cost does not grow with the campaign's size; `attempt(status)` serves
 "what is in flight".
+
+An attempt's ids as Asterisk echoes them back are derived, not stored: its channel is
+`acamp-<attempt id>-<token>` (agi_campaign.dialer.channel_id), its second half that plus `-2`,
+and the FastAGI scripts receive the id and token as arguments.
 """
 import enum
 
@@ -108,14 +112,12 @@ class Attempt(BaseModel):
     seq = peewee.IntegerField()
     token = peewee.CharField(max_length=32)
     server = peewee.CharField(max_length=32)
-    channel_id = peewee.CharField(max_length=80, null=True)
     status = peewee.CharField(max_length=16, default=AttemptStatus.DIALING.value, index=True)
     outcome = peewee.CharField(max_length=16, null=True)
     dial_status = peewee.CharField(max_length=32, null=True)
     hangup_cause = peewee.IntegerField(null=True)
     dest_result = peewee.CharField(max_length=100, null=True)
     created_at = peewee.DateTimeField()
-    originated_at = peewee.DateTimeField(null=True)
     answered_at = peewee.DateTimeField(null=True)
     ended_at = peewee.DateTimeField(null=True)
     duration_s = peewee.FloatField(null=True)
