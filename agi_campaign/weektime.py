@@ -11,10 +11,16 @@ Pure: no I/O, "now" is passed in. Decisions:
 - Slots are half-open ``[start, end)`` in local wall-clock time; ``24:00`` is allowed as an end;
   start must be before end (an overnight slot is written as two slots on two days). Overlapping
   and touching slots are merged, also across midnight and across groups.
-- DST: a start or end inside a spring-forward gap maps to the first real instant after the gap.
-  In the fall-back fold a start uses its first occurrence (fold=0) and an end its second
-  (fold=1), so the slot covers every instant whose wall clock reads a time inside it. A slot
-  wholly inside a gap does not open that day.
+- DST: a slot is one stretch of real time, from the first instant the wall clock reads its
+  start to just after the first pass of its last second; it never closes and reopens. Slots
+  touching across midnight are joined (in wall-clock time) first. A start or end inside a
+  spring-forward gap maps to the first real instant after the gap; a slot wholly inside a gap
+  does not open that day. A fall-back's repeated hour counts once, on its first pass: on
+  2026-11-01 in New York ``00:00-01:00`` closes at 01:00 EDT, ``01:00-02:00`` is open from
+  01:00 EDT to the change (one hour, not two), ``00:00-01:30`` closes at 01:30 EDT. A slot
+  that runs past the repeated hour (``00:00-03:00``, ``01:30-03:00``) stays open through the
+  second pass, even while the clock reads a time before a start inside it (01:00-01:29 EST
+  for ``01:30-03:00``).
 - ``next_open`` returns ``now`` when open and ``next_close`` returns ``now`` when closed; each
   returns ``None`` when the event never comes (empty condition / always open).
 - Empty text is an error: a condition that never opens is almost always a typo.
@@ -37,6 +43,7 @@ _DAYS_FIX = "days are mon tue wed thu fri sat sun (ranges like mon-fri)"
 _SLOT_FIX = "slots are HH:MM-HH:MM, e.g. 09:00-12:30 (end may be 24:00)"
 _LOOKBACK_DAYS = 1      # an interval open at "now" may have started yesterday (local)
 _LOOKAHEAD_DAYS = 9     # 8 days ahead plus a day of DST margin
+_SECOND = _dt.timedelta(seconds=1)    # zone transitions fall on whole seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,16 +179,26 @@ def _to_utc(wall, zone, fold):
     return _dt.datetime.fromtimestamp(hi, UTC)
 
 
+def _end_to_utc(wall, zone):
+    """The instant a slot ending (exclusive) at local ``wall`` closes: one second after the
+    first pass of its last second, or the end of the gap that last second falls in."""
+    last = wall - _SECOND
+    utc = _to_utc(last, zone, 0)
+    in_gap = utc.astimezone(zone).replace(tzinfo=None) != last
+    return utc if in_gap else utc + _SECOND
+
+
 def _intervals(wt, zone, now_utc):
     """Merged UTC intervals covering local dates from yesterday to 9 days ahead."""
     today = now_utc.astimezone(zone).date()
-    found = []
+    walls = []
     for i in range(-_LOOKBACK_DAYS, _LOOKAHEAD_DAYS + 1):
         day = today + _dt.timedelta(days=i)
         midnight = _dt.datetime.combine(day, _dt.time())
         for start, end in wt.days[day.weekday()]:
-            found.append((_to_utc(midnight + _dt.timedelta(minutes=start), zone, 0),
-                          _to_utc(midnight + _dt.timedelta(minutes=end), zone, 1)))
+            walls.append((midnight + _dt.timedelta(minutes=start),
+                          midnight + _dt.timedelta(minutes=end)))
+    found = [(_to_utc(start, zone, 0), _end_to_utc(end, zone)) for start, end in _merge(walls)]
     # A slot wholly inside a DST gap becomes empty: drop it, or next_open would name an
     # instant at which is_open is False.
     return _merge((start, end) for start, end in found if start < end)

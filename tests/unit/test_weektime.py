@@ -10,6 +10,8 @@ from agi_campaign.weektime import (WeekTime, describe, is_open, next_close, next
 UTC = dt.timezone.utc
 NY = "America/New_York"
 ROME = "Europe/Rome"
+LONDON = "Europe/London"
+SANTIAGO = "America/Santiago"
 
 
 def local(tz, *args, fold=0):
@@ -213,11 +215,62 @@ def test_weektime_dst_new_york_autumn_start_uses_first_occurrence():
     assert next_close(wt, NY, utc(2026, 11, 1, 5, 30)) == utc(2026, 11, 1, 8)        # 03:00 EST
 
 
-def test_weektime_dst_new_york_autumn_end_uses_second_occurrence():
+def test_weektime_dst_new_york_autumn_end_in_repeated_hour_uses_first_occurrence():
     wt = parse_week_time("sun 00:00-01:30")
-    second_0100 = local(NY, 2026, 11, 1, 1, 0, fold=1)                    # 06:00 UTC, EST
-    assert is_open(wt, NY, second_0100)
-    assert next_close(wt, NY, utc(2026, 11, 1, 4)) == utc(2026, 11, 1, 6, 30)
+    assert next_close(wt, NY, utc(2026, 11, 1, 4)) == utc(2026, 11, 1, 5, 30)   # 01:30 EDT
+    assert not is_open(wt, NY, utc(2026, 11, 1, 5, 30))                  # 01:30 EDT: past the end
+    assert not is_open(wt, NY, local(NY, 2026, 11, 1, 1, 0, fold=1))     # 01:00 EST: counted once
+
+
+# Fall-back day in New York, 2026-11-01, as the wall clock reads it:
+#   04:00-05:00 UTC 00:xx EDT | 05:00-06:00 UTC 01:xx EDT | 06:00-07:00 UTC 01:xx EST (again)
+#   | 07:00-08:00 UTC 02:xx EST.
+
+def test_weektime_dst_new_york_autumn_slot_ending_at_repeated_hour_open_one_hour():
+    wt = parse_week_time("sun 00:00-01:00")
+    assert next_open(wt, NY, utc(2026, 11, 1, 3)) == utc(2026, 11, 1, 4)         # 00:00 EDT
+    assert next_close(wt, NY, utc(2026, 11, 1, 4)) == utc(2026, 11, 1, 5)        # 01:00 EDT
+    for closed in (utc(2026, 11, 1, 5), utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6),
+                   utc(2026, 11, 1, 6, 30)):
+        assert not is_open(wt, NY, closed), closed
+    assert next_open(wt, NY, utc(2026, 11, 1, 5)) == utc(2026, 11, 8, 5)         # 00:00 EST
+
+
+def test_weektime_dst_new_york_autumn_repeated_hour_slot_open_on_first_pass_only():
+    wt = parse_week_time("sun 01:00-02:00")
+    assert next_open(wt, NY, utc(2026, 11, 1, 3)) == utc(2026, 11, 1, 5)         # 01:00 EDT
+    assert is_open(wt, NY, utc(2026, 11, 1, 5, 59, 59))
+    assert next_close(wt, NY, utc(2026, 11, 1, 5)) == utc(2026, 11, 1, 6)        # the change
+    assert not is_open(wt, NY, utc(2026, 11, 1, 6))                              # 01:00 EST
+    assert next_open(wt, NY, utc(2026, 11, 1, 6)) == utc(2026, 11, 8, 6)         # next Sunday
+
+
+def test_weektime_dst_new_york_autumn_slot_through_the_change_stays_open():
+    wt = parse_week_time("sun 00:00-03:00")                   # every reading 00:00..02:59 inside
+    for hour in (4, 5, 6, 7):
+        assert is_open(wt, NY, utc(2026, 11, 1, hour, 30))
+    assert next_close(wt, NY, utc(2026, 11, 1, 4)) == utc(2026, 11, 1, 8)        # 03:00 EST
+
+
+def test_weektime_dst_london_autumn_slot_ending_at_repeated_hour():
+    # London falls back Sun 25 Oct 2026 02:00 BST -> 01:00 GMT (01:00 UTC).
+    wt = parse_week_time("sun 00:00-01:00, 03:00-04:00")
+    assert next_open(wt, LONDON, utc(2026, 10, 24, 22)) == utc(2026, 10, 24, 23)  # 00:00 BST
+    assert next_close(wt, LONDON, utc(2026, 10, 24, 23)) == utc(2026, 10, 25, 0)  # 01:00 BST
+    assert not is_open(wt, LONDON, utc(2026, 10, 25, 0, 30))                      # 01:30 BST
+    assert not is_open(wt, LONDON, utc(2026, 10, 25, 1, 30))                      # 01:30 GMT
+    assert next_open(wt, LONDON, utc(2026, 10, 25, 0)) == utc(2026, 10, 25, 3)    # 03:00 GMT
+
+
+def test_weektime_dst_fall_back_at_midnight_keeps_slot_across_midnight_open():
+    # Santiago falls back Sun 5 Apr 2026 00:00 -03 -> Sat 23:00 -04 (03:00 UTC): Saturday's
+    # 23:xx repeats. A Saturday slot to 24:00 joined to a Sunday slot is one stretch.
+    wt = parse_week_time("sat 22:00-24:00; sun 00:00-06:00")
+    assert next_open(wt, SANTIAGO, utc(2026, 4, 4, 12)) == utc(2026, 4, 5, 1)    # 22:00 -03
+    assert is_open(wt, SANTIAGO, utc(2026, 4, 5, 3, 30))                         # 23:30 -04
+    assert next_close(wt, SANTIAGO, utc(2026, 4, 5, 1)) == utc(2026, 4, 5, 10)   # 06:00 -04
+    alone = parse_week_time("sat 22:00-24:00")
+    assert next_close(alone, SANTIAGO, utc(2026, 4, 5, 1)) == utc(2026, 4, 5, 3)  # the change
 
 
 def test_weektime_dst_rome_spring():
