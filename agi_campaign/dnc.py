@@ -6,10 +6,11 @@ valid lists, so a typo cannot create a list that no campaign checks. Lookups (``
 ``is_blocked``, ``lists_holding``) accept any names.
 
 ``import_file`` reads one number per line, or the first column of a CSV, with the importer's
-encoding rules (UTF-8 with or without BOM; anything else is a CsvImportError) and its header
-rule (a first cell named phone/number/... or one with letters that is not a number is a
-header). It runs in one transaction, and ``rows == added + already + invalid``: a number listed
-twice in the file counts as ``already`` the second time.
+encoding rules (UTF-8 with or without BOM; anything else is a CsvImportError), its stray-quote
+rule (a quoted field never closed, or running over a line that looks like a row, refuses the
+file) and its header rule (a first cell named phone/number/... or one with letters that is not
+a number is a header). It runs in one transaction, and ``rows == added + already + invalid``: a
+number listed twice in the file counts as ``already`` the second time.
 """
 import dataclasses
 import os
@@ -213,7 +214,7 @@ def _file_rows(importer, text, region, report):
     """``(line, raw, problem)`` for each data row: the first cell of each non-blank record."""
     rows = []
     first = True
-    for line, cells, _ in importer.iter_records(text):
+    for line, cells, _ in importer.iter_records(text, region, os.path.basename(report.filename)):
         if importer.is_blank(cells):
             report.blank += 1
             continue

@@ -6,6 +6,17 @@ Rules (the contract of ``import_csv``):
   ``CsvImportError`` naming the line and byte offset ("save it as UTF-8"); so is a NUL byte
   (binary data). Line ends may be CRLF, LF or CR; fields may be quoted (``csv`` module, excel
   dialect), so quoted fields can hold commas and newlines. Line numbers are physical lines.
+- Stray quotes: a field that starts with ``"`` runs to the next lone ``"``, over line ends too,
+  so one stray quote can swallow the rows after it into one field. The whole file is refused
+  (``CsvImportError`` naming the line where the quote opened and the swallowed line) when a
+  quoted field is never closed, or runs over a line that looks like a row of its own: a cell
+  of that line, read as CSV on its own, normalises as a phone number. Refused rather than that
+  record rejected: past a stray quote the record boundaries are guesses, so rejecting the
+  record would drop the numbers inside it and re-reading its lines as rows could import text
+  never meant as a row; refusing imports nothing and names the line to fix. A multi-line field
+  whose other lines hold no phone number (an address, a note) is kept; a note with a phone
+  number on a line of its own is refused too (join its lines). The report counts the file's
+  physical ``lines`` (header and blank lines included) besides its rows.
 - Phone column: ``phone_column`` chooses it by header name (case-insensitive; an unknown name
   is a ``CsvImportError`` listing the headers). Otherwise a first-row cell named
   phone/number/telephone/msisdn/tel chooses it, else the first column.
@@ -57,6 +68,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import sqlite3
 import tempfile
 import threading
@@ -77,6 +89,7 @@ MAX_RECORD_CHARS = 10_000
 MAX_HEADER_CHARS = 100
 RAW_STORED_CHARS = Number.raw.max_length
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_PHONE_LIKE = re.compile(r"[ \t]*\+?[0-9 \t().-]{4,64}")     # worth phone.normalize
 CHUNK_ROWS = 10_000
 PROGRESS_EVERY_ROWS = 50_000
 PARALLEL_MIN_BYTES = 2_000_000
@@ -97,11 +110,13 @@ class ImportReport:
     dry_run: bool = False
     filename: str = ""
     blank: int = 0
+    lines: int = 0
 
     def summary(self):
         text = "%s: %d rows: %d imported, %d duplicates, %d invalid, %d on Do-Not-Call lists" % (
             os.path.basename(self.filename), self.rows, self.imported, self.duplicates,
             self.invalid, self.dnc)
+        text += "; %d lines read" % self.lines
         if self.blank:
             text += "; %d blank lines skipped" % self.blank
         if self.rejects_path:
@@ -142,17 +157,88 @@ def read_text(path):
     return text, len(data)
 
 
-def iter_records(text):
+def count_lines(text):
+    """Physical lines: ended by CRLF, LF or CR; a last line without an end counts too."""
+    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return ends + (1 if text and not text.endswith(("\n", "\r")) else 0)
+
+
+def iter_records(text, region, name):
     """Yield ``(line, cells, chars_done)`` for each CSV record (``[]`` for an empty line);
-    ``line`` is the physical line the record starts on."""
+    ``line`` is the physical line the record starts on. A stray quote (see the module
+    docstring) raises CsvImportError naming the file ``name`` when its record is reached."""
     if csv.field_size_limit() < len(text) + 1:
         csv.field_size_limit(len(text) + 1)     # every field fits; sizes are checked per row
     stream = io.StringIO(text, newline="")
     reader = csv.reader(stream)
-    line = 1
+    line, done = 1, 0
     for cells in reader:
-        yield line, cells, stream.tell()
+        start, done = done, stream.tell()
+        if reader.line_num > line or done == len(text):   # multi-line, or may end in a quote
+            check_quotes(text[start:done], line, region, name)
+        yield line, cells, done
         line = reader.line_num + 1
+
+
+def check_quotes(record, line, region, name):
+    """CsvImportError when a quoted field of ``record`` (the text of one CSV record, starting
+    on physical ``line``) runs over a line that looks like a row, or is never closed."""
+    lines = list(io.StringIO(record, newline=""))
+    opened = _quote_openings(lines)
+    for i in range(1, len(lines)):
+        if _looks_like_row(lines[i], region):
+            at = line + opened[i - 1]
+            raise CsvImportError(
+                "%s line %d: a quoted field opens here and runs on over line %d, which looks "
+                "like a row of its own (%r); check line %d for a stray \" quote (a quote inside "
+                "a field is written \"\"), fix it and import again"
+                % (name, at, line + i, lines[i].rstrip("\r\n")[:40], at))
+    if opened[-1] is not None:
+        at = line + opened[-1]
+        raise CsvImportError(
+            "%s line %d: a quoted field opens here and is never closed (it runs to the end of "
+            "the file, line %d); check line %d for a stray \" quote (a quote inside a field is "
+            "written \"\"), fix it and import again" % (name, at, line + len(lines) - 1, at))
+
+
+def _quote_openings(lines):
+    """For each line of one record: None, or, when a quoted field is still open at the line's
+    end, the index of the line where it opened (excel dialect: ``"`` opens only a field start)."""
+    out, quoted, opened = [], False, None
+    for index, text in enumerate(lines):
+        pos, at_field_start = 0, index == 0
+        while pos < len(text):
+            if quoted:
+                pos = text.find('"', pos) + 1
+                if not pos:
+                    break
+                if text.startswith('"', pos):       # "" inside a quoted field
+                    pos += 1
+                else:
+                    quoted = False
+            elif at_field_start and text[pos] == '"':
+                quoted, opened, pos = True, index, pos + 1
+            else:
+                pos = text.find(",", pos) + 1
+                if not pos:
+                    break
+                at_field_start = True
+                continue
+            at_field_start = False
+        out.append(opened if quoted else None)
+    return out
+
+
+def _looks_like_row(text, region):
+    """True when a cell of one physical line, read as CSV on its own, is a phone number."""
+    for cell in next(csv.reader([text]), []):
+        if _PHONE_LIKE.fullmatch(cell):
+            try:
+                phone.normalize(cell, region)
+                return True
+            except PhoneError:
+                pass
+    return False
 
 
 def record_problem(cells):
@@ -524,7 +610,7 @@ def import_csv(campaign_id, path, region, dnc_lists, now, dry_run=False, rejects
     if Campaign.get_or_none(Campaign.id == campaign_id) is None:
         raise NotFoundError("campaign id %s does not exist" % (campaign_id,))
     text, total_bytes = read_text(path)
-    records = iter_records(text)
+    records = iter_records(text, region, name)
     first, blank = next(records, None), 0
     while first is not None and is_blank(first[1]):
         first, blank = next(records, None), blank + 1
@@ -533,7 +619,7 @@ def import_csv(campaign_id, path, region, dnc_lists, now, dry_run=False, rejects
         layout = Layout.detect(first[1], name, region, phone_column)
         if layout.header is None:
             records = itertools.chain([first], records)
-    report = ImportReport(dry_run=dry_run, filename=path, blank=blank)
+    report = ImportReport(dry_run=dry_run, filename=path, blank=blank, lines=count_lines(text))
     rejects = _NoRejects() if dry_run else RejectsWriter(rejects_path or path + ".rejects.csv",
                                                          layout.header)
     try:

@@ -85,6 +85,14 @@ FILE_ERRORS = [
      ["in.csv line 1", "'Name' appears twice"]),
     ("header-too-long", _data(("phone," + "h" * 500 + "\n2025550101,x\n").encode()),
      ["in.csv line 1", "longer than 100 characters"]),
+    ("stray-quote-swallows-rows", _data(b'phone,name\n2025550100,Ann\n2025550101,"Smith\n'
+                                        b"2025550102,Lee\n2025550103,Kim\n2025550104,Bo\n"),
+     ["in.csv line 3", "over line 4", "stray \" quote", "import again"]),
+    ("stray-quote-swallows-10000-rows", _data(("phone\n\"2025550100\n" + "".join(
+        "+1212555%04d\n" % i for i in range(10000))).encode()),
+     ["in.csv line 2", "over line 3", "stray \" quote"]),
+    ("quote-never-closed", _data(b'phone,name\n2025550101,"Smith\nnot a row\n'),
+     ["in.csv line 2", "never closed", "line 3", "stray \" quote"]),
 ]
 
 

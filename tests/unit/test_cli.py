@@ -69,6 +69,19 @@ def test_cli_full_flow_on_the_example_config(cfg, capsys, tmp_path):
     assert code == 0 and "not listed" in out
 
 
+def test_cli_stray_quote_is_a_one_line_error_and_imports_nothing(cfg, capsys, tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_text('phone\n"2025550101\n2025550102\n')
+    for argv in (("numbers", "import", "reminders", str(path)),
+                 ("dnc", "import", "global", str(path))):
+        code, out, err = run(capsys, "-c", cfg, *argv)
+        assert code == 2 and out == ""
+        assert err.startswith("agi-campaign: error: n.csv line 2: a quoted field opens here")
+        assert err.count("\n") == 1
+    code, out, _ = run(capsys, "-c", cfg, "status", "reminders", "--json")
+    assert json.loads(out)[0]["numbers"]["pending"] == 0
+
+
 def test_cli_scheduled_start_is_a_clear_error(cfg, capsys):
     code, _, err = run(capsys, "-c", cfg, "campaign", "start", "survey-week")
     assert code == 2

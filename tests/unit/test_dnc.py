@@ -118,6 +118,15 @@ def test_dnc_import_file_header_and_encoding(db, tmp_path):
         dnc.import_file("vip", path, "US", NOW, known_lists=KNOWN)
 
 
+def test_dnc_import_file_stray_quote_refuses_the_file(db, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text('2025550101\n"2025550102\n2025550103\n2025550104\n')
+    with pytest.raises(CsvImportError, match=r'^list.csv line 2: a quoted field opens here and '
+                                             r'runs on over line 3.*stray " quote'):
+        dnc.import_file("global", path, "US", NOW, known_lists=KNOWN)
+    assert entries() == []
+
+
 def test_dnc_import_file_is_one_transaction(db, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "CHUNK_ROWS", 5)
     real = dnc._add_phones

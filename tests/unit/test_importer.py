@@ -97,6 +97,63 @@ def test_importer_quoted_fields_with_commas_and_newlines_keep_line_numbers(campa
     assert read_rejects(report.rejects_path)[1][:3] == ["5", "bad", "contains letters"]
 
 
+def test_importer_stray_quote_refuses_the_file_naming_the_line(campaign, tmp_path):
+    """A field opened by a stray " ran to the end of the file and hid three rows in it: the
+    import said "2 rows: 2 imported" and rejected nothing."""
+    path = write(tmp_path, 'phone,name\n%s,Ann\n%s,"Smith\n%s,Lee\n%s,Kim\n%s,Bo\n'
+                 % (us(0), us(1), us(2), us(3), us(4)))
+    with pytest.raises(CsvImportError) as err:
+        run(campaign, path)
+    assert str(err.value) == (
+        "numbers.csv line 3: a quoted field opens here and runs on over line 4, which looks "
+        "like a row of its own ('+12025550102,Lee'); check line 3 for a stray \" quote (a "
+        "quote inside a field is written \"\"), fix it and import again")
+    assert Number.select().count() == 0 and ImportBatch.select().count() == 0
+    assert [p for p in os.listdir(tmp_path) if "rejects" in p] == []
+
+
+@pytest.mark.parametrize("text, opened, message", [
+    ('phone,name\n+12025550101,"Smith\n+12025550102,Jones\n+12025550103,"Lee"\n'
+     '+12025550104,Kim\n', 2, "runs on over line 3, which looks like a row of its own "
+                               "('+12025550102,Jones')"),
+    ('phone,note\n2025550101,ok\n2025550102,"call back\nafter 5\n', 3,
+     "is never closed (it runs to the end of the file, line 4)"),
+    ('2025550101,Ann\n2025550102,"Smith', 2, "is never closed (it runs to the end of the "
+                                             "file, line 2)"),
+    ('"2025550101\n2025550102\n2025550103\n', 1, "runs on over line 2, which looks like a "
+                                                  "row of its own ('2025550102')"),
+    ('phone,a,b\n2025550101,"x\ny",ok\n2025550102,"z""",Smith"\n2025550103,"Lee\n'
+     '(202) 555-0103,q\n', 5,
+     "runs on over line 6, which looks like a row of its own ('(202) 555-0103,q')"),
+], ids=["closed-rows-later", "never-closed", "never-closed-last-line", "headerless-first-row",
+        "second-multiline-record"])
+def test_importer_stray_quote_variants_refused(campaign, tmp_path, text, opened, message):
+    path = write(tmp_path, text)
+    with pytest.raises(CsvImportError) as err:
+        run(campaign, path)
+    assert str(err.value).startswith("numbers.csv line %d: a quoted field opens here and %s; "
+                                     "check line %d for a stray \" quote" % (opened, message,
+                                                                             opened))
+    assert Number.select().count() == 0 and ImportBatch.select().count() == 0
+
+
+def test_importer_multiline_field_without_phone_numbers_is_allowed_and_lines_counted(
+        campaign, tmp_path):
+    path = write(tmp_path, 'phone,address\r\n2025550101,"12 Main St\r\nApt 4\r\nSpringfield, '
+                           'IL 62704"\r\n\r\n2025550102,"PO Box 7, ""B"""\r\n2025550103,x')
+    report = run(campaign, path)
+    assert (report.rows, report.imported, report.blank, report.lines) == (3, 3, 1, 7)
+    assert json.loads(Number.get(Number.phone == us(1)).extra) == {
+        "address": "12 Main St\r\nApt 4\r\nSpringfield, IL 62704"}
+    assert report.summary() == ("numbers.csv: 3 rows: 3 imported, 0 duplicates, 0 invalid, 0 on "
+                                "Do-Not-Call lists; 7 lines read; 1 blank lines skipped")
+
+
+def test_importer_count_lines():
+    assert [importer.count_lines(t) for t in ("", "a", "a\n", "a\r\nb", "a\rb\r", "\n\n")] == \
+        [0, 1, 1, 2, 2, 2]
+
+
 def test_importer_non_utf8_names_line_offset_and_fix(campaign, tmp_path):
     path = write(tmp_path, b"phone,name\n2025550101,Ann\n2025550102,Jos\xe9\n")
     with pytest.raises(CsvImportError) as err:
