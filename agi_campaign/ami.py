@@ -17,7 +17,9 @@ Decisions:
 - ActionIDs are ``{prefix}-{8 hex of a uuid4 per client}-{counter}``; the counter survives
   reconnects. A caller-supplied ActionID is used as is and must not be pending already.
 - ``send`` raises :class:`AmiError` at once for the caller's mistakes (invalid action,
-  duplicate ActionID); connection problems arrive through the future.
+  duplicate ActionID); connection problems arrive through the future: :class:`AmiNotSent`
+  (a subclass of AmiNotConnected) when the action provably never left (no connection, or it
+  closed before the write), AmiNotConnected when it was written and the connection dropped.
 - The backoff resets after each successful login, so a server that accepts and then drops every
   connection is retried at ``backoff_min_s`` pace.
 - The secret only exists in the Login action's bytes: never logged, never in an exception or
@@ -38,7 +40,7 @@ import time
 import uuid
 
 from agi_campaign.amiproto import BANNER_KEY, AmiParser, encode_action
-from agi_campaign.errors import AmiAuthError, AmiError, AmiNotConnected, AmiTimeout
+from agi_campaign.errors import AmiAuthError, AmiError, AmiNotConnected, AmiNotSent, AmiTimeout
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +207,7 @@ class AmiClient:
         if conn is None:
             future = concurrent.futures.Future()
             future.action_id = prepared[1]
-            future.set_exception(self._not_connected(prepared[0]["Action"], "not connected"))
+            future.set_exception(self._not_sent(prepared[0]["Action"], "not connected"))
             return future
         return self._submit(conn, prepared, timeout, complete_event)
 
@@ -235,8 +237,8 @@ class AmiClient:
             if alive:
                 conn.pending[action_id] = pending
         if not alive:
-            pending.future.set_exception(self._not_connected(pending.action_name,
-                                                             "connection closed"))
+            pending.future.set_exception(self._not_sent(pending.action_name,
+                                                        "connection closed"))
             return pending.future
         log.debug("AMI server=%s send action=%s actionid=%s", self.name, pending.action_name,
                   action_id)
@@ -506,6 +508,10 @@ class AmiClient:
         return AmiNotConnected(
             "AMI server=%s (%s:%s): %s; action %s not completed (it may or may not have reached "
             "Asterisk)" % (self.name, self.host, self.port, reason, action_name))
+
+    def _not_sent(self, action_name, reason):
+        return AmiNotSent("AMI server=%s (%s:%s): %s; action %s not sent"
+                          % (self.name, self.host, self.port, reason, action_name))
 
     def _timeout_text(self, action_name, action_id, timeout):
         within = " within %ss" % timeout if timeout is not None else " in time"

@@ -9,6 +9,21 @@ duplicate keys, before anything is constructed.
 Field tables (`_F`) hold each key's check and default; small functions do the cross-field rules.
 Mappings in Config are plain dicts (the contract in DESIGN.md); treat them as read-only.
 
+Secrets (the AMI secret, the database password) never appear in a message, a log, a repr or
+check-config output. database.url is parsed strictly (`parse_postgres_url`, used by db.py too):
+postgresql:// or postgres://, an optional user[:password]@, a host (name, IPv4 or [IPv6]; empty:
+127.0.0.1), an optional :port 1..65535, a required /dbname, optional ?name=value&... parameters
+from PG_URL_PARAMS (given to the driver; never password). The user info is everything up to the
+LAST '@'. A password that is not percent-encoded cannot be split unambiguously, so it is refused,
+not guessed: a '/', '?', '#', '@', space or control character in the user info, a '%' not
+starting a %XX escape, a non-numeric port or anything else that does not fit is a ConfigError
+for database.url that shows the URL through `mask_url` (the user info as '***', or nothing after
+the scheme when no '@' locates it) and says to percent-encode the password (/ %2F, # %23, ? %3F,
+@ %40, : %3A, % %25, space %20) or to name an environment variable holding it in
+database.password_env. An unencoded ':' in the password is unambiguous (the first ':' ends the
+user) and accepted. Every URL shown goes through `mask_url`; driver messages built into our own
+go through `hide_password`.
+
 Longer than the ~400-line guide: it is one concept (the configuration schema) with some sixty
 checks, each with its own message. The safe YAML reader ("loading") is the natural piece to move
 into its own module if the module grows further.
@@ -38,10 +53,11 @@ DIAL_PLACEHOLDERS = ("number", "national")
 
 @dataclasses.dataclass(frozen=True)
 class DatabaseConfig:
-    url: str
+    url: str                          # holds the password (from password_env too): use mask_url
+    password_env: str | None = None
 
     def __repr__(self):
-        return "DatabaseConfig(url=%r)" % (mask_url(self.url),)
+        return "DatabaseConfig(url=%r, password_env=%r)" % (mask_url(self.url), self.password_env)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +74,7 @@ class ServiceConfig:
     tick_ms: int
     stop_deadline_s: int
     stuck_after_s: int
+    instance: str = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,7 +400,9 @@ _NAME = _text(r"[A-Za-z0-9_-]{1,79}", "letters, digits, _ and - (at most 79)")
 _PORT = _integer(1, 65535)
 _TOP = ("database", "fastagi", "service", "servers", "dnc_lists", "campaigns")
 
-DATABASE_FIELDS = {"url": _F(None, "sqlite:///agi-campaign.db")}
+_ENV_NAME = _text(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")
+DATABASE_FIELDS = {"url": _F(None, "sqlite:///agi-campaign.db"),
+                   "password_env": _F(_ENV_NAME, None)}
 FASTAGI_FIELDS = {
     "host": _F(_host, "127.0.0.1"),
     "port": _F(_PORT, 4573),
@@ -391,10 +410,17 @@ FASTAGI_FIELDS = {
     "max_connections": _F(_integer(1, 10000), 512),
     "max_line_bytes": _F(_integer(256, 65536), 8192),
 }
+def _or_null(check):
+    """`check`, or null (the key's default: not set)."""
+    return lambda value, path: None if value is None else check(value, path)
+
+
 SERVICE_FIELDS = {
     "tick_ms": _F(_integer(10, 1000), 200),
     "stop_deadline_s": _F(_integer(0, 3600), 30),
-    "stuck_after_s": _F(_integer(60, 86400), 3600),
+    "stuck_after_s": _F(_integer(10, 86400), 3600),
+    "instance": _F(_or_null(_text(r"[a-z0-9]{1,16}", "1 to 16 lower-case letters or digits")),
+                   None),
 }
 
 
@@ -421,7 +447,7 @@ def _parse(data, source, base_dir):
                        "1-64 letters, digits, _ or -")
     return Config(
         path=source,
-        database=DatabaseConfig(_database_url(database["url"], "database.url", base_dir)),
+        database=_database(database, base_dir),
         fastagi=fastagi,
         service=ServiceConfig(**_section(data.get("service"), "service", SERVICE_FIELDS)),
         servers=servers,
@@ -429,6 +455,29 @@ def _parse(data, source, base_dir):
         campaigns={name: _campaign(name, raw, servers, dnc_lists)
                    for name, raw in campaigns.items()},
     )
+
+
+def _database(fields, base_dir):
+    url = _database_url(fields["url"], "database.url", base_dir)
+    variable = fields["password_env"]
+    if variable is None:
+        return DatabaseConfig(url)
+    if not url.startswith(POSTGRES_SCHEMES):
+        _fail("database.password_env applies only to a postgresql:// url; remove it (SQLite has "
+              "no password)")
+    if parse_postgres_url(url).password is not None:
+        _fail("database has both a password in url and password_env; keep exactly one "
+              "(password_env keeps the password out of the file)")
+    password = os.environ.get(variable)
+    if not password:
+        _fail("database.password_env: environment variable %s is not set (or empty); export "
+              "%s=<database password> before starting, or put the password, percent-encoded, in "
+              "database.url" % (variable, variable))
+    scheme = next(s for s in POSTGRES_SCHEMES if url.startswith(s))
+    userinfo, at, location = url[len(scheme):].rpartition("@")
+    user = userinfo.partition(":")[0]
+    return DatabaseConfig("%s%s:%s@%s" % (scheme, user, urllib.parse.quote(password, safe=""),
+                                          location if at else url[len(scheme):]), variable)
 
 
 def _database_url(value, path, base_dir):
@@ -441,27 +490,149 @@ def _database_url(value, path, base_dir):
         if file == ":memory:" or base_dir is None or os.path.isabs(file):
             return value
         return "sqlite:///" + os.path.normpath(os.path.join(base_dir, file))
-    if value.startswith(("postgresql://", "postgres://")):
+    if value.startswith(POSTGRES_SCHEMES):
         try:
-            urllib.parse.urlsplit(value).port
+            parse_postgres_url(value)
         except ValueError as err:
-            _fail("%s is not a valid PostgreSQL URL (%s); use "
-                  "postgresql://user:password@host:5432/dbname" % (path, err))
+            _fail("%s is not a valid PostgreSQL URL: %s; got %s; %s"
+                  % (path, err, _show(mask_url(value)), POSTGRES_URL_HINT))
         return value
     _fail("%s must start with sqlite:/// or postgresql://, got %s" % (path, _show(mask_url(value))))
 
 
-def mask_url(url):
-    """The URL with any password replaced by '***' (for display and messages)."""
+# --- database URLs -----------------------------------------------------------------------------
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+POSTGRES_URL_HINT = ("write it as postgresql://user:password@host:5432/dbname; percent-encode "
+                     "reserved characters in the password (/ as %2F, # as %23, ? as %3F, @ as %40, "
+                     ": as %3A, % as %25, a space as %20) or put the password in an environment "
+                     "variable named by database.password_env")
+# ?name=value parameters passed to the driver (libpq); the others are refused, password included.
+PG_URL_PARAMS = ("application_name", "connect_timeout", "options", "sslmode", "sslrootcert",
+                 "sslcert", "sslkey", "sslcrl", "target_session_attrs", "gssencmode",
+                 "channel_binding", "keepalives", "keepalives_idle", "keepalives_interval",
+                 "keepalives_count")
+_NOT_IN_USERINFO = re.compile(r"[/?#@\s\x00-\x1f\x7f]")
+_NOT_AFTER_USERINFO = re.compile(r"[#\s\x00-\x1f\x7f]")
+
+
+class PostgresUrl(NamedTuple):
+    user: str | None
+    password: str | None
+    host: str
+    port: int
+    dbname: str
+    params: tuple                     # (name, value) pairs, names from PG_URL_PARAMS
+
+
+def parse_postgres_url(url) -> PostgresUrl:
+    """Split a postgresql:// URL strictly (see the module docstring), percent-decoding its parts.
+
+    Raises ValueError whose text names the faulty part but quotes nothing of the URL.
+    """
+    scheme = next((s for s in POSTGRES_SCHEMES if url.startswith(s)), None)
+    if scheme is None:
+        raise ValueError("it must start with postgresql:// or postgres://")
+    userinfo, at, location = url[len(scheme):].rpartition("@")
+    user = password = None
+    if at:
+        if _NOT_IN_USERINFO.search(userinfo):
+            raise ValueError("the user name or password contains a character that must be "
+                             "percent-encoded: / ? # @, a space or a control character")
+        raw_user, colon, raw_password = userinfo.partition(":")
+        user = _unquote(raw_user, "the user name") or None
+        password = (_unquote(raw_password, "the password") or None) if colon else None
+    if _NOT_AFTER_USERINFO.search(location):
+        raise ValueError("the host, port, database name or parameters contain '#', a space or a "
+                         "control character")
+    hostport, slash, tail = location.partition("/")
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*)(?::(.*))?", hostport)
+    if match is None:
+        raise ValueError("the host must be a host name or an IP address ([IPv6] in brackets), "
+                         "then an optional :port")
+    port = 5432
+    if match.group(2) is not None:
+        if not re.fullmatch(r"[0-9]{1,5}", match.group(2)) or not 0 < int(match.group(2)) < 65536:
+            raise ValueError("the port must be a number 1..65535")
+        port = int(match.group(2))
+    raw_dbname, _, query = tail.partition("?")
+    if not slash or not raw_dbname:
+        raise ValueError("it names no database, end it with /dbname")
+    if "/" in raw_dbname:
+        raise ValueError("the database name contains '/', write it as %2F")
+    params = []
+    for item in filter(None, query.split("&")):
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise ValueError("the parameters after '?' must be name=value pairs joined by &")
+        if name not in PG_URL_PARAMS:
+            shown = " %s" % name if re.fullmatch(r"[a-z_]{1,40}", name) else ""
+            raise ValueError("unsupported parameter%s after '?', the supported ones are %s "
+                             "(a password goes before the '@' or into database.password_env)"
+                             % (shown, ", ".join(PG_URL_PARAMS)))
+        params.append((name, _unquote(value, "the parameter " + name)))
+    return PostgresUrl(user, password, match.group(1).strip("[]") or "127.0.0.1", port,
+                       _unquote(raw_dbname, "the database name"), tuple(params))
+
+
+def _unquote(text, what):
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        raise ValueError("%s contains a '%%' that does not start a %%XX escape, write %% as %%25"
+                         % what)
     try:
-        parts = urllib.parse.urlsplit(url)
-        if parts.password is None:
-            return url
-    except ValueError:
+        value = urllib.parse.unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError("%s has %%XX escapes that are not UTF-8" % what) from None
+    if "\0" in value:
+        raise ValueError("%s contains %%00 (a NUL character)" % what)
+    return value
+
+
+def mask_url(url):
+    """The URL as it may be shown in output, logs and messages: no part of a password in it.
+
+    sqlite: URLs have no password and are shown as they are. Otherwise the user info is
+    everything between the scheme and the LAST '@': a well-formed one keeps the user name and
+    shows the password as '***' (user:***@), any other (a '/', '?', '#', space... in it) becomes
+    '***' as a whole; a password= parameter shows as '***'. A URL without '@' is shown only when
+    it is a valid postgresql:// URL (then it has no password); otherwise only its scheme is.
+    """
+    if url.startswith("sqlite:"):
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    return urllib.parse.urlunsplit(parts._replace(
-        netloc="%s:***@%s" % (netloc[0].split(":", 1)[0], netloc[1])))
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?", url)
+    prefix = scheme.group(0) if scheme else ""
+    userinfo, at, location = url[len(prefix):].rpartition("@")
+    location = re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", location)
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        if prefix.endswith("//") and not _NOT_IN_USERINFO.search(userinfo):
+            return "%s%s%s@%s" % (prefix, user, ":***" if colon else "", location)
+        return "%s***@%s" % (prefix, location)
+    if url.startswith(POSTGRES_SCHEMES):
+        try:
+            parse_postgres_url(url)
+            return prefix + location
+        except ValueError:
+            pass
+    return prefix + "***"
+
+
+def hide_password(text, url):
+    """`text` (a driver's message) with the URL's password, in every form it may take, as ***.
+
+    The message is built from connection parameters by libpq or psycopg2, which could echo them;
+    the password is replaced as written in the URL, decoded, and escaped as in a libpq DSN. A
+    password that is part of another word (the host name...) masks that word's part too.
+    """
+    if not url.startswith(POSTGRES_SCHEMES):
+        return text
+    userinfo, at, _ = url.partition("://")[2].rpartition("@")
+    raw = userinfo.partition(":")[2] if at else ""
+    forms = {raw, urllib.parse.unquote(raw, errors="replace")}
+    forms |= {form.replace("\\", "\\\\").replace("'", "\\'") for form in forms}
+    for form in sorted(forms - {""}, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -732,7 +903,7 @@ def to_display_dict(cfg):
     """The effective configuration as JSON-ready data shaped like the YAML; secrets are '***'."""
     return {
         "path": str(cfg.path),
-        "database": {"url": mask_url(cfg.database.url)},
+        "database": _database_dict(cfg.database),
         "fastagi": {**dataclasses.asdict(cfg.fastagi), "allow": list(cfg.fastagi.allow)},
         "service": dataclasses.asdict(cfg.service),
         "servers": {name: _server_dict(server) for name, server in cfg.servers.items()},
@@ -740,6 +911,13 @@ def to_display_dict(cfg):
                       for name, dnc in cfg.dnc_lists.items()},
         "campaigns": {name: _campaign_dict(campaign) for name, campaign in cfg.campaigns.items()},
     }
+
+
+def _database_dict(database):
+    out = {"url": mask_url(database.url)}
+    if database.password_env:
+        out["password_env"] = database.password_env
+    return out
 
 
 def _server_dict(server):

@@ -13,24 +13,31 @@ closed when next checked in or out.
 
 """
 import os
-import urllib.parse
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from agi_campaign.config import mask_url
+from agi_campaign.config import (POSTGRES_SCHEMES, POSTGRES_URL_HINT, hide_password, mask_url,
+                                 parse_postgres_url)
 from agi_campaign.errors import ConfigError, StartupError
 
 database = peewee.DatabaseProxy()
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
-    "synchronous": "normal",
+    # FULL: in WAL mode NORMAL may roll back the last commits on power loss, and the attempt
+    # row written before an Originate is what stops a second call to the same person.
+    "synchronous": "full",
     "foreign_keys": 1,
     "cache_size": -8000,  # 8 MB a connection: the pool holds many (bench/ memory)
     "busy_timeout": 30000,
 }
 POOL_STALE_S = 300
+# A server that drops packets (rather than refusing) must not hold a connect or a dead
+# connection for the kernel's TCP timeout (minutes): give up connecting after 5 s, and notice
+# a silently dead connection within about a minute. URL parameters override these.
+PG_CONNECTION_DEFAULTS = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 30,
+                          "keepalives_interval": 10, "keepalives_count": 3}
 
 
 def is_postgres(db=None):
@@ -56,16 +63,22 @@ def _sqlite(url, base_dir):
 
 
 def _postgres(url):
-    parts = urllib.parse.urlsplit(url)
+    """The database of a URL parsed strictly by config.parse_postgres_url (same rules)."""
+    try:
+        parts = parse_postgres_url(url)
+    except ValueError as err:
+        raise ConfigError("database.url is not a valid PostgreSQL URL: %s; got %r; %s"
+                          % (err, mask_url(url), POSTGRES_URL_HINT)) from None
     return PooledPostgresqlDatabase(
-        (parts.path or "/").lstrip("/") or "postgres",
-        user=urllib.parse.unquote(parts.username) if parts.username else None,
-        password=urllib.parse.unquote(parts.password) if parts.password else None,
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
+        parts.dbname,
+        user=parts.user,
+        password=parts.password,
+        host=parts.host,
+        port=parts.port,
         autoconnect=True,
         max_connections=None,
         stale_timeout=POOL_STALE_S,
+        **dict(PG_CONNECTION_DEFAULTS, **dict(parts.params)),
     )
 
 
@@ -73,10 +86,11 @@ def make_database(url, base_dir=None):
     """Build (not bind) a Peewee database for a sqlite:/// or postgresql:// URL."""
     if url.startswith("sqlite:///"):
         return _sqlite(url, base_dir)
-    if url.startswith(("postgresql://", "postgres://")):
+    if url.startswith(POSTGRES_SCHEMES):
         return _postgres(url)
-    raise ConfigError("database.url %r: unsupported scheme; use sqlite:///path.db or "
-                      "postgresql://user:password@host:5432/dbname" % (url,))
+    raise ConfigError("database.url must start with sqlite:/// or postgresql://, got %r; use "
+                      "sqlite:///path.db or postgresql://user:password@host:5432/dbname"
+                      % (mask_url(url),))
 
 
 def open_database(url, base_dir=None, create=True):
@@ -90,8 +104,10 @@ def open_database(url, base_dir=None, create=True):
         try:
             create_tables()
         except peewee.DatabaseError as err:
+            # from None: the driver's own exception (unscrubbed text) stays out of tracebacks
             raise StartupError("database %s cannot be opened for writing: %s; check the path "
-                               "and its permissions, or database.url" % (mask_url(url), err)) from err
+                               "and its permissions, or database.url"
+                               % (mask_url(url), hide_password(str(err), url))) from None
     return db
 
 

@@ -14,6 +14,7 @@ import unicodedata
 from agi_campaign.phone import dial_digits, national_digits
 
 ACTION_PREFIX = "acamp"
+ASTDB_FAMILY = "agi-campaign"
 VAR_PREFIX = "ACAMP_"
 EXTRA_PREFIX = "ACAMP_X_"
 MAX_EXTRA_VALUE = 100
@@ -21,15 +22,28 @@ _NAME_BAD = re.compile(r"[^A-Z0-9_]")
 _SAFE_PUNCT = set(" ._:@+-/")
 
 
-def channel_id(attempt_id, token):
-    """The ChannelId (and ActionID) of an attempt's originated channel: acamp-<id>-<token>."""
-    return "%s-%d-%s" % (ACTION_PREFIX, attempt_id, token)
+_CHANNEL_ID = re.compile(r"^acamp-([a-z0-9]{1,16})-(\d{1,18})-([0-9a-f]{8,64})(?:-2)?$")
 
 
-def parse_channel_id(value):
-    """(attempt_id, token) from a channel id or uniqueid we set, else None."""
-    m = re.match(r"^acamp-(\d+)-([0-9a-f]{8,64})(?:-2)?$", value or "")
-    return (int(m.group(1)), m.group(2)) if m else None
+def channel_id(instance, attempt_id, token):
+    """The ChannelId (and ActionID) of an attempt's originated channel:
+    acamp-<instance>-<id>-<token>. The instance keeps deployments that share an Asterisk (each
+    with its own database, so the same attempt ids) apart."""
+    return "%s-%s-%d-%s" % (ACTION_PREFIX, instance, attempt_id, token)
+
+
+def parse_channel_id(value, instance=None):
+    """(attempt_id, token) from a channel id or uniqueid set by deployment `instance` (any
+    deployment when None), else None."""
+    m = _CHANNEL_ID.match(value or "")
+    if m is None or (instance is not None and m.group(1) != instance):
+        return None
+    return int(m.group(2)), m.group(3)
+
+
+def astdb_key(instance, attempt_id):
+    """The AstDB key (family ASTDB_FAMILY) of the result copy the dialplan keeps for recovery."""
+    return "%s-%d" % (instance, attempt_id)
 
 
 def safe_value(value):
@@ -51,12 +65,13 @@ def dial_string(template, phone_e164):
     return template.format(number=dial_digits(phone_e164), national=national_digits(phone_e164))
 
 
-def originate_action(claimed, campaign, server, campaign_id):
+def originate_action(claimed, campaign, server, campaign_id, instance):
     """The AMI Originate action (a dict of headers; Variable is a list) for `claimed`."""
-    cid = channel_id(claimed.attempt_id, claimed.token)
+    cid = channel_id(instance, claimed.attempt_id, claimed.token)
     variables = [
         "ACAMP_ATTEMPT=%d" % claimed.attempt_id,
         "ACAMP_TOKEN=%s" % claimed.token,
+        "ACAMP_KEY=%s" % astdb_key(instance, claimed.attempt_id),
         "ACAMP_DIAL=%s" % dial_string(server.dial_template, claimed.phone),
         "ACAMP_TIMEOUT=%d" % campaign.dial_timeout_s,
         "ACAMP_AGI=%s" % server.agi_url,

@@ -15,13 +15,14 @@ import threading
 from agi_campaign import campaigns, states, weektime
 from agi_campaign.claim import claim_due
 from agi_campaign.clock import to_db
-from agi_campaign.dialer import originate_action, parse_channel_id
-from agi_campaign.errors import AgiCampaignError, AmiError, AmiNotConnected, AmiTimeout
+from agi_campaign.db import database
+from agi_campaign.dialer import ASTDB_FAMILY, astdb_key, originate_action, parse_channel_id
+from agi_campaign.errors import (AgiCampaignError, AmiError, AmiNotConnected, AmiNotSent,
+                                 AmiTimeout)
 from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, CampaignState, Number,
                                  NumberStatus, Outcome)
 from agi_campaign.pacing import Pacer
 from agi_campaign.phone import mask
-from agi_campaign.routes import ASTDB_FAMILY
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,18 @@ def in_flight_count(campaign_id):
                                    & (Attempt.status.in_(IN_FLIGHT_STATUSES))).count())
 
 
-def has_pending(campaign_id):
-    return (Number.select(Number.id).where((Number.campaign == campaign_id)
-                                           & (Number.status == NumberStatus.PENDING.value))
-            .limit(1).exists())
+def completion_counts(campaign_id):
+    """(pending numbers exist: 0/1, attempts in flight) read in ONE statement, so in one
+    snapshot: a retryable result commits "attempt ended" and "number pending again" together,
+    and two separate reads could see neither and complete a campaign with a number left."""
+    p = database.param
+    flight = ", ".join(p for _ in IN_FLIGHT_STATUSES)
+    row = database.execute_sql(
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM number WHERE campaign_id = %s AND "
+        "status = %s LIMIT 1) AS due), (SELECT COUNT(*) FROM attempt WHERE campaign_id = %s "
+        "AND status IN (%s))" % (p, p, p, flight),
+        (campaign_id, NumberStatus.PENDING.value, campaign_id) + IN_FLIGHT_STATUSES).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def window_open(cfg, now):
@@ -53,8 +62,12 @@ def window_open(cfg, now):
 
 
 class Engine:
-    def __init__(self, config, clock, amis, recorder, tick_s=None):
+    """`instance` names this deployment in channel ids and AstDB keys (agi_campaign.deployment):
+    events and channels of another dialer sharing the Asterisk are never taken for ours."""
+
+    def __init__(self, config, clock, amis, recorder, instance, tick_s=None):
         self.config = config
+        self.instance = instance
         self.clock = clock
         self.amis = amis
         self.recorder = recorder
@@ -64,7 +77,8 @@ class Engine:
         self._lock = threading.Lock()
         self._failed = {}
         self._refused = {}
-        self._absent = {}
+        self._absent = {}  # server -> {(attempt id, token): first pass it was absent}
+        self._down_since = {}  # server -> monotonic time AMI was first seen down
         self._ready_at = {}
 
     # ---- states -------------------------------------------------------------------------
@@ -73,10 +87,10 @@ class Engine:
         now = self.clock.now()
         for row in Campaign.select().where(Campaign.name.in_(list(self.config.campaigns))):
             cfg = self.config.campaigns[row.name]
+            pending, in_flight = completion_counts(row.id)
             target = states.automatic_target(
                 state=row.state, ctype=cfg.type, now=now, start=cfg.start, end=cfg.end,
-                window_open=window_open(cfg, now), pending=int(has_pending(row.id)),
-                in_flight=in_flight_count(row.id))
+                window_open=window_open(cfg, now), pending=pending, in_flight=in_flight)
             if target:
                 campaigns.move(row, target[0], target[1], now, expect=row.state)
 
@@ -91,20 +105,22 @@ class Engine:
             return
         while not self.draining and ami.connected:
             row = Campaign.get_or_none(Campaign.name == name)
-            now = self.clock.now()
             if row is None or row.state != CampaignState.RUNNING.value:
                 return
             in_flight = in_flight_count(row.id)
+            # Stamp the attempts at the instant the spacing is checked, so the recorded call
+            # starts are exactly as far apart as pacing allowed them.
+            now, mark = self.clock.now(), self.clock.monotonic()
             allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms,
-                                    window_open(cfg, now), cfg.max_channels)
+                                    window_open(cfg, now), cfg.max_channels, at=mark)
             if allowed:
                 claimed = claim_due(row.id, allowed, now, cfg.server, cfg.dnc_lists,
                                     cfg.max_attempts)
                 if not claimed:
                     return
+                pacer.started(len(claimed), at=mark)
                 for item in claimed:
                     self._originate(item, cfg, row.id, ami)
-                pacer.started(len(claimed))
             wait = pacer.wait_s(cfg.delay_ms)
             if not allowed and wait <= 0:
                 return
@@ -114,7 +130,7 @@ class Engine:
 
     def _originate(self, item, cfg, campaign_id, ami):
         server = self.config.servers[cfg.server]
-        action = originate_action(item, cfg, server, campaign_id)
+        action = originate_action(item, cfg, server, campaign_id, self.instance)
         log.debug("attempt=%s campaign=%s number=%s originate server=%s", item.attempt_id,
                  cfg.name, mask(item.phone), cfg.server)
         future = ami.send(action)
@@ -124,6 +140,12 @@ class Engine:
     def _originate_done(self, item, server, future):
         err = future.exception()
         if err is None:
+            return
+        if isinstance(err, AmiNotSent):
+            # The action provably never left (no connection to write it on): no call, so the
+            # attempt is `refused` and does not count, like an Originate Asterisk refused.
+            with self._lock:
+                self._refused[item.attempt_id] = "originate not sent: %s" % (err,)
             return
         if isinstance(err, (AmiNotConnected, AmiTimeout)):
             # Asterisk may or may not have the call: reconcile() decides once AMI is back.
@@ -139,18 +161,23 @@ class Engine:
             self._refused[item.attempt_id] = note
             self._ready_at[server] = self.clock.monotonic() + REFUSED_BACKOFF_S
 
-    def _finish(self, attempt_id, outcome, note):
+    def _finish(self, attempt_id, outcome, note, token=None):
+        """End an attempt (only if `token`, when given, is its token)."""
         try:
             att = Attempt.get_or_none(Attempt.id == attempt_id)
-            if att is not None:
+            if att is not None and token in (None, att.token):
                 self.recorder.finish(att, outcome, self.clock.now(), note=note)
         except AgiCampaignError:
             log.exception("attempt=%s could not be finished as %s", attempt_id, outcome.value)
 
     # ---- AMI events ---------------------------------------------------------------------
     def on_ami_state(self, server_name, connected):
-        """A (re)connected server dials again only after AMI_SETTLE_S."""
-        if connected:
+        """A (re)connected server dials again only after AMI_SETTLE_S; a lost one starts its
+        unreachable clock (see _reap_unreachable)."""
+        if not connected:
+            self._down_since.setdefault(server_name, self.clock.monotonic())
+        else:
+            self._down_since.pop(server_name, None)
             self._ready_at[server_name] = self.clock.monotonic() + AMI_SETTLE_S
             log.info("server=%s AMI connected; dialing resumes in %.0f s", server_name,
                      AMI_SETTLE_S)
@@ -158,10 +185,10 @@ class Engine:
     def on_ami_event(self, server_name, event):
         if event.get("Event") != "OriginateResponse" or event.get("Response") == "Success":
             return
-        ids = parse_channel_id(event.get("ActionID"))
-        if ids:
+        ids = parse_channel_id(event.get("ActionID"), self.instance)
+        if ids:  # ours (instance): another dialer on this Asterisk sends these events too
             with self._lock:
-                self._failed.setdefault(ids[0], (
+                self._failed.setdefault(ids, (
                     self.clock.monotonic() + ORIGINATE_FAILURE_GRACE_S,
                     "originate failed, reason %s" % event.get("Reason", "")))
 
@@ -175,62 +202,68 @@ class Engine:
             refused, self._refused = self._refused, {}
         for aid, note in refused.items():
             self._finish(aid, Outcome.REFUSED, note[:200])
-        for aid, note in due:
-            self._finish(aid, Outcome.FAILED, note[:200])
+        for (aid, token), note in due:
+            self._finish(aid, Outcome.FAILED, note[:200], token=token)
 
     # ---- reconciliation -----------------------------------------------------------------
     def reconcile(self):
-        """Attempts in flight whose call no longer exists on their Asterisk become `lost`.
+        """Attempts in flight whose call no longer exists on their Asterisk are finished: from
+        the result the dialplan saved in AstDB, or else as `lost`.
 
         An attempt must be older than RECONCILE_MIN_AGE_S and absent from CoreShowChannels on
-        two passes at least RECONCILE_ABSENT_S apart (its result may be on its way).
+        two passes at least RECONCILE_ABSENT_S apart (its result may be on its way). Each
+        server is reconciled on its own: an error on one never stops the others.
         """
         self.reap_failed_originates()
         for name, ami in self.amis.items():
-            if not ami.connected:
-                self._reap_unreachable(name)
-                continue
             try:
+                if not ami.connected:
+                    self._reap_unreachable(name)
+                    continue
+                self._down_since.pop(name, None)
                 live = self._live_attempts(ami)
+                self._reconcile_server(name, ami, live)
             except AmiError as err:
                 log.warning("server=%s reconcile skipped: %s", name, err)
-                continue
-            self._reconcile_server(name, ami, live)
+            except Exception:  # boundary: a database error on one server's pass
+                log.exception("server=%s reconcile failed; retried on the next pass", name)
 
     def _live_attempts(self, ami):
+        """(attempt id, token) of every channel of ours that Asterisk still has."""
         events = ami.collect({"Action": "CoreShowChannels"}, "CoreShowChannelsComplete", 10)
         live = set()
         for ev in events:
             for key in ("Uniqueid", "Linkedid"):
-                ids = parse_channel_id(ev.get(key))
+                ids = parse_channel_id(ev.get(key), self.instance)
                 if ids:
-                    live.add(ids[0])
+                    live.add(ids)
         return live
 
     def _reconcile_server(self, name, ami, live):
         now, now_m = self.clock.now(), self.clock.monotonic()
         old = to_db(now - datetime.timedelta(seconds=RECONCILE_MIN_AGE_S))
-        rows = list(Attempt.select(Attempt.id).where(
+        rows = list(Attempt.select(Attempt.id, Attempt.token).where(
             (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))
             & (Attempt.created_at <= old)))
-        in_flight = {r.id for r in rows}
-        for aid in list(self._absent):
-            if aid not in in_flight or aid in live:
-                self._absent.pop(aid, None)
-        for aid in in_flight - live:
-            first = self._absent.setdefault(aid, now_m)
+        in_flight = {(r.id, r.token) for r in rows}
+        absent = self._absent.setdefault(name, {})
+        for key in list(absent):
+            if key not in in_flight or key in live:
+                del absent[key]
+        for key in in_flight - live:
+            first = absent.setdefault(key, now_m)
             if now_m - first >= RECONCILE_ABSENT_S:
-                self._absent.pop(aid, None)
-                if not self._recover_saved(ami, aid):
-                    self._finish(aid, Outcome.LOST, "no call on %s at reconcile" % name)
+                del absent[key]
+                if not self._recover_saved(ami, *key):
+                    self._finish(key[0], Outcome.LOST, "no call on %s at reconcile" % name,
+                                 token=key[1])
 
-    def _recover_saved(self, ami, attempt_id):
+    def _recover_saved(self, ami, attempt_id, token):
         """Record the result the dialplan saved in AstDB when it could not reach us."""
-        saved = saved_result(ami, attempt_id)
-        att = Attempt.get_or_none(Attempt.id == attempt_id)
-        if saved is None or att is None or saved[0] != att.token:
+        saved = saved_result(ami, astdb_key(self.instance, attempt_id))
+        if saved is None or saved[0] != token:
             return False
-        token, dial_status, cause, answered, dialed = saved
+        _, dial_status, cause, answered, dialed = saved
         self.recorder.record_result(attempt_id, token, dial_status, cause, answered or None,
                                     dialed or None, self.clock.now(),
                                     note="recovered from AstDB at reconcile")
@@ -238,22 +271,27 @@ class Engine:
         return True
 
     def _reap_unreachable(self, name):
-        """A server we cannot ask: its attempts older than service.stuck_after_s become lost."""
-        limit = to_db(self.clock.now() - datetime.timedelta(
-            seconds=self.config.service.stuck_after_s))
-        rows = list(Attempt.select(Attempt.id).where(
-            (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))
-            & (Attempt.created_at <= limit)))
+        """A server we have not been able to ask for service.stuck_after_s (measured from when
+        it was first seen unreachable, not from the claims): its attempts become lost. A server
+        that comes back sooner is reconciled against its channels and AstDB as usual."""
+        now_m = self.clock.monotonic()
+        since = self._down_since.setdefault(name, now_m)
+        if now_m - since < self.config.service.stuck_after_s:
+            return
+        rows = list(Attempt.select(Attempt.id, Attempt.token).where(
+            (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))))
         for row in rows:
-            self._finish(row.id, Outcome.LOST, "server %s unreachable past stuck_after_s" % name)
+            self._finish(row.id, Outcome.LOST,
+                         "server %s unreachable for stuck_after_s" % name, token=row.token)
 
 
-def saved_result(ami, attempt_id):
+def saved_result(ami, key):
     """(token, DIALSTATUS, HANGUPCAUSE, ANSWEREDTIME, DIALEDTIME) saved by the dialplan's hangup
-    handler in AstDB (family agi-campaign), or None if there is none or AMI cannot tell."""
+    handler in AstDB (family ASTDB_FAMILY, `key` from dialer.astdb_key), or None if there is
+    none or AMI cannot tell."""
     try:
         events = ami.collect({"Action": "DBGet", "Family": ASTDB_FAMILY,
-                              "Key": str(attempt_id)}, "DBGetComplete", 5)
+                              "Key": key}, "DBGetComplete", 5)
     except AmiError:
         return None
     for ev in events:

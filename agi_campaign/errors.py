@@ -68,6 +68,11 @@ class AmiNotConnected(AmiError):
     """The AMI connection is down."""
 
 
+class AmiNotSent(AmiNotConnected):
+    """The action was never written to Asterisk (no connection, or it closed first): its
+    fate is known, nothing happened."""
+
+
 class AmiAuthError(AmiError):
     """The AMI login was refused."""
 

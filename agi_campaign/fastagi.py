@@ -22,10 +22,10 @@ failed on a live channel, an argument containing a line break), `AgiProtocolErro
 cannot parse; the connection is then unusable).
 """
 import errno
-import concurrent.futures
 import ipaddress
-import math
 import logging
+import math
+import queue
 import socket
 import socketserver
 import threading
@@ -275,7 +275,8 @@ class _TCPServer(socketserver.TCPServer):
     Connections run on a thread pool of max_connections threads (the cap is enforced in
     admit()), so a thread is reused rather than started for every session: bench/ found thread
     start-up among the larger per-session costs. A session may hold its thread for a whole
-    call (EXEC Dial/Queue/ConfBridge), which is why the pool is as large as the cap.
+    call (EXEC Dial/Queue/ConfBridge), which is why the pool is as large as the cap, and why
+    its threads are daemons (_DaemonPool): the process may exit while a conference goes on.
     """
 
     block_on_close = False
@@ -286,8 +287,7 @@ class _TCPServer(socketserver.TCPServer):
         self.owner = owner
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        self.pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=owner.max_connections, thread_name_prefix="fastagi")
+        self.pool = _DaemonPool(owner.max_connections, "fastagi")
         super().__init__(address, _ConnectionHandler)  # a failed bind calls server_close()
 
     def verify_request(self, request, client_address):
@@ -313,10 +313,58 @@ class _TCPServer(socketserver.TCPServer):
 
     def server_close(self):
         super().server_close()
-        self.pool.shutdown(wait=False)
+        self.pool.shutdown()
 
     def handle_error(self, request, client_address):
         log.exception("FastAGI connection error peer=%s", client_address[0])
+
+
+class _DaemonPool:
+    """Up to `size` reused daemon threads running submitted calls.
+
+    concurrent.futures' pool is not used because the interpreter joins its threads at exit: a
+    session in a long queue or conference call would hold the service's exit for the whole
+    call. A thread is started only when no idle one is waiting.
+    """
+
+    def __init__(self, size, name):
+        self._size = size
+        self._name = name
+        self._tasks = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, fn, *args):
+        with self._lock:
+            start = self._idle == 0 and self._threads < self._size
+            if start:
+                self._threads += 1
+            else:
+                self._idle -= 1  # one idle thread is spoken for
+        self._tasks.put((fn, args))
+        if start:
+            threading.Thread(target=self._work, name="%s-%d" % (self._name, self._threads),
+                             daemon=True).start()
+
+    def _work(self):
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            fn, args = task
+            try:
+                fn(*args)
+            finally:
+                with self._lock:
+                    self._idle += 1
+
+    def shutdown(self):
+        """Idle threads end; busy ones end after their session (never joined)."""
+        with self._lock:
+            count = self._threads
+        for _ in range(count):
+            self._tasks.put(None)
 
 
 class FastAgiServer:

@@ -7,18 +7,19 @@ builds a number whose callee behaves as asked (see agi_campaign/data/sandbox-tes
 """
 import collections
 import os
+import re
 import threading
 import time
 
 import yaml
 
 from agi_campaign.ami import AmiClient
-from agi_campaign.dialer import parse_channel_id
 from agi_campaign.sandbox import DIAL_TEMPLATE
 
 BEHAVIOUR_DIGIT = {"answer": 1, "busy": 2, "noanswer": 3, "congestion": 4, "unavailable": 5}
 EXPECTED_OUTCOME = {"answer": "answered", "busy": "busy", "noanswer": "noanswer",
                     "congestion": "congestion", "unavailable": "unavailable"}
+_CHANNEL = re.compile(r"^acamp-([a-z0-9]+)-(\d+)-[0-9a-f]+$")  # dialer.channel_id, first half
 AREAS = ("202", "212", "303", "415", "312", "617", "713", "206")
 
 
@@ -37,13 +38,14 @@ def server_entry(sandbox, agi_url):
 
 
 def write_config(path, servers, fastagi_port, campaigns, db_url=None, dnc_lists=("blocked",),
-                 tick_ms=100, stop_deadline_s=30):
-    """Write a config for `servers` ({name: AsteriskSandbox}) and `campaigns` ({name: dict})."""
+                 tick_ms=100, stop_deadline_s=30, **service):
+    """Write a config for `servers` ({name: AsteriskSandbox}) and `campaigns` ({name: dict});
+    `service` adds keys of the service section (stuck_after_s, instance)."""
     agi_url = "agi://127.0.0.1:%d" % fastagi_port
     data = {
         "database": {"url": db_url or "sqlite:///agi-campaign.db"},
         "fastagi": {"host": "127.0.0.1", "port": fastagi_port},
-        "service": {"tick_ms": tick_ms, "stop_deadline_s": stop_deadline_s},
+        "service": dict({"tick_ms": tick_ms, "stop_deadline_s": stop_deadline_s}, **service),
         "servers": {name: server_entry(sb, agi_url) for name, sb in servers.items()},
         "dnc_lists": {name: {"description": "demo list"} for name in dnc_lists},
         "campaigns": campaigns,
@@ -66,7 +68,8 @@ class ChannelMonitor:
     """Counts callee legs up at once on one Asterisk, from Newchannel/Hangup AMI events.
 
     A callee leg is the channel Dial() creates in [agi-campaign-dialout]: with the sandbox's
-    dial template it is named `Local/<number>@acamp-test-callees-XXXXXXXX;1`.
+    dial template it is named `Local/<number>@acamp-test-callees-XXXXXXXX;1`. `ids_of`
+    gives the attempt ids of the originated channels, by deployment instance.
     """
 
     def __init__(self, sandbox, marker="@acamp-test-callees-"):
@@ -79,7 +82,7 @@ class ChannelMonitor:
         self.start_times = []
         self.number_live = collections.Counter()
         self.number_peak = 0
-        self.attempt_ids = set()
+        self.attempts = collections.defaultdict(set)  # instance -> attempt ids
         self._lock = threading.Lock()
         self.client = AmiClient(name="monitor-" + sandbox.name, host=host, port=port,
                                 username=user, secret=secret)
@@ -91,10 +94,10 @@ class ChannelMonitor:
     def _on_event(self, event):
         name, channel = event.get("Event"), event.get("Channel", "")
         if name == "Newchannel":
-            ids = parse_channel_id(event.get("Uniqueid"))
-            if ids:
+            m = _CHANNEL.match(event.get("Uniqueid") or "")
+            if m:
                 with self._lock:
-                    self.attempt_ids.add(ids[0])
+                    self.attempts[m.group(1)].add(int(m.group(2)))
         if not self._is_callee_leg(channel):
             return
         number = channel.split("@", 1)[0][len("Local/"):]
@@ -110,6 +113,13 @@ class ChannelMonitor:
             elif name == "Hangup" and channel in self.live:
                 self.live.discard(channel)
                 self.number_live[number] -= 1
+
+    def ids_of(self, instance=None):
+        """Attempt ids seen for deployment `instance` (every deployment's when None)."""
+        with self._lock:
+            if instance is not None:
+                return set(self.attempts.get(instance, ()))
+            return {i for ids in self.attempts.values() for i in ids}
 
     def __enter__(self):
         self.client.start()

@@ -5,8 +5,10 @@ index range scan whose cost does not grow with the campaign's size; `attempt(sta
 "what is in flight".
 
 An attempt's ids as Asterisk echoes them back are derived, not stored: its channel is
-`acamp-<attempt id>-<token>` (agi_campaign.dialer.channel_id), its second half that plus `-2`,
-and the FastAGI scripts receive the id and token as arguments.
+`acamp-<instance>-<attempt id>-<token>` (agi_campaign.dialer.channel_id), its second half
+that plus `-2`, and the FastAGI scripts receive the id and token as arguments. `Setting`
+holds this deployment's facts (its instance name, which service runs on it: see
+agi_campaign.deployment).
 """
 import enum
 
@@ -138,6 +140,11 @@ class DncEntry(BaseModel):
         indexes = ((("list_name", "phone"), True),)
 
 
-ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry]
+class Setting(BaseModel):
+    key = peewee.CharField(max_length=64, primary_key=True)
+    value = peewee.TextField()
+
+
+ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry, Setting]
 
 IN_FLIGHT_STATUSES = (AttemptStatus.DIALING.value, AttemptStatus.ANSWERED.value)

@@ -43,21 +43,22 @@ class Pacer:
         self._clock = clock
         self._last_start = None
 
-    def _ms_since_last_start(self):
+    def _ms_since_last_start(self, at=None):
         if self._last_start is None:
             return None
-        return (self._clock() - self._last_start) * 1000.0
+        return ((self._clock() if at is None else at) - self._last_start) * 1000.0
 
-    def allowed(self, in_flight, max_channels, delay_ms, window_open, due):
-        """``allowed_now`` with the elapsed time taken from the clock."""
+    def allowed(self, in_flight, max_channels, delay_ms, window_open, due, at=None):
+        """``allowed_now`` at clock time ``at`` (default: now)."""
         return allowed_now(in_flight=in_flight, max_channels=max_channels, delay_ms=delay_ms,
-                           ms_since_last_start=self._ms_since_last_start(),
+                           ms_since_last_start=self._ms_since_last_start(at),
                            window_open=window_open, due=due)
 
-    def started(self, n=1):
-        """Record that ``n`` calls were just started (claimed); n == 0 records nothing."""
+    def started(self, n=1, at=None):
+        """Record that ``n`` calls started at clock time ``at`` (default: now); n == 0 records
+        nothing. Pass the ``at`` given to ``allowed`` so that starts are spaced exactly."""
         if n > 0:
-            self._last_start = self._clock()
+            self._last_start = self._clock() if at is None else at
 
     def wait_s(self, delay_ms):
         """Seconds until the spacing allows the next start."""

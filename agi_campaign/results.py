@@ -61,6 +61,16 @@ class Recorder:
         with database.atomic():
             return fn()
 
+    def _write_later(self, fn, what):
+        """Queue a write without waiting for it (a failure is logged): for the writes a caller
+        on the line must not wait for. The writer applies writes in the order queued."""
+        if self._writer is None:
+            self._write(fn)
+            return
+        future = self._writer.submit(fn)
+        future.add_done_callback(lambda f: f.exception() and log.warning(
+            "%s not recorded: %s", what, f.exception()))
+
     def _campaign_name(self, campaign_id):
         name = self._names.get(campaign_id)
         if name is None:
@@ -83,12 +93,16 @@ class Recorder:
         return self._campaign_name(att.campaign_id)
 
     def record_answer(self, attempt_id, token, now):
-        self._write(lambda: database.execute_sql(
-            _sql("answer"), (to_db(now), int(attempt_id), token)))
+        """Queued, not waited for: the callee must not hear a slow database (dead air)."""
+        self._write_later(lambda: database.execute_sql(
+            _sql("answer"), (to_db(now), int(attempt_id), token)),
+            "attempt=%s answer" % attempt_id)
 
     def record_destination(self, attempt_id, token, dest_result, now):
-        self._write(lambda: database.execute_sql(
-            _sql("destination"), (str(dest_result)[:100], int(attempt_id), token)))
+        """Queued, not waited for (the call's outcome comes from the `result` script)."""
+        self._write_later(lambda: database.execute_sql(
+            _sql("destination"), (str(dest_result)[:100], int(attempt_id), token)),
+            "attempt=%s destination result" % attempt_id)
 
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
                       now, note=None):

@@ -11,13 +11,13 @@ anything that escapes, so a failure here ends only this connection.
 import logging
 import re
 
+from agi_campaign.dialer import ASTDB_FAMILY, astdb_key
 from agi_campaign.errors import AgiError, AgiHangup, NotFoundError
 
 log = logging.getLogger(__name__)
 
 CONNECT_SCRIPT = "connect"
 RESULT_SCRIPT = "result"
-ASTDB_FAMILY = "agi-campaign"
 
 _ATTEMPT_RE = re.compile(r"^[0-9]{1,18}$")
 _TOKEN_RE = re.compile(r"^[0-9a-f]{8,64}$")
@@ -33,10 +33,12 @@ class Router:
     """handler(channel) for FastAgiServer, dispatching on the script name.
 
     `on_connect_for(campaign_name) -> OnConnect`; `recorder` has lookup, record_answer,
-    record_destination and record_result (agi_campaign.results.Recorder); `clock.now()`.
+    record_destination and record_result (agi_campaign.results.Recorder); `clock.now()`;
+    `instance` is this deployment's name (the AstDB keys of its result copies).
     """
 
-    def __init__(self, on_connect_for, recorder, clock):
+    def __init__(self, on_connect_for, recorder, clock, instance):
+        self._instance = instance
         self._on_connect_for = on_connect_for
         self._recorder = recorder
         self._clock = clock
@@ -87,17 +89,19 @@ class Router:
             self._clock.now())
         log.debug("attempt=%s script=%s uniqueid=%s dialstatus=%s hangupcause=%s",
                  attempt_id, channel.script, channel.uniqueid, dial_status, hangup_cause)
-        _forget_saved_result(channel, attempt_id)
+        _forget_saved_result(channel, attempt_id, astdb_key(self._instance, attempt_id))
 
 
-def _forget_saved_result(channel, attempt_id):
-    """Delete the copy of the result the dialplan kept in AstDB: it is recorded now.
+def _forget_saved_result(channel, attempt_id, key):
+    """Delete the copy of the result the dialplan kept in AstDB: it is recorded (committed)
+    now, since record_result returned.
 
-    The copy (family ASTDB_FAMILY, key = attempt id) is what recovery reads when this FastAGI
-    call could not be made (service down); DATABASE DEL is allowed on a dead channel.
+    The copy (family ASTDB_FAMILY, key `<instance>-<attempt id>`) is what recovery reads when
+    this FastAGI call could not be made (service down); DATABASE DEL is allowed on a dead
+    channel.
     """
     try:
-        channel.command("DATABASE DEL", ASTDB_FAMILY, str(attempt_id))
+        channel.command("DATABASE DEL", ASTDB_FAMILY, key)
     except AgiError as err:
         log.debug("attempt=%s could not delete the AstDB copy: %s", attempt_id, err)
 

@@ -6,14 +6,27 @@ the APScheduler jobs. Start-up fails with one clear line when the database is un
 FastAGI port is taken, or no Asterisk server accepts our AMI login; a server that is down while
 others are up is logged and retried with backoff, and its campaigns wait.
 
-Stop: the first SIGTERM/SIGINT stops new calls and waits up to service.stop_deadline_s for calls
-in flight to end and be recorded, then exits 0; a second signal exits at once (recovery at the
-next start covers what was cut).
+One service per database: a second `run` on the same database refuses to start, naming the
+first (agi_campaign.deployment.ServiceLock).
+
+Stop: the first SIGTERM/SIGINT stops new calls and waits for calls in flight to end and be
+recorded; whatever is still up then (a long queue or conference call) keeps running on Asterisk
+and is recovered at the next start (its result reaches the next service by FastAGI, or is read
+from AstDB). The whole stop takes at most service.stop_deadline_s: the wait ends
+STOP_RESERVE_S before it, leaving that time to close connections, and a watchdog ends the
+process at the deadline if closing hangs (a stuck database). FastAGI sessions run in daemon
+threads, so no call holds the exit. A second signal exits at once with status 1, as SIGKILL
+would (recovery at the next start covers what was cut).
+
+APScheduler's "maximum number of running instances reached" warning is dropped: a tick that
+overlaps the previous one is normal (the previous one is still dialing), not a fault.
 """
 import logging
+import os
 import signal
 import threading
 
+import peewee
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -21,6 +34,7 @@ from agi_campaign import campaigns
 from agi_campaign.ami import AmiClient
 from agi_campaign.clock import SystemClock
 from agi_campaign.db import database, open_database
+from agi_campaign.deployment import ServiceLock, instance_name
 from agi_campaign.engine import Engine
 from agi_campaign.errors import StartupError
 from agi_campaign.fastagi import FastAgiServer
@@ -33,6 +47,7 @@ log = logging.getLogger(__name__)
 
 AMI_STARTUP_WAIT_S = 5.0
 RECONCILE_EVERY_S = 5.0
+STOP_RESERVE_S = 3.0
 
 
 class Service:
@@ -48,33 +63,44 @@ class Service:
         self.amis = {}
         self.engine = None
         self.writer = None
+        self.lock = None
+        self.instance = None
 
     # ---- start --------------------------------------------------------------------------
     def start(self):
-        open_database(self.database_url)
+        db = open_database(self.database_url)
+        self.lock = ServiceLock(db)
+        self.lock.acquire(self.clock.now())
+        try:
+            self._start()
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _start(self):
+        self.instance = instance_name(self.config.service.instance)
         campaigns.sync_campaigns(self.config, self.clock.now())
         self.writer = BatchWriter(database)
         self.writer.start()
         recorder = Recorder(self._policy_for, self.writer)
-        router = Router(self._on_connect_for, recorder, self.clock)
+        router = Router(self._on_connect_for, recorder, self.clock, self.instance)
         fa = self.config.fastagi
         self.fastagi = FastAgiServer(fa.host, fa.port, self._with_db(router), allow=fa.allow,
                                      max_connections=fa.max_connections,
                                      max_line_bytes=fa.max_line_bytes)
         self.fastagi.start()
-        try:
-            self._start_amis()
-            self.engine = Engine(self.config, self.clock, self.amis, recorder)
-            for name, ami in self.amis.items():
-                ami.add_listener(lambda ev, name=name: self._on_event(name, ev))
-                ami.add_state_listener(
-                    lambda up, name=name: self.engine.on_ami_state(name, up))
-            self._start_scheduler()
-        except BaseException:
-            self.shutdown()
-            raise
-        log.info("agi-campaign running: fastagi=%s:%s servers=%s campaigns=%s",
-                 *self.fastagi.address, ",".join(self.amis), ",".join(self.config.campaigns))
+        self._start_amis()
+        self.engine = Engine(self.config, self.clock, self.amis, recorder,
+                             instance=self.instance)
+        for name, ami in self.amis.items():
+            ami.add_listener(lambda ev, name=name: self._on_event(name, ev))
+            ami.add_state_listener(lambda up, name=name: self.engine.on_ami_state(name, up))
+            if not ami.connected:
+                self.engine.on_ami_state(name, False)
+        self._start_scheduler()
+        log.info("agi-campaign running: instance=%s fastagi=%s:%s servers=%s campaigns=%s",
+                 self.instance, *self.fastagi.address, ",".join(self.amis),
+                 ",".join(self.config.campaigns))
 
     def _policy_for(self, name):
         cfg = self.config.campaigns.get(name)
@@ -122,12 +148,28 @@ class Service:
         self.engine.on_ami_event(name, event)  # in memory: no database work per AMI event
 
     def _job(self, fn, *args):
+        """A scheduler job that logs and goes on. While the database is unreachable a job logs
+        one WARNING for the outage (not a traceback every tick), and one INFO after it."""
+        name = getattr(fn, "__name__", str(fn))
+        failed = 0
+
         def run():
+            nonlocal failed
             try:
-                with database.connection_context():
+                with database.connection_context():  # a broken connection is not pooled again
                     fn(*args)
+            except (peewee.OperationalError, peewee.InterfaceError) as err:
+                if not failed:
+                    log.warning("job %s: database unreachable (%s); retrying every tick",
+                                name, (str(err).strip().splitlines() or ["?"])[0])
+                failed += 1
+                return
             except Exception:  # boundary: a scheduler job logs and goes on
-                log.exception("job %s failed", getattr(fn, "__name__", fn))
+                log.exception("job %s failed", name)
+            if failed:
+                log.info("job %s: database reachable again after %d failed run(s)", name,
+                         failed)
+                failed = 0
         return run
 
     def _start_scheduler(self):
@@ -135,7 +177,8 @@ class Service:
         workers = len(self.config.campaigns) + 4
         self.scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(workers)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            logger=_scheduler_logger())
         self.scheduler.add_job(self._job(self.engine.tick_states), "interval", seconds=tick,
                                id="states")
         for name in self.config.campaigns:
@@ -147,10 +190,14 @@ class Service:
 
     # ---- run and stop -------------------------------------------------------------------
     def install_signal_handlers(self):
-        """Signal handlers only set flags (the main loop does the work)."""
+        """The first signal sets a flag (the main loop stops gracefully); the second exits at
+        once with status 1, whatever the main loop is waiting for."""
         def handler(signum, frame):
             self.signals += 1
             self.stop_event.set()
+            if self.signals >= 2:
+                os.write(2, b"agi-campaign: second signal, exiting at once\n")
+                os._exit(1)
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
@@ -159,25 +206,37 @@ class Service:
         while not self.stop_event.wait(0.5):
             if on_idle:
                 on_idle()
-        self.stop(graceful=True)
+        self.stop(graceful=True, watchdog=True)
 
     def in_flight(self):
         with database.connection_context():
             return Attempt.select().where(Attempt.status.in_(IN_FLIGHT_STATUSES)).count()
 
-    def stop(self, graceful=True):
+    def stop(self, graceful=True, watchdog=False):
+        """Stop within service.stop_deadline_s (see the module docstring). `watchdog` ends the
+        process (status 1) at the deadline if closing hangs: for `run`, not for tests."""
+        deadline_s = self.config.service.stop_deadline_s
+        if watchdog:
+            timer = threading.Timer(max(deadline_s, STOP_RESERVE_S), _exit_now,
+                                    args=(deadline_s,))
+            timer.daemon = True
+            timer.start()
         if self.engine is not None:
             self.engine.draining = True
         if self.scheduler is not None:
             self.scheduler.pause()
         if graceful:
-            deadline = self.clock.monotonic() + self.config.service.stop_deadline_s
+            deadline = self.clock.monotonic() + max(deadline_s - STOP_RESERVE_S, 0)
             while self.signals < 2 and self.clock.monotonic() < deadline:
                 left = self.in_flight()
                 if not left:
                     break
                 log.info("stopping: waiting for %d call(s) in flight", left)
-                threading.Event().wait(0.5)
+                threading.Event().wait(min(0.5, max(deadline - self.clock.monotonic(), 0)))
+            left = self.in_flight()
+            if left:
+                log.warning("stopping with %d call(s) still up: they go on in Asterisk and are "
+                            "recovered at the next start", left)
         self.shutdown()
 
     def shutdown(self):
@@ -192,7 +251,30 @@ class Service:
         if self.writer is not None:
             self.writer.stop()
             self.writer = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
         log.info("agi-campaign stopped")
+
+
+def _exit_now(deadline_s):
+    os.write(2, ("agi-campaign: not stopped within stop_deadline_s (%ss); exiting\n"
+                 % deadline_s).encode())
+    os._exit(1)
+
+
+class _OverlapFilter(logging.Filter):
+    """Drops APScheduler's warning for a tick skipped because the previous one still runs."""
+
+    def filter(self, record):
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+def _scheduler_logger():
+    logger = logging.getLogger("apscheduler.scheduler.agi_campaign")
+    if not any(isinstance(f, _OverlapFilter) for f in logger.filters):
+        logger.addFilter(_OverlapFilter())
+    return logger
 
 
 def _reason(client):

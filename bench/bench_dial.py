@@ -80,6 +80,7 @@ def raw_loop(box, n, dialplan):
                                    "ChannelId": "raw-%d-%s" % (i + 1, token),
                                    "OtherChannelId": "raw-%d-%s-2" % (i + 1, token)},
                                   ["ACAMP_ATTEMPT=%d" % (i + 1), "ACAMP_TOKEN=%s" % token,
+                                   "ACAMP_KEY=raw-%d" % (i + 1),
                                    "ACAMP_DIAL=Local/%s@acamp-test-callees" % callee,
                                    "ACAMP_TIMEOUT=5", "ACAMP_AGI=%s" % url,
                                    "ACAMP_CAMPAIGN=1"])

@@ -59,7 +59,7 @@ def ours(path):
     writer = BatchWriter(database)  # as agi_campaign.service wires it
     writer.start()
     recorder = Recorder(lambda name: RetryPolicy(max_attempts=1, retry_delay_s=0), writer)
-    router = Router(lambda name: None, recorder, SystemClock())
+    router = Router(lambda name: None, recorder, SystemClock(), "bench")
     server = FastAgiServer("127.0.0.1", 0, Service._with_db(router), max_connections=512)
     server.start()
     try:

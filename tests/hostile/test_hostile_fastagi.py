@@ -339,7 +339,7 @@ ROUTER_CASES = [
                          ids=[c[0] for c in ROUTER_CASES])
 def test_hostile_fastagi_forged_attempts_record_nothing(make_server, script, args, asked):
     recorder = FakeRecorder()
-    router = Router(lambda name: None, recorder, _Clock())
+    router = Router(lambda name: None, recorder, _Clock(), "ab12")
     done = queue.Queue()
 
     def handler(channel):

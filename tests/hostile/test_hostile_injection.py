@@ -54,7 +54,7 @@ def test_hostile_injection_originate_variables_and_dial_string(chunk):
         claimed = Claimed(attempt_id=1000 + i, token="0123456789abcdef", number_id=1,
                           phone="+12025550123", extra={key: value, "note": value, key[:3]: key},
                           seq=1)
-        action = originate_action(claimed, CAMPAIGN, SERVER, 5)
+        action = originate_action(claimed, CAMPAIGN, SERVER, 5, "ab12")
         assert action["Channel"] == "Local/%d@agi-campaign-dialout/n" % (1000 + i)
         variables = action["Variable"]
         assert "ACAMP_DIAL=PJSIP/12025550123@trunk" in variables

@@ -48,7 +48,7 @@ CASES = [
     ("unknown-top-key", SERVERS + "campaing: {}\n", ["unknown key 'campaing'",
                                                      "did you mean 'campaigns'"]),
     ("unknown-database-key", SERVERS + "database: {url: sqlite:///x.db, pool: 5}\n",
-     ["database: unknown key 'pool'", "valid: url"]),
+     ["database: unknown key 'pool'", "valid: password_env, url"]),
     ("unknown-fastagi-key", SERVERS + "fastagi: {hosts: 0.0.0.0}\n",
      ["fastagi: unknown key 'hosts'", "did you mean 'host'"]),
     ("unknown-service-key", SERVERS + "service: {tick: 5}\n", ["service: unknown key 'tick'"]),

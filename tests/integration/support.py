@@ -66,7 +66,8 @@ def wait_port(port, timeout, proc=None):
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; `cut()` drops every open connection."""
+    """Forwards 127.0.0.1:<port> to a target; `cut()` drops every open connection; while
+    `refuse` is set, new connections are closed at once (the target looks down)."""
 
     def __init__(self, target_port, port=0):
         self.target = ("127.0.0.1", target_port)
@@ -77,6 +78,7 @@ class TcpProxy:
         self.port = self.sock.getsockname()[1]
         self.conns = []
         self.cuts = 0
+        self.refuse = False
         self._lock = threading.Lock()
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -87,6 +89,9 @@ class TcpProxy:
                 client, _ = self.sock.accept()
             except OSError:
                 return
+            if self.refuse:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
                 upstream.settimeout(None)

@@ -42,7 +42,11 @@ def prepare_db(config, name, phones, tmp_path, dnc_phones=()):
     return row
 
 
-def check_invariants(name, plan, mon, max_attempts, max_channels, dnc_phones=()):
+def check_invariants(name, plan, mon, max_attempts, max_channels, dnc_phones=(), instance=None,
+                     others=()):
+    """Every promise, with Asterisk's own count of callee legs (`mon`); `instance`: only this
+    deployment's channels count; `others`: numbers (digits) other campaigns or deployments
+    dialed through the same Asterisk — any other leg is a call nobody asked for."""
     nums = numbers_of(name)
     atts = collections.defaultdict(list)
     refused = Attempt.select().where(Attempt.outcome == "refused").count()
@@ -53,8 +57,10 @@ def check_invariants(name, plan, mon, max_attempts, max_channels, dnc_phones=())
     over = [p for p, lst in atts.items() if len(lst) > max_attempts]
     in_flight = Attempt.select().where(Attempt.status != "ended").count()
     db_ids = {a.id for lst in atts.values() for a in lst}
-    unseen = mon.attempt_ids - db_ids  # a refused originate has no channel
-    legs_over = [n for n, c in mon.dialed.items() if c > len(atts.get("+" + n, []))]
+    unseen = mon.ids_of(instance) - db_ids  # a refused originate has no channel
+    legs_over = [n for n, c in mon.dialed.items()  # legs Asterisk placed beyond our attempts
+                 if "+" + n in nums and c > len(atts.get("+" + n, []))]
+    strangers = [n for n in mon.dialed if "+" + n not in nums and n not in others]
     dnc_dialed = [p for p in dnc_phones if p[1:] in mon.dialed]
     wrong = [p for p, kind in plan.items() if p in nums and nums[p].status == "done"
              and kind != "answer"]
@@ -71,7 +77,7 @@ def check_invariants(name, plan, mon, max_attempts, max_channels, dnc_phones=())
                "outcomes": dict(outcomes)}
     print("FIGURES", figures)
     assert unfinished == [] and over == [] and in_flight == 0
-    assert unseen == set() and legs_over == []
+    assert unseen == set() and legs_over == [] and strangers == []
     assert dnc_dialed == [] and wrong == []
     assert mon.number_peak <= 1
     assert mon.peak <= max_channels

@@ -234,7 +234,7 @@ CALLS = {
 
 def originate(ami, agi_url, attempt, token, dial, timeout_s, campaign="7"):
     """The Originate of docs/DESIGN.md's dialplan contract."""
-    ident = f"acamp-{attempt}-{token}"
+    ident = f"acamp-sbx-{attempt}-{token}"
     return ami.request([
         ("Action", "Originate"), ("ActionID", ident),
         ("Channel", f"Local/{attempt}@agi-campaign-dialout/n"),
@@ -243,6 +243,7 @@ def originate(ami, agi_url, attempt, token, dial, timeout_s, campaign="7"):
         ("CallerID", '"Test" <12025550100>'), ("Async", "true"),
         ("ChannelId", ident), ("OtherChannelId", f"{ident}-2"),
         ("Variable", f"ACAMP_ATTEMPT={attempt}"), ("Variable", f"ACAMP_TOKEN={token}"),
+        ("Variable", f"ACAMP_KEY=sbx-{attempt}"),
         ("Variable", f"ACAMP_DIAL={dial}"), ("Variable", f"ACAMP_TIMEOUT={timeout_s}"),
         ("Variable", f"ACAMP_AGI={agi_url}"), ("Variable", f"ACAMP_CAMPAIGN={campaign}"),
         ("Variable", "ACAMP_X_NAME=Alice"),
@@ -291,7 +292,7 @@ def calls(asterisk, agi_server):
         wanted = {("result", a) for a in CALLS} | {("connect", a) for a, c in CALLS.items() if c[2]}
         sessions = collect(agi_server, wanted)
         responses = {a: ami.wait_for(lambda m, a=a: m.get("Event") == "OriginateResponse"
-                                     and m.get("ActionID") == f"acamp-{a}-{tokens[a]}")
+                                     and m.get("ActionID") == f"acamp-sbx-{a}-{tokens[a]}")
                      for a in CALLS}
     finally:
         ami.close()

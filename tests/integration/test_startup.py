@@ -82,3 +82,27 @@ def test_startup_database_folder_missing(tmp_path, asterisk):
     code, out = run_service(config(tmp_path, asterisk, **{
         "database.url": "sqlite:///" + str(tmp_path / "missing" / "x.db")}))
     assert code == 1 and "does not exist" in error_line(out)
+
+
+def test_startup_second_service_on_the_same_database_is_refused(tmp_path, asterisk):
+    """Two services on one database would each count calls in flight and exceed max_channels:
+    the second refuses, naming the first (host, pid, since)."""
+    from tests.integration.support import ServiceProcess, wait_port
+    port = free_port()
+    path = config(tmp_path, asterisk, port=port)
+    first = ServiceProcess(path, tmp_path / "first.log")
+    first.start(ready_port=port)
+    try:
+        other = config(tmp_path / "..", asterisk)  # same database file, another FastAGI port
+        other_data = yaml.safe_load(other.read_text())
+        other_data["database"]["url"] = "sqlite:///" + str(tmp_path / "agi-campaign.db")
+        other.write_text(yaml.safe_dump(other_data))
+        code, out = run_service(other)
+        line = error_line(out)
+        assert code == 1 and "another agi-campaign service runs on this database" in line
+        assert "pid %d" % first.proc.pid in line and socket.gethostname() in line
+        first.kill()  # SIGKILL: the lock dies with the process
+        first.start(ready_port=port)
+        wait_port(port, 5)
+    finally:
+        first.stop()

@@ -82,3 +82,14 @@ def test_claim_concurrent_claimers_never_share_a_number(db):
     assert len(set(got)) == total
     assert Attempt.select().count() == total
     assert Number.select().where(Number.status == "in_flight").count() == total
+
+
+def test_claim_commits_survive_power_loss_on_sqlite(tmp_path):
+    """The attempt row written before the Originate is what prevents a second call: its commit
+    is fsynced (WAL with synchronous=NORMAL can lose the last commits on power loss)."""
+    from agi_campaign.db import open_database
+    database = open_database("sqlite:///" + str(tmp_path / "d.db"))
+    with database.connection_context():
+        assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    database.close_all()

@@ -5,12 +5,14 @@ import datetime as dt
 import json
 import pathlib
 import time
+import urllib.parse
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from agi_campaign import config as cfgmod
-from agi_campaign.config import (campaign_settings_json, load_config, parse_config,
+from agi_campaign import db as db_mod
+from agi_campaign.config import (campaign_settings_json, load_config, mask_url, parse_config,
                                  to_display_dict)
 from agi_campaign.errors import ConfigError
 
@@ -209,16 +211,164 @@ def test_config_campaign_settings_json_is_stable():
     assert campaign_settings_json(changed.campaigns["c1"]) != text
 
 
+
+# --- the database URL and its password ----------------------------------------------------------
+
+def _pieces(password):
+    """The password as written and decoded, and every 3-character piece of either."""
+    forms = {password, urllib.parse.unquote(password)}
+    return forms | {form[i:i + 3] for form in forms for i in range(len(form) - 2)}
+
+
+def assert_hidden(text, password, allowed=()):
+    leaked = sorted(piece for piece in _pieces(password) if piece in text and piece not in allowed)
+    assert not leaked, (leaked, text)
+
+
+HOST = "db.example.net"
+# (id, url, password as written in it, the URL as shown, pieces legitimately shown elsewhere)
+HOSTILE_URLS = [
+    ("slash", "postgresql://app:Kq7/zX9@%s/prod" % HOST, "Kq7/zX9",
+     "postgresql://***@%s/prod" % HOST, ()),
+    ("slash-digits", "postgresql://app:12345/et@db/prod", "12345/et", "postgresql://***@db/prod",
+     ()),
+    ("hash", "postgresql://app:Kq7#zX9@%s/prod" % HOST, "Kq7#zX9",
+     "postgresql://***@%s/prod" % HOST, ()),
+    ("question", "postgresql://app:Kq7?zX9@%s/prod" % HOST, "Kq7?zX9",
+     "postgresql://***@%s/prod" % HOST, ()),
+    ("at", "postgresql://app:Kq7@zX9@%s/prod" % HOST, "Kq7@zX9",
+     "postgresql://***@%s/prod" % HOST, ()),
+    ("percent", "postgresql://app:Kq7%%zX9@%s/prod" % HOST, "Kq7%zX9",
+     "postgresql://app:***@%s/prod" % HOST, ()),
+    ("percent-at-end", "postgresql://app:Kq7zX9%%2@%s/prod" % HOST, "Kq7zX9%2",
+     "postgresql://app:***@%s/prod" % HOST, ()),
+    ("percent-not-utf8", "postgresql://app:Kq7%%FFzX9@%s/prod" % HOST, "Kq7%FFzX9",
+     "postgresql://app:***@%s/prod" % HOST, ()),
+    ("space", "postgresql://app:Kq7 zX9@%s/prod" % HOST, "Kq7 zX9",
+     "postgresql://***@%s/prod" % HOST, ()),
+    ("newline", "postgresql://app:Kq7\nzX9@%s/prod" % HOST, "Kq7\nzX9",
+     "postgresql://***@%s/prod" % HOST, ()),
+    ("everything", "postgresql://app:a/b#c?d@e:f%%g h@%s/prod" % HOST, "a/b#c?d@e:f%g h",
+     "postgresql://***@%s/prod" % HOST, ()),
+    ("postgres-scheme", "postgres://app:Kq7/zX9@%s/prod" % HOST, "Kq7/zX9",
+     "postgres://***@%s/prod" % HOST, ()),
+    ("no-at-sign", "postgresql://app:Kq7zX9/prod", "Kq7zX9", "postgresql://***", ()),
+    ("bad-port", "postgresql://app:Kq7zX9@%s:54x2/prod" % HOST, "Kq7zX9",
+     "postgresql://app:***@%s:54x2/prod" % HOST, ()),
+    ("fragment", "postgresql://app:Kq7zX9@%s/prod#x" % HOST, "Kq7zX9",
+     "postgresql://app:***@%s/prod#x" % HOST, ()),
+    ("password-in-query", "postgresql://app@%s/prod?password=Kq7zX9" % HOST, "Kq7zX9",
+     "postgresql://app@%s/prod?password=***" % HOST, ()),
+    ("password-in-host-name", "postgresql://app:exam/ple@example.com/prod", "exam/ple",
+     "postgresql://***@example.com/prod", ("exa", "xam", "ple", "m/p")),
+]
+
+
+@pytest.mark.parametrize("url,password,shown,allowed", [c[1:] for c in HOSTILE_URLS],
+                         ids=[c[0] for c in HOSTILE_URLS])
+def test_config_database_url_hostile_password_never_shown(url, password, shown, allowed):
+    message = error_of(with_value(base(), "database.url", url))
+    assert message.startswith("config.yaml: database.url "), message
+    assert shown in message
+    assert "percent-encode" in message and "database.password_env" in message
+    assert_hidden(message, password, allowed)
+    assert mask_url(url) == shown
+
+
+# (url, the password the driver gets, the URL as shown)
+VALID_URLS = [
+    ("postgresql://app:Kq7%%2FzX9@%s:5432/prod" % HOST, "Kq7/zX9",
+     "postgresql://app:***@%s:5432/prod" % HOST),
+    ("postgresql://app:Kq7:zX9@%s/prod" % HOST, "Kq7:zX9", "postgresql://app:***@%s/prod" % HOST),
+    ("postgresql://app:Kq7%%25zX9%%23%%3F%%40%%3A%%20@%s/prod" % HOST, "Kq7%zX9#?@: ",
+     "postgresql://app:***@%s/prod" % HOST),
+    ("postgresql://app:example@example.com/prod", "example",
+     "postgresql://app:***@example.com/prod"),
+    ("postgres://app@[::1]:5433/prod?sslmode=disable&connect_timeout=5", None,
+     "postgres://app@[::1]:5433/prod?sslmode=disable&connect_timeout=5"),
+    ("postgresql://%s/prod" % HOST, None, "postgresql://%s/prod" % HOST),
+]
+
+
+@pytest.mark.parametrize("url,password,shown", VALID_URLS)
+def test_config_database_url_encoded_password_accepted_and_masked(url, password, shown):
+    cfg = parse_config(with_value(base(), "database.url", url), "x")
+    assert cfg.database.url == url
+    assert mask_url(url) == shown
+    assert db_mod.make_database(url).connect_params.get("password") == password
+    display = json.dumps(to_display_dict(cfg))
+    assert json.loads(display)["database"]["url"] == shown
+    if password:
+        hidden = url.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1]
+        allowed = _pieces("example") if "example.com" in url else ()   # the host name
+        for text in (repr(cfg), str(cfg.database), display):
+            assert_hidden(text, hidden, allowed)
+
+
+
+def test_config_database_url_parameters_go_to_the_driver():
+    url = ("postgresql://app@%s/prod?sslmode=require&connect_timeout=5&application_name=a%%20b"
+           % HOST)
+    assert parse_config(with_value(base(), "database.url", url), "x").database.url == url
+    params = db_mod.make_database(url).connect_params
+    assert (params["sslmode"], params["connect_timeout"], params["application_name"]) == \
+        ("require", "5", "a b")
+    for query, shown in (("max_connections=5", "unsupported parameter max_connections after '?'"),
+                         ("user=x", "unsupported parameter user after '?'"),
+                         ("SSL-Mode=1", "unsupported parameter after '?'"),
+                         ("sslmode", "the parameters after '?' must be name=value pairs")):
+        message = error_of(with_value(base(), "database.url", url.split("?")[0] + "?" + query))
+        assert shown in message, message
+
+def test_config_database_password_env(monkeypatch):
+    password = "Kq7/zX9#?@:Wv %Yp"
+    monkeypatch.setenv("ACAMP_DB_PASSWORD", password)
+    data = with_value(base(), "database", {"url": "postgresql://app@%s/prod" % HOST,
+                                           "password_env": "ACAMP_DB_PASSWORD"})
+    cfg = parse_config(data, "x")
+    assert cfg.database.password_env == "ACAMP_DB_PASSWORD"
+    params = db_mod.make_database(cfg.database.url).connect_params
+    assert (params["user"], params["password"], params["host"]) == ("app", password, HOST)
+    display = to_display_dict(cfg)
+    assert display["database"] == {"url": "postgresql://app:***@%s/prod" % HOST,
+                                   "password_env": "ACAMP_DB_PASSWORD"}
+    for text in (repr(cfg), str(cfg.database), json.dumps(display)):
+        assert_hidden(text, password)
+    no_user = with_value(data, "database.url", "postgresql://%s:5433/prod" % HOST)
+    params = db_mod.make_database(parse_config(no_user, "x").database.url).connect_params
+    assert (params.get("user"), params["password"], params["port"]) == (None, password, 5433)
+
+
+def test_config_database_password_env_errors(monkeypatch):
+    monkeypatch.delenv("ACAMP_DB_PASSWORD", raising=False)
+    data = with_value(base(), "database", {"url": "postgresql://app@%s/prod" % HOST,
+                                           "password_env": "ACAMP_DB_PASSWORD"})
+    assert error_of(data).startswith(
+        "config.yaml: database.password_env: environment variable ACAMP_DB_PASSWORD is not set "
+        "(or empty)")
+    monkeypatch.setenv("ACAMP_DB_PASSWORD", "Kq7zX9")
+    both = with_value(data, "database.url", "postgresql://app:Wv4Yt8@%s/prod" % HOST)
+    message = error_of(both)
+    assert "database has both a password in url and password_env; keep exactly one" in message
+    assert_hidden(message, "Wv4Yt8")
+    assert_hidden(message, "Kq7zX9")
+    sqlite = with_value(data, "database.url", "sqlite:///x.db")
+    assert "database.password_env applies only to a postgresql:// url" in error_of(sqlite)
+    bad = with_value(data, "database.password_env", "1BAD")
+    assert "database.password_env must be an environment variable name, got '1BAD'" \
+        in error_of(bad)
+
+
 # --- every validator ----------------------------------------------------------------------------
 
 BAD_VALUES = [
     # top level and sections
     ("bogus", 1, "unknown key 'bogus' (valid: campaigns, database, dnc_lists, fastagi, servers, "
                  "service)"),
-    ("database.extra", 1, "database: unknown key 'extra' (valid: url)"),
+    ("database.extra", 1, "database: unknown key 'extra' (valid: password_env, url)"),
     ("database.url", 5, "database.url must be a string like sqlite:///agi-campaign.db, got 5"),
     ("database.url", "mysql://h/db", "database.url must start with sqlite:/// or postgresql://, "
-                                     "got 'mysql://h/db'"),
+                                     "got 'mysql://***'"),
     ("database.url", "sqlite:///", "database.url names no file; use e.g. "
                                    "sqlite:///agi-campaign.db"),
     ("database.url", "postgresql://h:99999/db", "database.url is not a valid PostgreSQL URL"),
@@ -244,8 +394,10 @@ BAD_VALUES = [
                                     "got 255"),
     ("fastagi.max_line_bytes", 65537, "fastagi.max_line_bytes must be an integer 256..65536, "
                                       "got 65537"),
-    ("service.bogus", 1, "service: unknown key 'bogus' (valid: stop_deadline_s, stuck_after_s, "
-                         "tick_ms)"),
+    ("service.bogus", 1, "service: unknown key 'bogus' (valid: instance, stop_deadline_s, "
+                         "stuck_after_s, tick_ms)"),
+    ("service.instance", "Sales-1", "service.instance must be 1 to 16 lower-case letters or "
+                                    "digits, got 'Sales-1'"),
     ("service.tick_ms", 9, "service.tick_ms must be an integer 10..1000, got 9"),
     ("service.tick_ms", 1001, "service.tick_ms must be an integer 10..1000, got 1001"),
     ("service.tick_ms", False, "service.tick_ms must be an integer 10..1000, "
@@ -253,8 +405,8 @@ BAD_VALUES = [
     ("service.stop_deadline_s", -1, "service.stop_deadline_s must be an integer 0..3600, got -1"),
     ("service.stop_deadline_s", 3601, "service.stop_deadline_s must be an integer 0..3600, "
                                       "got 3601"),
-    ("service.stuck_after_s", 59, "service.stuck_after_s must be an integer 60..86400, got 59"),
-    ("service.stuck_after_s", 86401, "service.stuck_after_s must be an integer 60..86400, "
+    ("service.stuck_after_s", 9, "service.stuck_after_s must be an integer 10..86400, got 9"),
+    ("service.stuck_after_s", 86401, "service.stuck_after_s must be an integer 10..86400, "
                                      "got 86401"),
     # servers
     ("servers", DELETE, "servers must define at least one Asterisk server"),
@@ -665,3 +817,14 @@ def test_config_load_too_large(tmp_path):
 def test_config_error_source_is_the_file_path(tmp_path):
     path = write(tmp_path, MINIMAL_YAML + "service: {tick_ms: 0}\n")
     assert load_error(path) == ("%s: service.tick_ms must be an integer 10..1000, got 0" % path)
+
+
+def test_config_systemd_unit_outwaits_the_default_stop_deadline():
+    """systemd must not SIGKILL a service that is still inside its stop_deadline_s."""
+    import pathlib
+    import re as _re
+
+    from agi_campaign.config import SERVICE_FIELDS
+    unit = (pathlib.Path(__file__).parents[2] / "scheduler" / "agi-campaign.service").read_text()
+    timeout = int(_re.search(r"^TimeoutStopSec=(\d+)$", unit, _re.M).group(1))
+    assert timeout > SERVICE_FIELDS["stop_deadline_s"].default + 10

@@ -16,12 +16,13 @@ def claimed(extra=None):
 
 
 def test_dialer_originate_follows_the_dialplan_contract():
-    action = originate_action(claimed(), CAMPAIGN, SERVER, campaign_id=3)
+    action = originate_action(claimed(), CAMPAIGN, SERVER, campaign_id=3, instance="ab12")
     assert action["Channel"] == "Local/42@agi-campaign-dialout/n"
     assert action["Context"] == "agi-campaign-connect" and action["Exten"] == "s"
     assert action["Async"] == "true"
-    assert action["ActionID"] == action["ChannelId"] == "acamp-42-0123456789abcdef"
-    assert action["OtherChannelId"] == "acamp-42-0123456789abcdef-2"
+    assert action["ActionID"] == action["ChannelId"] == "acamp-ab12-42-0123456789abcdef"
+    assert action["OtherChannelId"] == "acamp-ab12-42-0123456789abcdef-2"
+    assert "ACAMP_KEY=ab12-42" in action["Variable"]
     assert action["Timeout"] == str(35 * 1000)
     assert action["CallerID"] == CAMPAIGN.caller_id
     assert "ACAMP_DIAL=PJSIP/12025550123@trunk" in action["Variable"]
@@ -33,7 +34,7 @@ def test_dialer_originate_follows_the_dialplan_contract():
 def test_dialer_csv_values_cannot_inject():
     hostile = {"name": "Bob,ACAMP_DIAL=SIP/evil", "note": "a\nAction: Originate",
                "x$": "${SHELL(rm -rf /)}", "q": 'say "hi" \\ now; ok'}
-    variables = originate_action(claimed(hostile), CAMPAIGN, SERVER, 3)["Variable"]
+    variables = originate_action(claimed(hostile), CAMPAIGN, SERVER, 3, "ab12")["Variable"]
     extras = [v for v in variables if v.startswith("ACAMP_X_")]
     assert len(extras) == 4
     for v in extras:
@@ -52,8 +53,11 @@ def test_dialer_safe_value_keeps_letters_and_cuts_length():
 
 
 def test_dialer_channel_id_round_trip():
-    cid = channel_id(42, "0123456789abcdef")
-    assert parse_channel_id(cid) == (42, "0123456789abcdef")
-    assert parse_channel_id(cid + "-2") == (42, "0123456789abcdef")
+    cid = channel_id("ab12", 42, "0123456789abcdef")
+    assert parse_channel_id(cid, "ab12") == (42, "0123456789abcdef")
+    assert parse_channel_id(cid + "-2", "ab12") == (42, "0123456789abcdef")
+    assert parse_channel_id(cid) == (42, "0123456789abcdef")  # any deployment
+    assert parse_channel_id(cid, "ab13") is None  # another deployment's channel
+    assert parse_channel_id("acamp-42-0123456789abcdef", "ab12") is None
     assert parse_channel_id("1700000000.12") is None
     assert parse_channel_id(None) is None

@@ -33,7 +33,7 @@ def setup(cfg, count=10):
     policy = lambda name: RetryPolicy(cfg.campaigns[name].max_attempts,  # noqa: E731
                                       cfg.campaigns[name].retry_delay_s)
     rec = Recorder(policy)
-    return Engine(cfg, clock, {"main": ami}, rec), ami, clock, row, rec
+    return Engine(cfg, clock, {"main": ami}, rec, instance="t1"), ami, clock, row, rec
 
 
 def running(engine, row):
@@ -126,7 +126,7 @@ def test_engine_reconcile_marks_vanished_calls_lost_but_keeps_live_ones(db):
     running(engine, row)
     engine.dial("c1")
     live, gone = list(Attempt.select().order_by(Attempt.id))
-    ami.channels = [{"Uniqueid": "acamp-%d-%s" % (live.id, live.token), "Linkedid": "x"}]
+    ami.channels = [{"Uniqueid": engine_channel(engine, live), "Linkedid": "x"}]
     engine.reconcile()  # too young
     clock.advance(16)
     engine.reconcile()  # first absence seen
@@ -170,6 +170,7 @@ def test_engine_unreachable_server_attempts_are_reaped_after_stuck_after_s(db):
     running(engine, row)
     engine.dial("c1")
     ami.connected = False
+    engine.on_ami_state("main", False)  # unreachable from now: stuck_after_s counts from here
     clock.advance(engine.config.service.stuck_after_s - 1)
     engine.reconcile()
     assert Attempt.get().status == "dialing"
@@ -187,3 +188,177 @@ def test_engine_waits_after_an_ami_reconnection_before_dialing(db):
     clock.advance(2.1)
     engine.dial("c1")
     assert len(ami.originates()) == 2
+
+
+# ---- issue 8: promises on ordinary deployments -------------------------------------------------
+
+def two_server_config():
+    camp = {"caller_id": "12025550100", "type": "on_demand", "max_channels": 1,
+            "max_attempts": 2, "retry_delay_s": 60, "delay_ms": 0,
+            "on_connect": {"type": "message", "sounds": ["hello-world"]}}
+    server = {"ami": {"username": "u", "secret": "s"}, "dial_template": "Local/{number}@callees"}
+    return parse_config({
+        "servers": {"a": server, "b": server},
+        "service": {"tick_ms": 1000},
+        "campaigns": {"ca": dict(camp, server="a"), "cb": dict(camp, server="b")}},
+        "test.yaml")
+
+
+def test_engine_reconcile_with_two_servers_finishes_vanished_calls_on_both(db):
+    cfg = two_server_config()
+    clock = FakeClock(T0)
+    campaigns.sync_campaigns(cfg, clock.now())
+    amis = {"a": FakeAmi(), "b": FakeAmi()}
+    for ami in amis.values():
+        ami.channels = []
+    rec = Recorder(lambda name: RetryPolicy(2, 60))
+    engine = Engine(cfg, clock, amis, rec, instance="t1")
+    for name in ("ca", "cb"):
+        make_numbers(Campaign.get(Campaign.name == name), 1, start=len(name) * 10 + ord(name[1]))
+        campaigns.apply_command(name, "start", clock.now())
+    engine.tick_states()
+    engine.dial("ca")
+    engine.dial("cb")
+    assert Attempt.select().count() == 2
+    for _ in range(20):  # 20 passes over 2 minutes, no live channel anywhere
+        clock.advance(6)
+        engine.reconcile()
+    assert {(a.server, a.outcome) for a in Attempt.select()} == {("a", "lost"), ("b", "lost")}
+
+
+def test_engine_ami_blip_does_not_end_a_long_answered_call(db):
+    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
+    running(engine, row)
+    engine.dial("c1")
+    att = Attempt.get()
+    rec.record_answer(att.id, att.token, clock.now())
+    live = engine_channel(engine, att)
+    ami.channels = [{"Uniqueid": live, "Linkedid": live}]
+    clock.advance(engine.config.service.stuck_after_s + 60)  # a long queue call, still up
+    engine.reconcile()
+    assert Attempt.get().status == "answered"
+    ami.connected = False  # AMI blips for one reconcile pass
+    engine.on_ami_state("main", False)
+    engine.reconcile()
+    assert Attempt.get().status == "answered"  # not lost: unreachable only just now
+    ami.connected = True
+    engine.on_ami_state("main", True)
+    clock.advance(10)
+    engine.reconcile()
+    engine.dial("c1")
+    assert Attempt.get().status == "answered" and len(ami.originates()) == 1
+
+
+def test_engine_server_unreachable_at_start_is_not_reaped_before_stuck_after_s(db):
+    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
+    running(engine, row)
+    engine.dial("c1")
+    clock.advance(engine.config.service.stuck_after_s * 2)  # the service was down for long
+    ami.connected = False  # ... and this server is not back yet at start-up
+    engine.reconcile()
+    assert Attempt.get().status == "dialing"
+    clock.advance(engine.config.service.stuck_after_s + 1)
+    engine.reconcile()
+    assert Attempt.get().outcome == "lost"
+
+
+def engine_channel(engine, att):
+    from agi_campaign.dialer import channel_id
+    return channel_id(engine.instance, att.id, att.token)
+
+
+def test_engine_ignores_another_deployments_originate_failure_with_our_attempt_id(db):
+    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
+    running(engine, row)
+    engine.dial("c1")
+    att = Attempt.get()
+    # Another dialer on the same Asterisk (its own database: ids from 1) fails a call.
+    for other in ("acamp-%d-%s" % (att.id, "0" * 16), "acamp-zz9-%d-%s" % (att.id, "0" * 16),
+                  "acamp-%s-%d-%s" % (engine.instance, att.id, "0" * 16)):
+        engine.on_ami_event("main", {"Event": "OriginateResponse", "Response": "Failure",
+                                     "ActionID": other, "Reason": "0"})
+    clock.advance(30)
+    engine.reap_failed_originates()
+    assert Attempt.get().status == "dialing"
+    # ... and its live channel with our id does not keep our vanished call alive.
+    ami.channels = [{"Uniqueid": "acamp-zz9-%d-%s" % (att.id, att.token), "Linkedid": "x"}]
+    engine.reconcile()
+    clock.advance(6)
+    engine.reconcile()
+    assert Attempt.get().outcome == "lost"
+
+
+def test_engine_originates_carry_the_instance_in_ids_and_astdb_key(db):
+    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
+    running(engine, row)
+    engine.dial("c1")
+    action, att = ami.originates()[0], Attempt.get()
+    assert action["ChannelId"] == "acamp-%s-%d-%s" % (engine.instance, att.id, att.token)
+    assert "ACAMP_KEY=%s-%d" % (engine.instance, att.id) in action["Variable"]
+
+
+def test_engine_does_not_complete_when_a_retry_lands_between_its_reads(db, monkeypatch):
+    """A retryable result committed while tick_states reads the counts."""
+    from agi_campaign.db import database
+    engine, ami, clock, row, rec = setup(config(max_channels=1, max_attempts=3), count=1)
+    running(engine, row)
+    engine.dial("c1")
+    att = Attempt.get()
+    real = type(database.obj).execute_sql
+    injected = []
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        cursor = real(self, sql, params, *args, **kwargs)
+        if (not injected and sql.lstrip().upper().startswith("SELECT")
+                and "number" in sql.lower() and "pending" in str(params or "") + sql):
+            injected.append(sql)  # the result arrives right after this read
+            rec.record_result(att.id, att.token, "BUSY", "17", "", "", clock.now())
+        return cursor
+
+    monkeypatch.setattr(type(database.obj), "execute_sql", execute_sql)
+    engine.tick_states()
+    monkeypatch.undo()
+    assert injected
+    assert Number.get().status == "pending"
+    assert Campaign.get_by_id(row.id).state == "running"
+
+
+def test_engine_originate_never_sent_is_refused_not_charged(db):
+    from agi_campaign.ami import AmiClient
+
+    class Dropped(AmiClient):
+        """AMI went down between the engine's check and the send: nothing is written."""
+        connected = True
+
+    engine, ami, clock, row, rec = setup(config(max_channels=1, max_attempts=1), count=1)
+    engine.amis["main"] = Dropped("main", "127.0.0.1", 1, "u", "s")
+    running(engine, row)
+    engine.dial("c1")
+    engine.reap_failed_originates()
+    att = Attempt.get()
+    assert (att.status, att.outcome) == ("ended", "refused")
+    assert (Number.get().status, Number.get().attempts) == ("pending", 0)
+
+
+def test_engine_stamps_attempts_when_the_spacing_allows_them(db, monkeypatch):
+    """A slow in-flight count at the start of a tick must not make the recorded call starts
+    closer than delay_ms (the stamp is taken when the spacing allows the call)."""
+    from agi_campaign import engine as engine_mod
+    engine, ami, clock, row, rec = setup(config(delay_ms=400, max_channels=10))
+    running(engine, row)
+    engine.dial("c1")  # starts at t=0, 0.4, 0.8 within the 1 s tick
+    real, slow = engine_mod.in_flight_count, []
+
+    def count(campaign_id):
+        if slow:
+            clock.advance(0.15)  # this count query takes 150 ms on a busy machine
+        return real(campaign_id)
+
+    monkeypatch.setattr(engine_mod, "in_flight_count", count)
+    clock.advance(0.3)  # the next tick begins 0.3 s after the last start
+    slow.append(True)
+    engine.dial("c1")
+    created = [a.created_at for a in Attempt.select().order_by(Attempt.id)]
+    assert len(created) >= 4
+    gaps = [(b - a).total_seconds() for a, b in zip(created, created[1:])]
+    assert min(gaps) >= 0.4, gaps

@@ -83,7 +83,7 @@ def run(on_connect, *reply_groups, script=CONNECT_SCRIPT, args=("101", TOKEN), r
     transport = ScriptedAsterisk(*reply_groups)
     recorder = recorder or FakeRecorder()
     clock = FakeClock()
-    router = Router(lambda name: {"reminders": on_connect}[name], recorder, clock)
+    router = Router(lambda name: {"reminders": on_connect}[name], recorder, clock, "ab12")
     router(make_channel(transport, script, args))
     return transport.sent, recorder.calls, clock
 
@@ -181,7 +181,7 @@ def test_routes_eof_during_exec_records_hangup():
 def test_routes_on_connect_failure_records_error_and_raises():
     transport = ScriptedAsterisk()
     recorder = FakeRecorder()
-    router = Router(lambda name: {}[name], recorder, FakeClock())
+    router = Router(lambda name: {}[name], recorder, FakeClock(), "ab12")
     with pytest.raises(KeyError):
         router(make_channel(transport))
     assert destination(recorder.calls) == ["error"] and transport.sent == []
@@ -213,7 +213,7 @@ def test_routes_result_records_outcome_then_deletes_the_astdb_copy():
                          args=("101", TOKEN, "ANSWER", "16", "12", "20"))
     assert calls == [("result", 101, "ANSWER", "16", 12, 20)]
     assert len(sent) == 1 and sent[0].startswith("DATABASE DEL") and "agi-campaign" in sent[0]
-    assert '"101"' in sent[0]
+    assert '"ab12-101"' in sent[0]  # <instance>-<attempt>: the key the dialplan wrote
 
 
 @pytest.mark.parametrize("args", [("101", TOKEN, "", "", "", ""), ("101", TOKEN)])

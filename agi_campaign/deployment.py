@@ -1,0 +1,112 @@
+"""This deployment's identity on shared resources, and the one-service-per-database lock.
+
+Instance name: channel ids (`acamp-<instance>-<id>-<token>`) and AstDB keys carry it, so two
+dialers with their own databases (and so the same attempt ids) can share one Asterisk. It is
+`service.instance` from the config, or else a random name created at the first start and kept
+in the database (`setting` table), so it stays the same across restarts.
+
+Service lock: until several nodes can share a database (its own issue), one `agi-campaign run`
+per database. Two would each count calls in flight and claim in separate steps, and together
+exceed max_channels. The lock is one the operating system or the database server drops when
+the holder dies, so a service killed with SIGKILL never blocks its own restart:
+- SQLite: `flock` on `<database file>.lock` (held by the open file; released at exit or kill);
+- PostgreSQL: a session advisory lock on a connection of its own (released when the backend
+  sees the connection close). If that connection dies while the service runs (PostgreSQL
+  restarted), the lock is gone until the service restarts: a second service started in that
+  window is not refused.
+Who holds it (host, pid, since) is written in the `setting` table for the refusal message.
+"""
+import fcntl
+import json
+import os
+import secrets
+import socket
+
+from agi_campaign.clock import to_db
+from agi_campaign.db import database, is_postgres
+from agi_campaign.errors import StartupError
+from agi_campaign.models import Setting
+
+INSTANCE_KEY = "instance"
+HOLDER_KEY = "service"
+ADVISORY_KEY = 0x61676963  # "agic": the one advisory lock key the service takes
+
+
+def instance_name(configured=None):
+    """`configured` if set, else this database's own name (created once, then kept)."""
+    if configured:
+        return configured
+    with database.connection_context():
+        Setting.insert(key=INSTANCE_KEY, value=secrets.token_hex(4)).on_conflict_ignore() \
+            .execute()
+        return Setting.get_by_id(INSTANCE_KEY).value
+
+
+class ServiceLock:
+    """Held by the running service for its whole life; `acquire` refuses a second one."""
+
+    def __init__(self, db):
+        self._db = db
+        self._handle = None
+
+    def acquire(self, now):
+        """Take the lock or raise StartupError naming the service that has it."""
+        taken = self._take_postgres() if is_postgres(self._db) else self._take_sqlite()
+        if not taken:
+            raise StartupError(
+                "another agi-campaign service runs on this database (%s); stop it first: one "
+                "service per database" % _holder_text())
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": to_db(now)
+                  .isoformat(timespec="seconds") + "Z"}
+        with database.connection_context():
+            Setting.insert(key=HOLDER_KEY, value=json.dumps(holder)).on_conflict(
+                conflict_target=[Setting.key], update={Setting.value: json.dumps(holder)}) \
+                .execute()
+
+    def release(self):
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()  # the file (flock) or the connection (advisory lock)
+            except Exception:  # boundary: releasing on the way out must not raise
+                pass
+
+    def _take_sqlite(self):
+        path = self._db.database
+        if path == ":memory:":
+            return True
+        handle = open(path + ".lock", "a+")  # noqa: SIM115 - kept open while the lock is held
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def _take_postgres(self):
+        import psycopg2
+
+        conn = psycopg2.connect(dbname=self._db.database, **self._db.connect_params)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,))
+            taken = cur.fetchone()[0]
+        if not taken:
+            conn.close()
+            return False
+        self._handle = conn
+        return True
+
+
+def _holder_text():
+    with database.connection_context():
+        row = Setting.get_or_none(Setting.key == HOLDER_KEY)
+    if row is None:
+        return "holder unknown"
+    try:
+        holder = json.loads(row.value)
+        return "host %s, pid %s, since %s" % (holder["host"], holder["pid"], holder["since"])
+    except (ValueError, KeyError, TypeError):
+        return "holder unknown"
+

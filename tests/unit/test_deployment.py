@@ -1,0 +1,78 @@
+"""One service per database (the lock dies with its holder), and the instance name."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from agi_campaign.deployment import ServiceLock, instance_name
+from agi_campaign.db import make_database
+from agi_campaign.errors import StartupError
+
+from tests.unit.factories import T0
+
+
+def test_deployment_instance_name_is_created_once_and_kept(db):
+    first = instance_name()
+    assert re.fullmatch(r"[a-z0-9]{8}", first)
+    assert instance_name() == first
+    assert instance_name("sales1") == "sales1"
+
+
+def test_deployment_second_service_on_the_same_database_is_refused(db, db_url):
+    first = ServiceLock(db)
+    first.acquire(T0)
+    second = ServiceLock(make_database(db_url))
+    try:
+        with pytest.raises(StartupError) as err:
+            second.acquire(T0)
+        text = str(err.value)
+        assert "another agi-campaign service runs on this database" in text
+        assert "pid %d" % os.getpid() in text and "since 2026-12-01T09:00:00Z" in text
+        first.release()
+        second.acquire(T0)  # free again once the first one stopped
+    finally:
+        first.release()
+        second.release()
+
+
+def test_deployment_lock_of_a_killed_service_does_not_block_its_restart(db, db_url, tmp_path):
+    """A holder killed with SIGKILL (no clean-up at all) leaves the lock free."""
+    ready = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time
+        from agi_campaign.db import open_database
+        from agi_campaign.deployment import ServiceLock
+        from tests.unit.factories import T0
+        lock = ServiceLock(open_database(sys.argv[1]))
+        lock.acquire(T0)
+        open(sys.argv[2], "w").close()
+        time.sleep(120)
+        """), db_url, str(ready)], cwd=os.getcwd())
+    try:
+        for _ in range(300):
+            if ready.exists() or child.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert ready.exists(), "the child never took the lock"
+        lock = ServiceLock(make_database(db_url))
+        with pytest.raises(StartupError, match="pid %d" % child.pid):
+            lock.acquire(T0)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+        for _ in range(100):  # PostgreSQL ends the backend once it sees the socket close
+            try:
+                lock.acquire(T0)
+                break
+            except StartupError:
+                subprocess.run(["sleep", "0.1"])
+        else:
+            pytest.fail("the lock of a killed service was never released")
+        lock.release()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
