@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 asterisk: install
-	$(VENV)/bin/python -m agi_campaign.sandbox build
+	$(VENV)/bin/python -m agi_campaign.testing.sandbox build
 
 test: install asterisk
 	$(VENV)/bin/pytest -q -p no:cacheprovider

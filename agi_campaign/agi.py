@@ -1,6 +1,6 @@
 """Sans-IO FastAGI protocol: the environment, replies and command lines. No sockets here.
 
-Facts this module relies on (Asterisk 22 res_agi.c, see docs/ASTERISK notes):
+Facts this module relies on (Asterisk 22 res_agi.c; docs/ASTERISK.md):
 - The environment is `agi_<name>: <value>` lines ended by a blank line; `agi_network_script`
   holds everything after the URL's first `/`, query string included; extra AGI() arguments
   arrive as `agi_arg_1..N`.

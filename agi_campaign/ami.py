@@ -26,8 +26,6 @@ Decisions:
   ``repr``. Actions are logged by name and ActionID only.
 - Future done-callbacks run on the thread that resolves the future (usually the reader): keep
   them short, or the connection stops being read.
-- Longer than ~400 lines on purpose: one class owns the connection state under one lock;
-  splitting it would spread that lock discipline over several modules.
 """
 import concurrent.futures
 import itertools

@@ -7,12 +7,13 @@ transaction, so the CLI and the service (separate processes) can never both appl
 import json
 import logging
 
-from agi_campaign import states
+from agi_campaign import lifecycle
 from agi_campaign.clock import to_db
 from agi_campaign.config import campaign_settings_json
 from agi_campaign.db import database
 from agi_campaign.errors import NotFoundError, StateError
-from agi_campaign.models import Campaign, CampaignState, Number, NumberStatus, StateChange
+from agi_campaign.lifecycle import CampaignState
+from agi_campaign.models import Campaign, Number, NumberStatus, StateChange
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def move(row, to_state, cause, now, expect=None):
 def apply_command(name, command, now, cause=None, rearm_all=False):
     """Apply a user command (start, pause, resume, reset) to campaign `name`."""
     row = get_campaign(name)
-    target = states.command_target(name, row.type, row.state, command)
+    target = lifecycle.command_target(name, row.type, row.state, command)
     with database.atomic():
         if not move(row, target, cause or "command %s" % command, now):
             raise StateError("campaign %s changed state while '%s' was applied; run the command "

@@ -50,15 +50,20 @@ def build_parser():
 
     dnc = sub.add_parser("dnc", help="Do-Not-Call lists").add_subparsers(
         dest="action", required=True, metavar="ACTION")
+    region_help = ("region (e.g. US, GB) of numbers written without a country code; default: "
+                   "the campaigns' region, required when they differ")
     d = dnc.add_parser("import", help="import a file of numbers into a list")
     d.add_argument("list")
     d.add_argument("file")
+    d.add_argument("--region", help=region_help)
     for name in ("add", "remove"):
         d = dnc.add_parser(name, help="%s numbers" % name)
         d.add_argument("list")
         d.add_argument("numbers", nargs="+")
+        d.add_argument("--region", help=region_help)
     d = dnc.add_parser("check", help="which lists hold a number")
     d.add_argument("number")
+    d.add_argument("--region", help=region_help)
 
     camp = sub.add_parser("campaign", help="campaign states").add_subparsers(
         dest="action", required=True, metavar="ACTION")

@@ -3,7 +3,6 @@
 Stored times are naive UTC datetimes; in memory they are aware UTC datetimes.
 """
 import datetime as _dt
-import threading
 import time
 
 UTC = _dt.timezone.utc
@@ -41,35 +40,3 @@ class SystemClock:
     def sleep(self, seconds):
         if seconds > 0:
             time.sleep(seconds)
-
-
-class FakeClock:
-    """A clock that moves only when told to; sleep() advances it."""
-
-    def __init__(self, start=None):
-        self._now = start or _dt.datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-        self._mono = 1000.0
-        self._lock = threading.Lock()
-
-    def now(self):
-        with self._lock:
-            return self._now
-
-    def monotonic(self):
-        with self._lock:
-            return self._mono
-
-    def advance(self, seconds):
-        with self._lock:
-            self._now += _dt.timedelta(seconds=seconds)
-            self._mono += seconds
-
-    def sleep(self, seconds):
-        if seconds > 0:
-            self.advance(seconds)
-
-    def set(self, when):
-        with self._lock:
-            delta = (when - self._now).total_seconds()
-            self._now = when
-            self._mono += max(delta, 0.0)

@@ -6,9 +6,9 @@ import sys
 from agi_campaign import campaigns
 from agi_campaign.clock import SystemClock
 from agi_campaign.config import load_config, to_display_dict
-from agi_campaign.db import open_database
+from agi_campaign.models import open_database
 from agi_campaign.errors import NotFoundError, UsageError
-from agi_campaign.models import CampaignState
+from agi_campaign.lifecycle import CampaignState
 
 
 def _load(args):
@@ -83,7 +83,9 @@ def cmd_dnc(args):
 
     config, clock = _open(args)
     known = list(config.dnc_lists)
-    region = _default_region(config)
+    raws = None if args.action == "import" else (
+        [args.number] if args.action == "check" else args.numbers)
+    region = _dnc_region(config, args.region, raws)
     if args.action == "check":
         lists = dnc.check(args.number, region, known)
         print("%s: %s" % (args.number, ("on " + ", ".join(lists)) if lists else "not listed"))
@@ -120,9 +122,27 @@ def _refuse_invalid(raws, region, where):
                          "fix or drop them and run it again" % (where, region, ", ".join(bad)))
 
 
-def _default_region(config):
-    regions = {c.region for c in config.campaigns.values()}
-    return regions.pop() if len(regions) == 1 else "US"
+def _dnc_region(config, given, raws=None):
+    """The region national numbers are read in: --region, else the campaigns' one region; none
+    is needed when every number given (`raws`) has its country code (+...)."""
+    from agi_campaign.errors import UsageError
+
+    if given:
+        import phonenumbers
+
+        if given.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise UsageError("--region %r: not a two-letter region known to phonenumbers, like "
+                             "US, GB or DE" % given)
+        return given.upper()
+    regions = sorted({c.region for c in config.campaigns.values()})
+    if len(regions) == 1:
+        return regions[0]
+    if raws and all(str(raw).strip().startswith("+") for raw in raws):
+        return regions[0] if regions else "US"  # any region reads +<country code> alike
+    raise UsageError("dnc: the campaigns use %s; give --region (e.g. --region %s) to say how "
+                     "numbers without a country code are read"
+                     % ("regions " + ", ".join(regions) if regions else "no region",
+                        regions[0] if regions else "US"))
 
 
 def cmd_campaign(args):
@@ -152,7 +172,7 @@ def cmd_status(args):
 
 
 def cmd_demo(args):
-    from agi_campaign import demo
+    from agi_campaign.testing import demo
 
     return demo.run(numbers=args.numbers, workdir=args.workdir)
 

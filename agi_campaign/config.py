@@ -2,31 +2,15 @@
 
 Every problem is a ConfigError "{source}: {key.path} {problem}; {fix}". Unknown keys are errors
 at every level; booleans are not integers; names used across sections (servers, DNC lists) must
-be defined. The YAML is read with a safe loader that refuses more than MAX_ALIASES aliases,
-documents that expand to more than MAX_NODES nodes (an alias bomb), recursive aliases and
-duplicate keys, before anything is constructed.
+be defined. The YAML is read by agi_campaign.yamlsafe (aliases bounded, duplicate keys
+refused, before anything is constructed).
 
 Field tables (`_F`) hold each key's check and default; small functions do the cross-field rules.
 Mappings in Config are plain dicts (the contract in DESIGN.md); treat them as read-only.
 
 Secrets (the AMI secret, the database password) never appear in a message, a log, a repr or
-check-config output. database.url is parsed strictly (`parse_postgres_url`, used by db.py too):
-postgresql:// or postgres://, an optional user[:password]@, a host (name, IPv4 or [IPv6]; empty:
-127.0.0.1), an optional :port 1..65535, a required /dbname, optional ?name=value&... parameters
-from PG_URL_PARAMS (given to the driver; never password). The user info is everything up to the
-LAST '@'. A password that is not percent-encoded cannot be split unambiguously, so it is refused,
-not guessed: a '/', '?', '#', '@', space or control character in the user info, a '%' not
-starting a %XX escape, a non-numeric port or anything else that does not fit is a ConfigError
-for database.url that shows the URL through `mask_url` (the user info as '***', or nothing after
-the scheme when no '@' locates it) and says to percent-encode the password (/ %2F, # %23, ? %3F,
-@ %40, : %3A, % %25, space %20) or to name an environment variable holding it in
-database.password_env. An unencoded ':' in the password is unambiguous (the first ':' ends the
-user) and accepted. Every URL shown goes through `mask_url`; driver messages built into our own
-go through `hide_password`.
-
-Longer than the ~400-line guide: it is one concept (the configuration schema) with some sixty
-checks, each with its own message. The safe YAML reader ("loading") is the natural piece to move
-into its own module if the module grows further.
+check-config output: database.url is parsed and shown through agi_campaign.dburl (strict
+parsing, `mask_url`), and the AMI secret is never formatted into a message.
 """
 import dataclasses
 import datetime as _dt
@@ -40,14 +24,13 @@ import zoneinfo
 from typing import Any, Callable, NamedTuple
 
 import phonenumbers
-import yaml
 
+from agi_campaign import yamlsafe
+from agi_campaign.dburl import (POSTGRES_SCHEMES, POSTGRES_URL_HINT, mask_url,
+                                parse_postgres_url)
 from agi_campaign.errors import ConfigError, WeekTimeError
 from agi_campaign.weektime import WeekTime, parse_week_time
 
-MAX_FILE_BYTES = 1_000_000
-MAX_ALIASES = 100
-MAX_NODES = 100_000
 DIAL_PLACEHOLDERS = ("number", "national")
 
 
@@ -160,109 +143,15 @@ def load_config(path) -> Config:
     source = os.fspath(path)
     try:
         with open(source, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = handle.read(yamlsafe.MAX_FILE_BYTES + 1)
     except OSError as err:
         raise ConfigError("%s: cannot read the configuration file: %s; check the path"
                           % (source, err.strerror or err)) from None
     try:
-        data = _load_yaml(_decode(raw))
-    except _Invalid as err:
+        data = yamlsafe.load_yaml(yamlsafe.decode(raw))
+    except yamlsafe.YamlError as err:
         raise ConfigError("%s: %s" % (source, err)) from None
     return parse_config(data, source, os.path.dirname(os.path.abspath(source)))
-
-
-def _decode(raw):
-    if len(raw) > MAX_FILE_BYTES:
-        _fail("file is larger than %d bytes; a configuration file is a few kilobytes"
-              % MAX_FILE_BYTES)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        _fail("byte offset %d (line %d): byte 0x%02x is not valid UTF-8; save the file as UTF-8"
-              % (err.start, line, raw[err.start]))
-    return text[1:] if text.startswith("\ufeff") else text
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that stops after MAX_ALIASES aliases, while the document is still composed."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.alias_count = 0
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            self.alias_count += 1
-            if self.alias_count > MAX_ALIASES:
-                mark = self.peek_event().start_mark
-                _fail("line %d column %d: more than %d YAML aliases (*name); refusing a possible "
-                      "alias bomb, write the values out" % (mark.line + 1, mark.column + 1,
-                                                            MAX_ALIASES))
-        return super().compose_node(parent, index)
-
-
-def _load_yaml(text):
-    try:
-        loader = _Loader(text)          # the reader refuses control characters right here
-    except yaml.reader.ReaderError as err:
-        _fail("line %d: character %r is not allowed in YAML (a control character or binary "
-              "data); remove it" % (text.count("\n", 0, err.position) + 1, chr(err.character)
-                                    if isinstance(err.character, int) else err.character))
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_nodes(node)
-        return loader.construct_document(node)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        if mark is None:
-            _fail("invalid YAML: %s" % (err,))
-        _fail("line %d column %d: invalid YAML: %s; fix the syntax there"
-              % (mark.line + 1, mark.column + 1, err.problem or err.context))
-    except yaml.YAMLError as err:
-        _fail("invalid YAML: %s" % (err,))
-    except RecursionError:
-        _fail("the YAML is nested too deeply; a configuration is a few levels deep")
-    finally:
-        loader.dispose()
-
-
-def _check_nodes(root):
-    """Refuse recursive aliases, duplicate keys and documents expanding past MAX_NODES nodes."""
-    sizes, active = {}, set()
-
-    def size(node):
-        if id(node) in sizes:
-            return sizes[id(node)]
-        if id(node) in active:
-            _fail("line %d: a YAML alias refers to itself; recursive values are not allowed"
-                  % (node.start_mark.line + 1))
-        active.add(id(node))
-        children = node.value if isinstance(node, yaml.SequenceNode) else ()
-        if isinstance(node, yaml.MappingNode):
-            _check_duplicate_keys(node)
-            children = [part for pair in node.value for part in pair]
-        total = 1 + sum(size(child) for child in children)
-        if total > MAX_NODES:
-            _fail("the YAML expands to more than %d values (aliases repeated too often?); "
-                  "refusing a possible alias bomb" % MAX_NODES)
-        active.discard(id(node))
-        sizes[id(node)] = total
-        return total
-
-    size(root)
-
-
-def _check_duplicate_keys(node):
-    seen = set()
-    for key, _ in node.value:
-        if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-            if key.value in seen:
-                _fail("line %d column %d: duplicate key '%s'; keep one"
-                      % (key.start_mark.line + 1, key.start_mark.column + 1, key.value))
-            seen.add(key.value)
 
 
 # --- generic checks ----------------------------------------------------------------------------
@@ -498,141 +387,6 @@ def _database_url(value, path, base_dir):
                   % (path, err, _show(mask_url(value)), POSTGRES_URL_HINT))
         return value
     _fail("%s must start with sqlite:/// or postgresql://, got %s" % (path, _show(mask_url(value))))
-
-
-# --- database URLs -----------------------------------------------------------------------------
-
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-POSTGRES_URL_HINT = ("write it as postgresql://user:password@host:5432/dbname; percent-encode "
-                     "reserved characters in the password (/ as %2F, # as %23, ? as %3F, @ as %40, "
-                     ": as %3A, % as %25, a space as %20) or put the password in an environment "
-                     "variable named by database.password_env")
-# ?name=value parameters passed to the driver (libpq); the others are refused, password included.
-PG_URL_PARAMS = ("application_name", "connect_timeout", "options", "sslmode", "sslrootcert",
-                 "sslcert", "sslkey", "sslcrl", "target_session_attrs", "gssencmode",
-                 "channel_binding", "keepalives", "keepalives_idle", "keepalives_interval",
-                 "keepalives_count")
-_NOT_IN_USERINFO = re.compile(r"[/?#@\s\x00-\x1f\x7f]")
-_NOT_AFTER_USERINFO = re.compile(r"[#\s\x00-\x1f\x7f]")
-
-
-class PostgresUrl(NamedTuple):
-    user: str | None
-    password: str | None
-    host: str
-    port: int
-    dbname: str
-    params: tuple                     # (name, value) pairs, names from PG_URL_PARAMS
-
-
-def parse_postgres_url(url) -> PostgresUrl:
-    """Split a postgresql:// URL strictly (see the module docstring), percent-decoding its parts.
-
-    Raises ValueError whose text names the faulty part but quotes nothing of the URL.
-    """
-    scheme = next((s for s in POSTGRES_SCHEMES if url.startswith(s)), None)
-    if scheme is None:
-        raise ValueError("it must start with postgresql:// or postgres://")
-    userinfo, at, location = url[len(scheme):].rpartition("@")
-    user = password = None
-    if at:
-        if _NOT_IN_USERINFO.search(userinfo):
-            raise ValueError("the user name or password contains a character that must be "
-                             "percent-encoded: / ? # @, a space or a control character")
-        raw_user, colon, raw_password = userinfo.partition(":")
-        user = _unquote(raw_user, "the user name") or None
-        password = (_unquote(raw_password, "the password") or None) if colon else None
-    if _NOT_AFTER_USERINFO.search(location):
-        raise ValueError("the host, port, database name or parameters contain '#', a space or a "
-                         "control character")
-    hostport, slash, tail = location.partition("/")
-    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*)(?::(.*))?", hostport)
-    if match is None:
-        raise ValueError("the host must be a host name or an IP address ([IPv6] in brackets), "
-                         "then an optional :port")
-    port = 5432
-    if match.group(2) is not None:
-        if not re.fullmatch(r"[0-9]{1,5}", match.group(2)) or not 0 < int(match.group(2)) < 65536:
-            raise ValueError("the port must be a number 1..65535")
-        port = int(match.group(2))
-    raw_dbname, _, query = tail.partition("?")
-    if not slash or not raw_dbname:
-        raise ValueError("it names no database, end it with /dbname")
-    if "/" in raw_dbname:
-        raise ValueError("the database name contains '/', write it as %2F")
-    params = []
-    for item in filter(None, query.split("&")):
-        name, equals, value = item.partition("=")
-        if not equals:
-            raise ValueError("the parameters after '?' must be name=value pairs joined by &")
-        if name not in PG_URL_PARAMS:
-            shown = " %s" % name if re.fullmatch(r"[a-z_]{1,40}", name) else ""
-            raise ValueError("unsupported parameter%s after '?', the supported ones are %s "
-                             "(a password goes before the '@' or into database.password_env)"
-                             % (shown, ", ".join(PG_URL_PARAMS)))
-        params.append((name, _unquote(value, "the parameter " + name)))
-    return PostgresUrl(user, password, match.group(1).strip("[]") or "127.0.0.1", port,
-                       _unquote(raw_dbname, "the database name"), tuple(params))
-
-
-def _unquote(text, what):
-    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
-        raise ValueError("%s contains a '%%' that does not start a %%XX escape, write %% as %%25"
-                         % what)
-    try:
-        value = urllib.parse.unquote(text, errors="strict")
-    except UnicodeDecodeError:
-        raise ValueError("%s has %%XX escapes that are not UTF-8" % what) from None
-    if "\0" in value:
-        raise ValueError("%s contains %%00 (a NUL character)" % what)
-    return value
-
-
-def mask_url(url):
-    """The URL as it may be shown in output, logs and messages: no part of a password in it.
-
-    sqlite: URLs have no password and are shown as they are. Otherwise the user info is
-    everything between the scheme and the LAST '@': a well-formed one keeps the user name and
-    shows the password as '***' (user:***@), any other (a '/', '?', '#', space... in it) becomes
-    '***' as a whole; a password= parameter shows as '***'. A URL without '@' is shown only when
-    it is a valid postgresql:// URL (then it has no password); otherwise only its scheme is.
-    """
-    if url.startswith("sqlite:"):
-        return url
-    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?", url)
-    prefix = scheme.group(0) if scheme else ""
-    userinfo, at, location = url[len(prefix):].rpartition("@")
-    location = re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", location)
-    if at:
-        user, colon, _ = userinfo.partition(":")
-        if prefix.endswith("//") and not _NOT_IN_USERINFO.search(userinfo):
-            return "%s%s%s@%s" % (prefix, user, ":***" if colon else "", location)
-        return "%s***@%s" % (prefix, location)
-    if url.startswith(POSTGRES_SCHEMES):
-        try:
-            parse_postgres_url(url)
-            return prefix + location
-        except ValueError:
-            pass
-    return prefix + "***"
-
-
-def hide_password(text, url):
-    """`text` (a driver's message) with the URL's password, in every form it may take, as ***.
-
-    The message is built from connection parameters by libpq or psycopg2, which could echo them;
-    the password is replaced as written in the URL, decoded, and escaped as in a libpq DSN. A
-    password that is part of another word (the host name...) masks that word's part too.
-    """
-    if not url.startswith(POSTGRES_SCHEMES):
-        return text
-    userinfo, at, _ = url.partition("://")[2].rpartition("@")
-    raw = userinfo.partition(":")[2] if at else ""
-    forms = {raw, urllib.parse.unquote(raw, errors="replace")}
-    forms |= {form.replace("\\", "\\\\").replace("'", "\\'") for form in forms}
-    for form in sorted(forms - {""}, key=len, reverse=True):
-        text = text.replace(form, "***")
-    return text
 
 
 # --- servers -----------------------------------------------------------------------------------

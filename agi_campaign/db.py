@@ -1,24 +1,23 @@
-"""Opening the database: SQLite by default, PostgreSQL by URL.
+"""Building the database from its URL: SQLite by default, PostgreSQL by URL.
 
-`database` is a Peewee DatabaseProxy that the models bind to; `open_database` initialises it.
-SQLite is opened in WAL mode with a 30 s busy timeout and IMMEDIATE write transactions (so a
-read-then-write transaction never fails with SQLITE_BUSY_SNAPSHOT), one connection per thread.
+`database` is the Peewee DatabaseProxy the models bind to (agi_campaign.models.open_database
+builds the database with `make_database` and initialises the proxy). SQLite is opened in WAL
+mode with synchronous=FULL, a 30 s busy timeout and IMMEDIATE write transactions (so a
+read-then-write transaction never fails with SQLITE_BUSY_SNAPSHOT).
 
-Connections are pooled (playhouse.pool): the service wraps every FastAGI session and AMI event
-in `connection_context()`, and opening a connection each time cost more than the work done in
-it (bench/: Peewee's `connect()`/`close()` run under one global lock, and a new SQLite
-connection runs five PRAGMAs, a new PostgreSQL one forks a backend). The pool has no size cap,
-like the connection-per-thread scheme it replaces; connections older than POOL_STALE_S are
-closed when next checked in or out.
-
+Connections are pooled (playhouse.pool), one checked out per thread at a time: the service
+wraps every FastAGI session and scheduler job in `connection_context()`, and opening a
+connection each time cost more than the work done in it (bench/: Peewee's `connect()`/`close()`
+run under one global lock, and a new SQLite connection runs five PRAGMAs, a new PostgreSQL one
+forks a backend). The pool has no size cap; connections older than POOL_STALE_S are closed when
+next checked in or out.
 """
 import os
 
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from agi_campaign.config import (POSTGRES_SCHEMES, POSTGRES_URL_HINT, hide_password, mask_url,
-                                 parse_postgres_url)
+from agi_campaign.dburl import POSTGRES_SCHEMES, POSTGRES_URL_HINT, mask_url, parse_postgres_url
 from agi_campaign.errors import ConfigError, StartupError
 
 database = peewee.DatabaseProxy()
@@ -63,7 +62,7 @@ def _sqlite(url, base_dir):
 
 
 def _postgres(url):
-    """The database of a URL parsed strictly by config.parse_postgres_url (same rules)."""
+    """The database of a URL parsed strictly by dburl.parse_postgres_url (same rules as the config check)."""
     try:
         parts = parse_postgres_url(url)
     except ValueError as err:
@@ -91,28 +90,3 @@ def make_database(url, base_dir=None):
     raise ConfigError("database.url must start with sqlite:/// or postgresql://, got %r; use "
                       "sqlite:///path.db or postgresql://user:password@host:5432/dbname"
                       % (mask_url(url),))
-
-
-def open_database(url, base_dir=None, create=True):
-    """Bind the models to the database at `url` and create missing tables.
-
-    Raises StartupError with the reason when the database cannot be opened or written.
-    """
-    db = make_database(url, base_dir)
-    database.initialize(db)
-    if create:
-        try:
-            create_tables()
-        except peewee.DatabaseError as err:
-            # from None: the driver's own exception (unscrubbed text) stays out of tracebacks
-            raise StartupError("database %s cannot be opened for writing: %s; check the path "
-                               "and its permissions, or database.url"
-                               % (mask_url(url), hide_password(str(err), url))) from None
-    return db
-
-
-def create_tables():
-    from agi_campaign import models
-
-    with database.connection_context():
-        database.create_tables(models.ALL_MODELS, safe=True)

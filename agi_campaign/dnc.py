@@ -3,19 +3,19 @@
 A list must be configured (``dnc_lists:`` in the YAML) before numbers go on it or come off it:
 ``add``, ``remove`` and ``import_file`` take ``known_lists`` and raise NotFoundError naming the
 valid lists, so a typo cannot create a list that no campaign checks. Lookups (``check``,
-``is_blocked``, ``lists_holding``) accept any names.
+``lists_holding``, ``Lookup``) accept any names.
 
-``import_file`` reads one number per line, or the first column of a CSV, with the importer's
-encoding rules (UTF-8 with or without BOM; anything else is a CsvImportError), its stray-quote
-rule (a quoted field never closed, or running over a line that looks like a row, refuses the
-file) and its header rule (a first cell named phone/number/... or one with letters that is not
-a number is a header). It runs in one transaction, and ``rows == added + already + invalid``: a
-number listed twice in the file counts as ``already`` the second time.
+``import_file`` reads one number per line, or the first column of a CSV, with ``csvreader``'s
+encoding rule (UTF-8 with or without BOM; anything else is a CsvImportError), stray-quote rule
+(a quoted field never closed, or running over a line that looks like a row, refuses the file)
+and header rule (a first cell named phone/number/... or one with letters that is not a number
+is a header). It runs in one transaction, and ``rows == added + already + invalid``: a number
+listed twice in the file counts as ``already`` the second time.
 """
 import dataclasses
 import os
 
-from agi_campaign import phone
+from agi_campaign import csvreader, phone
 from agi_campaign.clock import to_db
 from agi_campaign.db import database
 from agi_campaign.errors import NotFoundError, PhoneError
@@ -114,11 +114,6 @@ class Lookup:
         return {p: table[p] for p in phones if p in table}
 
 
-def is_blocked(phone_e164, lists):
-    """True when the (already normalised) number is on one of ``lists``."""
-    return bool(lists_holding([phone_e164], lists))
-
-
 def check(raw, region, lists=None):
     """Names of the lists (of ``lists``, or of all) holding the number; PhoneError if invalid."""
     e164 = _normalized(raw, region)
@@ -175,19 +170,17 @@ def remove(list_name, raws, region, *, known_lists):
 def import_file(list_name, path, region, now, *, known_lists, source=None, workers=None):
     """Add every number of a file to a list, in one transaction; returns a DncImportReport.
     ``workers``: normalising processes, as for ``importer.import_csv``."""
-    from agi_campaign import importer    # importer imports this module
-
     require_list(list_name, known_lists)
     path = str(path)
-    text, total_bytes = importer.read_text(path)
+    text, total_bytes = csvreader.read_text(path)
     report = DncImportReport(list_name=list_name, filename=path)
     source = source or ("file " + os.path.basename(path))[:DncEntry.source.max_length]
-    rows = _file_rows(importer, text, region, report)
-    with importer.pool_for(workers, total_bytes) as pool, database.atomic():
-        normalizer = importer.Normalizer(region, pool)
+    rows = _file_rows(text, region, report)
+    with csvreader.pool_for(workers, total_bytes) as pool, database.atomic():
+        normalizer = csvreader.Normalizer(region, pool)
         seen = set()
-        chunks = [rows[start:start + importer.CHUNK_ROWS]
-                  for start in range(0, len(rows), importer.CHUNK_ROWS)]
+        chunks = [rows[start:start + csvreader.CHUNK_ROWS]
+                  for start in range(0, len(rows), csvreader.CHUNK_ROWS)]
         jobs = [normalizer.submit([raw if not problem else "" for _, raw, problem in chunk])
                 for chunk in chunks]                  # all queued: the pool works ahead
         for chunk, job in zip(chunks, jobs):
@@ -210,19 +203,19 @@ def import_file(list_name, path, region, now, *, known_lists, source=None, worke
     return report
 
 
-def _file_rows(importer, text, region, report):
+def _file_rows(text, region, report):
     """``(line, raw, problem)`` for each data row: the first cell of each non-blank record."""
     rows = []
     first = True
-    for line, cells, _ in importer.iter_records(text, region, os.path.basename(report.filename)):
-        if importer.is_blank(cells):
+    for line, cells, _ in csvreader.iter_records(text, region, os.path.basename(report.filename)):
+        if csvreader.is_blank(cells):
             report.blank += 1
             continue
         raw = cells[0]
         if first:
             first = False
-            if (raw.strip().lower() in importer.PHONE_HEADERS
-                    or importer.looks_like_header(raw, region)):
+            if (raw.strip().lower() in csvreader.PHONE_HEADERS
+                    or csvreader.looks_like_header(raw, region)):
                 continue
-        rows.append((line, raw, importer.record_problem(cells)))
+        rows.append((line, raw, csvreader.record_problem(cells)))
     return rows

@@ -12,15 +12,16 @@ import datetime
 import logging
 import threading
 
-from agi_campaign import campaigns, states, weektime
+from agi_campaign import campaigns, lifecycle, weektime
 from agi_campaign.claim import claim_due
 from agi_campaign.clock import to_db
 from agi_campaign.db import database
-from agi_campaign.dialer import ASTDB_FAMILY, astdb_key, originate_action, parse_channel_id
 from agi_campaign.errors import (AgiCampaignError, AmiError, AmiNotConnected, AmiNotSent,
                                  AmiTimeout)
-from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, CampaignState, Number,
+from agi_campaign.lifecycle import CampaignState
+from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, Number,
                                  NumberStatus, Outcome)
+from agi_campaign.originate import ASTDB_FAMILY, astdb_key, originate_action, parse_channel_id
 from agi_campaign.pacing import Pacer
 from agi_campaign.phone import mask
 
@@ -55,12 +56,6 @@ def completion_counts(campaign_id):
     return int(row[0]), int(row[1])
 
 
-def window_open(cfg, now):
-    if cfg.week_time is None:
-        return True
-    return weektime.is_open(cfg.week_time, cfg.timezone, now)
-
-
 class Engine:
     """`instance` names this deployment in channel ids and AstDB keys (agi_campaign.deployment):
     events and channels of another dialer sharing the Asterisk are never taken for ours."""
@@ -88,9 +83,9 @@ class Engine:
         for row in Campaign.select().where(Campaign.name.in_(list(self.config.campaigns))):
             cfg = self.config.campaigns[row.name]
             pending, in_flight = completion_counts(row.id)
-            target = states.automatic_target(
+            target = lifecycle.automatic_target(
                 state=row.state, ctype=cfg.type, now=now, start=cfg.start, end=cfg.end,
-                window_open=window_open(cfg, now), pending=pending, in_flight=in_flight)
+                window_open=weektime.window_open(cfg.week_time, cfg.timezone, now), pending=pending, in_flight=in_flight)
             if target:
                 campaigns.move(row, target[0], target[1], now, expect=row.state)
 
@@ -111,8 +106,8 @@ class Engine:
             # Stamp the attempts at the instant the spacing is checked, so the recorded call
             # starts are exactly as far apart as pacing allowed them.
             now, mark = self.clock.now(), self.clock.monotonic()
-            allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms,
-                                    window_open(cfg, now), cfg.max_channels, at=mark)
+            window = weektime.window_open(cfg.week_time, cfg.timezone, now)
+            allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms, window, at=mark)
             if allowed:
                 claimed = claim_due(row.id, allowed, now, cfg.server, cfg.dnc_lists,
                                     cfg.max_attempts)
@@ -287,7 +282,7 @@ class Engine:
 
 def saved_result(ami, key):
     """(token, DIALSTATUS, HANGUPCAUSE, ANSWEREDTIME, DIALEDTIME) saved by the dialplan's hangup
-    handler in AstDB (family ASTDB_FAMILY, `key` from dialer.astdb_key), or None if there is
+    handler in AstDB (family ASTDB_FAMILY, `key` from originate.astdb_key), or None if there is
     none or AMI cannot tell."""
     try:
         events = ami.collect({"Action": "DBGet", "Family": ASTDB_FAMILY,

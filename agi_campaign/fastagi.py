@@ -1,7 +1,7 @@
 """Threaded FastAGI server: moves bytes between Asterisk and a handler(channel); nothing else.
 
 Decisions:
-- One thread per connection (ThreadingMixIn, daemon threads): `EXEC Dial/Queue/ConfBridge`
+- One thread per connection (reused daemon threads, `_DaemonPool`): `EXEC Dial/Queue/ConfBridge`
   blocks the connection for the whole call, so an event loop would buy nothing.
 - The environment must arrive within `env_timeout_s` (a deadline over all env lines, not a
   per-recv timeout, so a peer trickling bytes cannot hold a thread). Afterwards the socket
@@ -9,11 +9,8 @@ Decisions:
 - Lines are read by our own bounded reader (SocketTransport): a line longer than
   `max_line_bytes` closes the connection instead of growing a buffer.
 - `Channel` reuses pyst2's AGI command methods but replaces its transport, which has the
-  defects listed in ASTERISK.md (signal handler in __init__, str writes, HANGUP/EOF/511/100
+  defects listed in docs/ASTERISK.md (signal handler in __init__, str writes, HANGUP/EOF/511/100
   misparsed, `result=-1` raising, no escaping).
-
-The module is a little over the ~400-line guide: Channel and the server share the bounded
-transport and are tested together; splitting them would scatter one boundary over two files.
 
 Exceptions the handler sees from a Channel (all from agi_campaign.errors, never pyst2's):
 `AgiHangup` (EOF, 511, a write to a closed socket, or a media command that failed because the

@@ -2,21 +2,10 @@
 
 Rules (the contract of ``import_csv``):
 
-- The file is read as bytes and must be UTF-8, with or without a BOM. Anything else is a
-  ``CsvImportError`` naming the line and byte offset ("save it as UTF-8"); so is a NUL byte
-  (binary data). Line ends may be CRLF, LF or CR; fields may be quoted (``csv`` module, excel
-  dialect), so quoted fields can hold commas and newlines. Line numbers are physical lines.
-- Stray quotes: a field that starts with ``"`` runs to the next lone ``"``, over line ends too,
-  so one stray quote can swallow the rows after it into one field. The whole file is refused
-  (``CsvImportError`` naming the line where the quote opened and the swallowed line) when a
-  quoted field is never closed, or runs over a line that looks like a row of its own: a cell
-  of that line, read as CSV on its own, normalises as a phone number. Refused rather than that
-  record rejected: past a stray quote the record boundaries are guesses, so rejecting the
-  record would drop the numbers inside it and re-reading its lines as rows could import text
-  never meant as a row; refusing imports nothing and names the line to fix. A multi-line field
-  whose other lines hold no phone number (an address, a note) is kept; a note with a phone
-  number on a line of its own is refused too (join its lines). The report counts the file's
-  physical ``lines`` (header and blank lines included) besides its rows.
+- Reading is ``csvreader``'s: encoding (UTF-8, with or without a BOM), quoting, physical line
+  numbers, and stray quotes each refuse the whole file with a ``CsvImportError`` naming the
+  line to fix. The report counts the file's physical ``lines`` (header and blank lines
+  included) besides its rows.
 - Phone column: ``phone_column`` chooses it by header name (case-insensitive; an unknown name
   is a ``CsvImportError`` listing the headers). Otherwise a first-row cell named
   phone/number/telephone/msisdn/tel chooses it, else the first column.
@@ -44,58 +33,39 @@ Rules (the contract of ``import_csv``):
   claims wait meanwhile (busy_timeout 30 s). Memory: the file's text plus a set of the
   campaign's numbers and a dict of the file's (~500 MB peak for 1M rows).
 
-Performance: ``phonenumbers`` costs ~28 us a number, ~28 s of CPU for 1M rows, so files over
-``PARALLEL_MIN_BYTES`` are normalised by a pool of worker processes (spawned, not forked: the
-caller may have threads) while this process parses, checks and inserts the previous chunks;
-repeated raw strings are normalised once (a bounded memo keyed on the exact raw text, so it
-can never accept what ``phone.normalize`` rejects). Peewee's ``insert_many`` builds SQL at
+Performance: large files are normalised by ``csvreader``'s pool of worker processes while this
+process parses, checks and inserts the previous chunks. Peewee's ``insert_many`` builds SQL at
 ~70 us a row, more than the rest of the import together; so the INSERT for a full chunk is
 built once by ``Number.insert_many`` and executed again with each chunk's parameters.
 Measured on 2 cores, SQLite WAL: 1M rows with two extra columns in ~25 s.
-
-Length: over the ~400-line guide because reading rules, row layout and the pipeline serve
-only this import; the reading half (``read_text`` .. ``Layout``) could become its own module.
 """
-import codecs
 import collections
 import contextlib
 import csv
 import dataclasses
 import datetime
-import io
 import itertools
 import json
 import logging
-import multiprocessing
 import os
-import re
 import sqlite3
 import tempfile
-import threading
 
-from agi_campaign import dnc, phone
+from agi_campaign import csvreader, dnc
 from agi_campaign.clock import to_db
 from agi_campaign.db import database, is_postgres
-from agi_campaign.errors import CsvImportError, NotFoundError, PhoneError
+from agi_campaign.errors import CsvImportError, NotFoundError
 from agi_campaign.models import Campaign, ImportBatch, Number, NumberStatus
 
 log = logging.getLogger(__name__)
 
-PHONE_HEADERS = ("phone", "number", "telephone", "msisdn", "tel")
 MAX_EXTRA_COLUMNS = 20
 MAX_EXTRA_CHARS = 200
-MAX_FIELD_CHARS = 1000
-MAX_RECORD_CHARS = 10_000
 MAX_HEADER_CHARS = 100
 RAW_STORED_CHARS = Number.raw.max_length
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-_PHONE_LIKE = re.compile(r"[ \t]*\+?[0-9 \t().-]{4,64}")     # worth phone.normalize
-CHUNK_ROWS = 10_000
 PROGRESS_EVERY_ROWS = 50_000
-PARALLEL_MIN_BYTES = 2_000_000
-MEMO_MAX = 200_000
 INSERT_ROWS = 1000
-WORKER_TIMEOUT_S = 120      # for one chunk; a pool whose workers cannot start never answers
 
 
 @dataclasses.dataclass
@@ -129,152 +99,6 @@ class ImportReport:
         return dataclasses.asdict(self)
 
 
-# ---- reading ------------------------------------------------------------------------------
-
-def read_text(path):
-    """The file's text (UTF-8, BOM removed) and its size in bytes, or CsvImportError."""
-    name = os.path.basename(str(path))
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as err:
-        raise CsvImportError("%s: cannot read the file: %s" % (path, err.strerror or err)) from None
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise CsvImportError("%s: the file is UTF-16; save it as UTF-8" % name)
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise CsvImportError("%s line %d (byte offset %d): NUL byte: this is binary data, not a "
-                             "CSV text file; export it as CSV (UTF-8)"
-                             % (name, data.count(b"\n", 0, nul) + 1, nul))
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        text = data[start:].decode("utf-8")
-    except UnicodeDecodeError as err:
-        offset = start + err.start
-        raise CsvImportError("%s line %d (byte offset %d): not UTF-8 (byte 0x%02x); save it as "
-                             "UTF-8" % (name, data.count(b"\n", 0, offset) + 1, offset,
-                                        data[offset])) from None
-    return text, len(data)
-
-
-def count_lines(text):
-    """Physical lines: ended by CRLF, LF or CR; a last line without an end counts too."""
-    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
-    return ends + (1 if text and not text.endswith(("\n", "\r")) else 0)
-
-
-def iter_records(text, region, name):
-    """Yield ``(line, cells, chars_done)`` for each CSV record (``[]`` for an empty line);
-    ``line`` is the physical line the record starts on. A stray quote (see the module
-    docstring) raises CsvImportError naming the file ``name`` when its record is reached."""
-    if csv.field_size_limit() < len(text) + 1:
-        csv.field_size_limit(len(text) + 1)     # every field fits; sizes are checked per row
-    stream = io.StringIO(text, newline="")
-    reader = csv.reader(stream)
-    line, done = 1, 0
-    for cells in reader:
-        start, done = done, stream.tell()
-        if reader.line_num > line or done == len(text):   # multi-line, or may end in a quote
-            check_quotes(text[start:done], line, region, name)
-        yield line, cells, done
-        line = reader.line_num + 1
-
-
-def check_quotes(record, line, region, name):
-    """CsvImportError when a quoted field of ``record`` (the text of one CSV record, starting
-    on physical ``line``) runs over a line that looks like a row, or is never closed."""
-    lines = list(io.StringIO(record, newline=""))
-    opened = _quote_openings(lines)
-    for i in range(1, len(lines)):
-        if _looks_like_row(lines[i], region):
-            at = line + opened[i - 1]
-            raise CsvImportError(
-                "%s line %d: a quoted field opens here and runs on over line %d, which looks "
-                "like a row of its own (%r); check line %d for a stray \" quote (a quote inside "
-                "a field is written \"\"), fix it and import again"
-                % (name, at, line + i, lines[i].rstrip("\r\n")[:40], at))
-    if opened[-1] is not None:
-        at = line + opened[-1]
-        raise CsvImportError(
-            "%s line %d: a quoted field opens here and is never closed (it runs to the end of "
-            "the file, line %d); check line %d for a stray \" quote (a quote inside a field is "
-            "written \"\"), fix it and import again" % (name, at, line + len(lines) - 1, at))
-
-
-def _quote_openings(lines):
-    """For each line of one record: None, or, when a quoted field is still open at the line's
-    end, the index of the line where it opened (excel dialect: ``"`` opens only a field start)."""
-    out, quoted, opened = [], False, None
-    for index, text in enumerate(lines):
-        pos, at_field_start = 0, index == 0
-        while pos < len(text):
-            if quoted:
-                pos = text.find('"', pos) + 1
-                if not pos:
-                    break
-                if text.startswith('"', pos):       # "" inside a quoted field
-                    pos += 1
-                else:
-                    quoted = False
-            elif at_field_start and text[pos] == '"':
-                quoted, opened, pos = True, index, pos + 1
-            else:
-                pos = text.find(",", pos) + 1
-                if not pos:
-                    break
-                at_field_start = True
-                continue
-            at_field_start = False
-        out.append(opened if quoted else None)
-    return out
-
-
-def _looks_like_row(text, region):
-    """True when a cell of one physical line, read as CSV on its own, is a phone number."""
-    for cell in next(csv.reader([text]), []):
-        if _PHONE_LIKE.fullmatch(cell):
-            try:
-                phone.normalize(cell, region)
-                return True
-            except PhoneError:
-                pass
-    return False
-
-
-def record_problem(cells):
-    """Why a record is too large to be a row, or None."""
-    size = sum(map(len, cells))
-    if size <= MAX_FIELD_CHARS:
-        return None
-    for i, cell in enumerate(cells):
-        if len(cell) > MAX_FIELD_CHARS:
-            return "field %d longer than %d characters" % (i + 1, MAX_FIELD_CHARS)
-    if size + len(cells) - 1 > MAX_RECORD_CHARS:
-        return "record longer than %d characters" % MAX_RECORD_CHARS
-    return None
-
-
-def is_blank(cells):
-    return not any(map(str.strip, cells))
-
-
-def looks_like_header(cell, region):
-    """The header rule: letters, and not a phone number."""
-    if not any(char.isalpha() for char in cell):
-        return False
-    try:
-        phone.normalize(cell, region)
-    except PhoneError:
-        return True
-    return False
-
-
-def neutralize(cell):
-    """A cell for a spreadsheet-bound CSV: a leading ' keeps formula-like text as text."""
-    text = str(cell)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
 # ---- layout: which column is the phone, what the others are called -------------------------
 
 class Layout:
@@ -298,10 +122,10 @@ class Layout:
                 raise CsvImportError("%s: no column named %r; the first row has: %s"
                                      % (name, phone_column, ", ".join(cells) or "(nothing)"))
             return cls._with_header(lowered.index(wanted), cells, name)
-        for header_name in PHONE_HEADERS:
+        for header_name in csvreader.PHONE_HEADERS:
             if header_name in lowered:
                 return cls._with_header(lowered.index(header_name), cells, name)
-        if looks_like_header(first_cells[0], region):
+        if csvreader.looks_like_header(first_cells[0], region):
             return cls._with_header(0, cells, name)
         return cls(0, None)
 
@@ -327,7 +151,7 @@ class Layout:
         idx = self.phone_index
         count = len(cells)
         raw = cells[idx] if idx < count else ""
-        problem = record_problem(cells)
+        problem = csvreader.record_problem(cells)
         if problem:
             return raw, None, problem
         if idx >= count:
@@ -340,7 +164,7 @@ class Layout:
         else:
             names = self.names
             if count != len(names):
-                if count > len(names) and not is_blank(cells[len(names):]):
+                if count > len(names) and not csvreader.is_blank(cells[len(names):]):
                     return raw, None, ("%d fields but the header has %d (a comma in an "
                                        "unquoted field?)" % (count, len(names)))
                 cells = (cells + [""] * len(names))[:len(names)]
@@ -354,88 +178,6 @@ class Layout:
 
 
 _to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-
-
-# ---- normalising, in this process or in a pool ---------------------------------------------
-
-def _normalize_many(args):
-    """Worker: ``[(e164, None) | (None, reason)]`` for each raw string."""
-    raws, region = args
-    out = []
-    for raw in raws:
-        try:
-            out.append((phone.normalize(raw, region), None))
-        except PhoneError as err:
-            out.append((None, str(err)))
-    return out
-
-
-class Normalizer:
-    """``submit(raws)`` -> a handle whose ``get()`` is the list of (e164, reason) pairs."""
-
-    def __init__(self, region, pool=None):
-        self.region = region
-        self.pool = pool
-        self.memo = {}
-
-    def submit(self, raws):
-        known, todo = {}, []
-        for raw in dict.fromkeys(raws):
-            hit = self.memo.get(raw)
-            if hit is None:
-                todo.append(raw)
-            else:
-                known[raw] = hit
-        if self.pool is None:
-            job = _Done(_normalize_many((todo, self.region)))
-        else:
-            job = self.pool.apply_async(_normalize_many, ((todo, self.region),))
-        return _Pending(self.memo, raws, known, todo, job)
-
-
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def get(self, timeout=None):
-        return self.value
-
-
-class _Pending:
-    def __init__(self, memo, raws, known, todo, job):
-        self.memo, self.raws, self.known, self.todo, self.job = memo, raws, known, todo, job
-
-    def get(self):
-        try:
-            fresh = dict(zip(self.todo, self.job.get(WORKER_TIMEOUT_S)))
-        except multiprocessing.TimeoutError:
-            raise CsvImportError("the phone-number worker processes did not answer within %d s; "
-                                 "import again with workers=0" % WORKER_TIMEOUT_S) from None
-        if len(self.memo) + len(fresh) > MEMO_MAX:
-            self.memo.clear()
-        self.memo.update(fresh)
-        self.known.update(fresh)
-        return [self.known[raw] for raw in self.raws]
-
-
-@contextlib.contextmanager
-def pool_for(workers, total_bytes):
-    """A pool of ``workers`` processes (None: 2 when the file is large and there are 2 CPUs),
-    or None for "normalise in this process".
-
-    Forked when this process runs a single thread (the CLI: fast start, nothing to
-    re-import); spawned when other threads run, because a forked child could inherit a lock
-    held by one of them. Spawned children import the caller's ``__main__``, which must be
-    guarded by ``if __name__ == "__main__"`` (console scripts are)."""
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1) if total_bytes >= PARALLEL_MIN_BYTES else 0
-    if workers < 2:
-        yield None
-        return
-    method = "fork" if (threading.active_count() == 1
-                        and "fork" in multiprocessing.get_all_start_methods()) else "spawn"
-    with multiprocessing.get_context(method).Pool(workers) as pool:
-        yield pool
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -490,6 +232,12 @@ def _adapted(value):
     return value
 
 
+def neutralize(cell):
+    """A cell for a spreadsheet-bound CSV: a leading ' keeps formula-like text as text."""
+    text = str(cell)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 class RejectsWriter:
     """Rejected rows to a temporary file next to ``path``; ``commit()`` renames it into place
     (and returns the path) when something was rejected, else removes it."""
@@ -511,7 +259,7 @@ class RejectsWriter:
     def write(self, line, raw, reason, cells):
         self.count += 1
         self.writer.writerow([line, neutralize(raw[:RAW_STORED_CHARS]), neutralize(reason)]
-                             + [neutralize(cell[:MAX_FIELD_CHARS]) for cell in cells])
+                             + [neutralize(cell[:csvreader.MAX_FIELD_CHARS]) for cell in cells])
 
     def commit(self):
         self.fh.close()
@@ -581,16 +329,16 @@ class _Run:
 
 
 def _chunks(records, layout, report):
-    """Lists of ``(line, cells, raw, extra_json, problem)``, CHUNK_ROWS at a time, plus the
-    characters read so far."""
+    """Lists of ``(line, cells, raw, extra_json, problem)``, ``csvreader.CHUNK_ROWS`` at a
+    time, plus the characters read so far."""
     chunk, done = [], 0
     for line, cells, done in records:
-        if is_blank(cells):
+        if csvreader.is_blank(cells):
             report.blank += 1
             continue
         raw, extra, problem = layout.split(cells)
         chunk.append((line, cells, raw, extra, problem))
-        if len(chunk) >= CHUNK_ROWS:
+        if len(chunk) >= csvreader.CHUNK_ROWS:
             yield chunk, done
             chunk = []
     if chunk:
@@ -609,24 +357,25 @@ def import_csv(campaign_id, path, region, dnc_lists, now, dry_run=False, rejects
     name = os.path.basename(path)
     if Campaign.get_or_none(Campaign.id == campaign_id) is None:
         raise NotFoundError("campaign id %s does not exist" % (campaign_id,))
-    text, total_bytes = read_text(path)
-    records = iter_records(text, region, name)
+    text, total_bytes = csvreader.read_text(path)
+    records = csvreader.iter_records(text, region, name)
     first, blank = next(records, None), 0
-    while first is not None and is_blank(first[1]):
+    while first is not None and csvreader.is_blank(first[1]):
         first, blank = next(records, None), blank + 1
     layout = Layout(0, None)
     if first is not None:
         layout = Layout.detect(first[1], name, region, phone_column)
         if layout.header is None:
             records = itertools.chain([first], records)
-    report = ImportReport(dry_run=dry_run, filename=path, blank=blank, lines=count_lines(text))
+    report = ImportReport(dry_run=dry_run, filename=path, blank=blank,
+                          lines=csvreader.count_lines(text))
     rejects = _NoRejects() if dry_run else RejectsWriter(rejects_path or path + ".rejects.csv",
                                                          layout.header)
     try:
         transaction = contextlib.nullcontext() if dry_run else database.atomic()
-        with pool_for(workers, total_bytes) as pool, transaction:
+        with csvreader.pool_for(workers, total_bytes) as pool, transaction:
             _import(campaign_id, path, dnc_lists, now, layout, records, report, rejects,
-                    Normalizer(region, pool), progress, (len(text), total_bytes))
+                    csvreader.Normalizer(region, pool), progress, (len(text), total_bytes))
     except BaseException:
         if not dry_run:
             rejects.discard()

@@ -13,8 +13,20 @@ Decisions where the reference is silent:
   `status` shows how many.
 - A campaign in RUNNING with no pending number and no call in flight becomes COMPLETED.
 """
+import enum
+
 from agi_campaign.errors import StateError
-from agi_campaign.models import CampaignState as S
+
+
+class CampaignState(str, enum.Enum):
+    READY = "ready"
+    STARTNOW = "startnow"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+
+S = CampaignState
 
 ON_DEMAND = "on_demand"
 SCHEDULED = "scheduled"

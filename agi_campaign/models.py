@@ -5,7 +5,7 @@ index range scan whose cost does not grow with the campaign's size; `attempt(sta
 "what is in flight".
 
 An attempt's ids as Asterisk echoes them back are derived, not stored: its channel is
-`acamp-<instance>-<attempt id>-<token>` (agi_campaign.dialer.channel_id), its second half
+`acamp-<instance>-<attempt id>-<token>` (agi_campaign.originate.channel_id), its second half
 that plus `-2`, and the FastAGI scripts receive the id and token as arguments. `Setting`
 holds this deployment's facts (its instance name, which service runs on it: see
 agi_campaign.deployment).
@@ -14,15 +14,10 @@ import enum
 
 import peewee
 
-from agi_campaign.db import database
-
-
-class CampaignState(str, enum.Enum):
-    READY = "ready"
-    STARTNOW = "startnow"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
+from agi_campaign.dburl import hide_password, mask_url
+from agi_campaign.db import database, make_database
+from agi_campaign.errors import StartupError
+from agi_campaign.lifecycle import CampaignState
 
 
 class NumberStatus(str, enum.Enum):
@@ -148,3 +143,27 @@ class Setting(BaseModel):
 ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry, Setting]
 
 IN_FLIGHT_STATUSES = (AttemptStatus.DIALING.value, AttemptStatus.ANSWERED.value)
+
+
+def open_database(url, base_dir=None, create=True):
+    """Bind the models to the database at `url` (agi_campaign.db.make_database) and create
+    missing tables; returns the database.
+
+    Raises StartupError with the reason when the database cannot be opened or written.
+    """
+    db = make_database(url, base_dir)
+    database.initialize(db)
+    if create:
+        try:
+            create_tables()
+        except peewee.DatabaseError as err:
+            # from None: the driver's own exception (unscrubbed text) stays out of tracebacks
+            raise StartupError("database %s cannot be opened for writing: %s; check the path "
+                               "and its permissions, or database.url"
+                               % (mask_url(url), hide_password(str(err), url))) from None
+    return db
+
+
+def create_tables():
+    with database.connection_context():
+        database.create_tables(ALL_MODELS, safe=True)

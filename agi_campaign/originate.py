@@ -15,7 +15,6 @@ from agi_campaign.phone import dial_digits, national_digits
 
 ACTION_PREFIX = "acamp"
 ASTDB_FAMILY = "agi-campaign"
-VAR_PREFIX = "ACAMP_"
 EXTRA_PREFIX = "ACAMP_X_"
 MAX_EXTRA_VALUE = 100
 _NAME_BAD = re.compile(r"[^A-Z0-9_]")

@@ -13,16 +13,17 @@ Two independent limits, by design:
 """
 
 
-def allowed_now(*, in_flight, max_channels, delay_ms, ms_since_last_start, window_open, due):
-    """Number of calls that may start now (0 when the window is closed, no channel is free,
-    nothing is due, or the spacing since the last start is not over)."""
+def allowed_now(*, in_flight, max_channels, delay_ms, ms_since_last_start, window_open):
+    """Number of calls that may start now (0 when the window is closed, no channel is free, or
+    the spacing since the last start is not over). How many numbers are due is not pacing's
+    business: the claim takes at most this many of the due ones."""
     if delay_ms < 0:
         raise ValueError("delay_ms must be >= 0, got %r" % (delay_ms,))
     free = max_channels - in_flight
-    if not window_open or free <= 0 or due <= 0:
+    if not window_open or free <= 0:
         return 0
     if delay_ms == 0:
-        return min(free, due)
+        return free
     return 1 if wait_ms(delay_ms=delay_ms, ms_since_last_start=ms_since_last_start) == 0 else 0
 
 
@@ -48,11 +49,11 @@ class Pacer:
             return None
         return ((self._clock() if at is None else at) - self._last_start) * 1000.0
 
-    def allowed(self, in_flight, max_channels, delay_ms, window_open, due, at=None):
+    def allowed(self, in_flight, max_channels, delay_ms, window_open, at=None):
         """``allowed_now`` at clock time ``at`` (default: now)."""
         return allowed_now(in_flight=in_flight, max_channels=max_channels, delay_ms=delay_ms,
                            ms_since_last_start=self._ms_since_last_start(at),
-                           window_open=window_open, due=due)
+                           window_open=window_open)
 
     def started(self, n=1, at=None):
         """Record that ``n`` calls started at clock time ``at`` (default: now); n == 0 records

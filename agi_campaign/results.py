@@ -45,7 +45,7 @@ class RetryPolicy:
 class Recorder:
     """Records results; `policy_for(campaign_name) -> RetryPolicy` comes from the config.
 
-    With a `writer` (agi_campaign.writer.BatchWriter) the writes go through its group commit;
+    With a `writer` (agi_campaign.result_writer.BatchWriter) the writes go through its group commit;
     without one they run in the caller's thread.
     """
 

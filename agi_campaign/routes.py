@@ -11,7 +11,7 @@ anything that escapes, so a failure here ends only this connection.
 import logging
 import re
 
-from agi_campaign.dialer import ASTDB_FAMILY, astdb_key
+from agi_campaign.originate import ASTDB_FAMILY, astdb_key
 from agi_campaign.errors import AgiError, AgiHangup, NotFoundError
 
 log = logging.getLogger(__name__)

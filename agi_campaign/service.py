@@ -18,36 +18,32 @@ process at the deadline if closing hangs (a stuck database). FastAGI sessions ru
 threads, so no call holds the exit. A second signal exits at once with status 1, as SIGKILL
 would (recovery at the next start covers what was cut).
 
-APScheduler's "maximum number of running instances reached" warning is dropped: a tick that
-overlaps the previous one is normal (the previous one is still dialing), not a fault.
+The scheduler's jobs and their overlap, misfire and failure policy: agi_campaign.scheduler.
 """
 import logging
 import os
 import signal
 import threading
 
-import peewee
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from agi_campaign import campaigns
 from agi_campaign.ami import AmiClient
 from agi_campaign.clock import SystemClock
-from agi_campaign.db import database, open_database
+from agi_campaign.db import database
 from agi_campaign.deployment import ServiceLock, instance_name
 from agi_campaign.engine import Engine
 from agi_campaign.errors import StartupError
 from agi_campaign.fastagi import FastAgiServer
-from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt
+from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt, open_database
+from agi_campaign.result_writer import BatchWriter
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
-from agi_campaign.writer import BatchWriter
+from agi_campaign.scheduler import start_scheduler
 
 log = logging.getLogger(__name__)
 
 AMI_STARTUP_WAIT_S = 5.0
-RECONCILE_EVERY_S = 5.0
 STOP_RESERVE_S = 3.0
+ORPHAN_POLICY = RetryPolicy(max_attempts=1, retry_delay_s=0)  # see Service._policy_for
 
 
 class Service:
@@ -65,6 +61,7 @@ class Service:
         self.writer = None
         self.lock = None
         self.instance = None
+        self._orphans = set()
 
     # ---- start --------------------------------------------------------------------------
     def start(self):
@@ -97,15 +94,23 @@ class Service:
             ami.add_state_listener(lambda up, name=name: self.engine.on_ami_state(name, up))
             if not ami.connected:
                 self.engine.on_ami_state(name, False)
-        self._start_scheduler()
+        self.scheduler = start_scheduler(self.engine, list(self.config.campaigns),
+                                         self.config.service.tick_ms / 1000.0)
         log.info("agi-campaign running: instance=%s fastagi=%s:%s servers=%s campaigns=%s",
                  self.instance, *self.fastagi.address, ",".join(self.amis),
                  ",".join(self.config.campaigns))
 
     def _policy_for(self, name):
+        """The retry rules of campaign `name`. A campaign removed from the config while its
+        calls were up: their results are recorded, and its numbers are not retried (there are
+        no rules to retry them by); said once in the log."""
         cfg = self.config.campaigns.get(name)
         if cfg is None:
-            return RetryPolicy(max_attempts=1, retry_delay_s=0)
+            if name not in self._orphans:
+                self._orphans.add(name)
+                log.warning("campaign %s is no longer in the config: results of its calls are "
+                            "recorded, its numbers are not retried", name)
+            return ORPHAN_POLICY
         return RetryPolicy(cfg.max_attempts, cfg.retry_delay_s)
 
     def _on_connect_for(self, name):
@@ -146,47 +151,6 @@ class Service:
 
     def _on_event(self, name, event):
         self.engine.on_ami_event(name, event)  # in memory: no database work per AMI event
-
-    def _job(self, fn, *args):
-        """A scheduler job that logs and goes on. While the database is unreachable a job logs
-        one WARNING for the outage (not a traceback every tick), and one INFO after it."""
-        name = getattr(fn, "__name__", str(fn))
-        failed = 0
-
-        def run():
-            nonlocal failed
-            try:
-                with database.connection_context():  # a broken connection is not pooled again
-                    fn(*args)
-            except (peewee.OperationalError, peewee.InterfaceError) as err:
-                if not failed:
-                    log.warning("job %s: database unreachable (%s); retrying every tick",
-                                name, (str(err).strip().splitlines() or ["?"])[0])
-                failed += 1
-                return
-            except Exception:  # boundary: a scheduler job logs and goes on
-                log.exception("job %s failed", name)
-            if failed:
-                log.info("job %s: database reachable again after %d failed run(s)", name,
-                         failed)
-                failed = 0
-        return run
-
-    def _start_scheduler(self):
-        tick = self.config.service.tick_ms / 1000.0
-        workers = len(self.config.campaigns) + 4
-        self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(workers)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            logger=_scheduler_logger())
-        self.scheduler.add_job(self._job(self.engine.tick_states), "interval", seconds=tick,
-                               id="states")
-        for name in self.config.campaigns:
-            self.scheduler.add_job(self._job(self.engine.dial, name), "interval", seconds=tick,
-                                   id="dial:" + name)
-        self.scheduler.add_job(self._job(self.engine.reconcile), "interval",
-                               seconds=RECONCILE_EVERY_S, id="reconcile")
-        self.scheduler.start()
 
     # ---- run and stop -------------------------------------------------------------------
     def install_signal_handlers(self):
@@ -261,20 +225,6 @@ def _exit_now(deadline_s):
     os.write(2, ("agi-campaign: not stopped within stop_deadline_s (%ss); exiting\n"
                  % deadline_s).encode())
     os._exit(1)
-
-
-class _OverlapFilter(logging.Filter):
-    """Drops APScheduler's warning for a tick skipped because the previous one still runs."""
-
-    def filter(self, record):
-        return "maximum number of running instances reached" not in record.getMessage()
-
-
-def _scheduler_logger():
-    logger = logging.getLogger("apscheduler.scheduler.agi_campaign")
-    if not any(isinstance(f, _OverlapFilter) for f in logger.filters):
-        logger.addFilter(_OverlapFilter())
-    return logger
 
 
 def _reason(client):

@@ -1,11 +1,11 @@
 """`agi-campaign status`: per campaign its state, why it is not dialing, and its counts."""
 import peewee
 
-from agi_campaign.clock import from_db
-from agi_campaign.engine import window_open
-from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, CampaignState, Number,
-                                 NumberStatus)
 from agi_campaign import weektime
+from agi_campaign.clock import from_db
+from agi_campaign.lifecycle import CampaignState
+from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, Number,
+                                 NumberStatus)
 
 S = CampaignState
 
@@ -41,7 +41,7 @@ def reason(row, cfg, now, counts, in_flight):
             return "waiting for start (agi-campaign campaign start %s)" % row.name
         if cfg.start is not None and now < cfg.start:
             return "waiting for start at %s" % cfg.start.isoformat()
-        if not window_open(cfg, now):
+        if not weektime.window_open(cfg.week_time, cfg.timezone, now):
             nxt = weektime.next_open(cfg.week_time, cfg.timezone, now)
             return "outside window until %s" % (nxt.isoformat() if nxt else "never")
         if counts["pending"] == 0:

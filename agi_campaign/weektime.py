@@ -204,6 +204,12 @@ def _intervals(wt, zone, now_utc):
     return _merge((start, end) for start, end in found if start < end)
 
 
+def window_open(week_time, timezone, now):
+    """True when a campaign with this (parsed) week-time condition may dial at `now`: always
+    when it has none."""
+    return week_time is None or is_open(week_time, timezone, now)
+
+
 def is_open(wt, tz, now):
     """True if ``now`` (aware) falls inside a slot, evaluated in time zone ``tz``."""
     now_utc = _check_now(now)
@@ -233,36 +239,3 @@ def next_close(wt, tz, now):
             return end
     return now_utc
 
-
-def describe(wt):
-    """Short canonical text, re-parseable: 'Mon-Fri 09:00-18:00; Sat 10:00-13:00'."""
-    if wt.always_open:
-        return "daily"
-    if wt.empty:
-        return "never"
-    groups = {}
-    for day, slots in enumerate(wt.days):
-        if slots:
-            groups.setdefault(slots, []).append(day)
-    parts = []
-    for slots, days in groups.items():
-        text = _describe_days(days)
-        if slots != _FULL_DAY:
-            text += " " + ",".join("%s-%s" % (_hhmm(s), _hhmm(e)) for s, e in slots)
-        parts.append(text)
-    return "; ".join(parts)
-
-
-def _describe_days(days):
-    runs = []
-    for day in days:
-        if runs and runs[-1][1] == day - 1:
-            runs[-1][1] = day
-        else:
-            runs.append([day, day])
-    names = [DAY_NAMES[i].capitalize() for i in range(7)]
-    return ",".join(names[a] if a == b else "%s-%s" % (names[a], names[b]) for a, b in runs)
-
-
-def _hhmm(minutes):
-    return "%02d:%02d" % divmod(minutes, 60)

@@ -13,7 +13,8 @@ from common import PG_ADMIN_DSN, main_for, percentile, row  # noqa: E402
 
 from agi_campaign.claim import claim_due
 from agi_campaign.clock import SystemClock, to_db
-from agi_campaign.db import database, open_database
+from agi_campaign.db import database
+from agi_campaign.models import open_database
 from agi_campaign.models import Campaign
 
 SIZES = (10_000, 1_000_000)

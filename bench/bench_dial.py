@@ -4,9 +4,9 @@ Ours: `agi-campaign run` (child process) dials a campaign of N numbers whose cal
 once; on_connect plays the 20 ms sound; max_channels 200, delay_ms 0, tick 200 ms (the
 default). Rate = attempts ended / (last ended_at - first created_at), from the database.
 
-Baseline A (the goal's baseline, as in ASTERISK.md): a plain-socket AMI client sends async
-Originates of `Local/<callee>@acamp-test-callees` into `[bench-raw-connect]`, whose answered
-leg runs a FastAGI `connect` script on a plain threaded server (read env, STREAM FILE the same
+Baseline A (the goal's baseline; docs/ASTERISK.md, "The dialing-speed ceiling"): a
+plain-socket AMI client sends async Originates of `Local/<callee>@acamp-test-callees` into
+`[bench-raw-connect]`, whose answered leg runs a FastAGI `connect` script on a plain threaded server (read env, STREAM FILE the same
 20 ms sound, close), at most 200 in flight (a slot frees when the script ends). Run before and
 after ours; the better run is the baseline.
 
@@ -21,11 +21,13 @@ import time
 
 from common import main_for, row  # noqa: E402  (common puts the repo on sys.path)
 
-from agi_campaign import campaigns, harness
+from agi_campaign import campaigns
+from agi_campaign.testing import harness
 from agi_campaign.clock import SystemClock
 from agi_campaign.config import load_config
-from agi_campaign.db import open_database
+from agi_campaign.models import open_database
 from agi_campaign.models import Attempt, Campaign
+from agi_campaign.testing.process import ServiceProcess
 
 import common
 import sandbox_env
@@ -105,7 +107,7 @@ def ours(box, workdir, n):
     phones = ["+" + harness.callee_number(i, "answer", hold_s=1)[1:] for i in range(n)]
     from agi_campaign.clock import to_db
     sandbox_env.insert_numbers(rows["rate"].id, phones, to_db(clock.now()))
-    service = common.ServiceProcess(path, "%s/service.log" % workdir, port).start()
+    service = ServiceProcess(path, "%s/service.log" % workdir, port).start()
     spy = common.profile(service.pid, workdir, "dial")
     try:
         time.sleep(2.5)  # the engine's AMI settle delay
@@ -119,7 +121,7 @@ def ours(box, workdir, n):
             raise RuntimeError("campaign did not complete:\n" + service.log_tail())
     finally:
         common.profile_stop(spy)
-        service.stop()
+        service.stop(graceful=True)
     q = Attempt.select()
     first = min(a.created_at for a in q)
     last = max(a.ended_at for a in q if a.ended_at)

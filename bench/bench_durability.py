@@ -17,7 +17,7 @@ from agi_campaign.clock import SystemClock
 from agi_campaign.db import database
 from agi_campaign.models import Number
 from agi_campaign.results import Recorder, RetryPolicy
-from agi_campaign.writer import BatchWriter
+from agi_campaign.result_writer import BatchWriter
 
 ROUNDS = int(os.environ.get("BENCH_DURABILITY_ROUNDS", "300"))
 WARMUP = 20

@@ -21,7 +21,7 @@ from agi_campaign.models import Attempt
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
 from agi_campaign.service import Service
-from agi_campaign.writer import BatchWriter
+from agi_campaign.result_writer import BatchWriter
 
 import sandbox_env
 

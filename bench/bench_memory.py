@@ -10,8 +10,10 @@ from common import main_for, row  # noqa: E402
 from agi_campaign import campaigns
 from agi_campaign.clock import SystemClock, to_db
 from agi_campaign.config import load_config
-from agi_campaign.db import database, open_database
+from agi_campaign.db import database
+from agi_campaign.models import open_database
 from agi_campaign.models import Attempt
+from agi_campaign.testing.process import ServiceProcess
 
 import common
 import sandbox_env
@@ -38,14 +40,14 @@ def one(box, workdir, size):
             "200 + (i / 100) % 800, i % 100), 'x', 'pending', 0, ?, '{}', ? FROM s",
             (size, rows["mem"].id, now_db, now_db))
     conn.close()
-    service = common.ServiceProcess(path, os.path.join(workdir, "service.log"), port).start()
+    service = ServiceProcess(path, os.path.join(workdir, "service.log"), port).start()
     try:
         time.sleep(2.5)
         campaigns.apply_command("mem", "start", SystemClock().now())
         time.sleep(RUN_S)
-        hwm = service.vm_hwm_kb()
+        hwm = common.status_kb(service.pid, "VmHWM")
     finally:
-        service.stop()
+        service.stop(graceful=True)
     calls = Attempt.select().count()
     database.close_all()
     sandbox_env.wait_idle(box)

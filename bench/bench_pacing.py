@@ -14,13 +14,14 @@ import time
 
 from common import main_for, row, percentile  # noqa: E402
 
-from agi_campaign import campaigns, harness
+from agi_campaign import campaigns
+from agi_campaign.testing import harness
 from agi_campaign.clock import SystemClock, to_db
 from agi_campaign.config import load_config
-from agi_campaign.db import open_database
+from agi_campaign.models import open_database
 from agi_campaign.models import Campaign
+from agi_campaign.testing.process import ServiceProcess
 
-import common
 import sandbox_env
 
 CAP = 50
@@ -57,7 +58,7 @@ def run(workdir):
                   for i in range(N_SPACED)]
         sandbox_env.insert_numbers(rows["pace"].id, pace, to_db(clock.now()))
         sandbox_env.insert_numbers(rows["spaced"].id, spaced, to_db(clock.now()))
-        service = common.ServiceProcess(path, "%s/service.log" % workdir, port).start()
+        service = ServiceProcess(path, "%s/service.log" % workdir, port).start()
         samples, stop = [], threading.Event()
         try:
             with harness.ChannelMonitor(box) as mon:
@@ -76,7 +77,7 @@ def run(workdir):
                 spaced_starts = list(mon.start_times[len(pace_starts):])
         finally:
             stop.set()
-            service.stop()
+            service.stop(graceful=True)
     finally:
         box.stop()
     first, last = pace_starts[0], pace_starts[-1]

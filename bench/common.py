@@ -1,5 +1,6 @@
-"""Shared pieces of the benchmarks: result rows, the machine description, the service as a child
-process, a plain FastAGI server (the baseline), and fast table builders.
+"""Shared pieces of the benchmarks: result rows, the machine description, the service's memory
+figures, a plain FastAGI server (the baseline), and fast table builders. The service runs as a
+child process through agi_campaign.testing.process.ServiceProcess (shared with the tests).
 
 Every benchmark module has `run(workdir) -> list[dict]` (rows made by `row()`) and can be run
 alone: `python bench/<module>.py` prints its rows as JSON.
@@ -8,7 +9,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import socketserver
 import subprocess
 import sys
@@ -86,7 +86,7 @@ def _os_name():
 
 
 def _asterisk_version():
-    from agi_campaign.sandbox import chroot_path
+    from agi_campaign.testing.sandbox import chroot_path
     try:
         out = subprocess.run(["chroot", str(chroot_path()), "/usr/sbin/asterisk", "-V"],
                              capture_output=True, text=True, timeout=20, check=False)
@@ -112,68 +112,10 @@ def _postgres_version():
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 
-# ---- the service as a child process --------------------------------------------------------
+# ---- the service's memory (the service itself runs as agi_campaign.testing.process.ServiceProcess)
 
-class ServiceProcess:
-    """`agi-campaign --config PATH run` as a child process (its own GIL, as in production)."""
-
-    def __init__(self, config_path, log_path, fastagi_port):
-        self.config_path = str(config_path)
-        self.log_path = str(log_path)
-        self.port = fastagi_port
-        self.proc = None
-
-    def start(self, timeout=30):
-        log = open(self.log_path, "ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agi_campaign.cli", "--config", self.config_path, "run"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("service exited with %s:\n%s" % (self.proc.returncode,
-                                                                   self.log_tail()))
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("service not listening after %s s" % timeout)
-        # The engine waits AMI_SETTLE_S after its AMI login before dialing.
-        return self
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def vm_hwm_kb(self):
-        return _status_kb(self.proc.pid, "VmHWM")
-
-    def vm_rss_kb(self):
-        return _status_kb(self.proc.pid, "VmRSS")
-
-    def stop(self, timeout=40):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log_tail(self, n=30):
-        try:
-            with open(self.log_path, "rb") as fh:
-                return b"\n".join(fh.read().splitlines()[-n:]).decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-
-def _status_kb(pid, field):
+def status_kb(pid, field):
+    """A kB figure of /proc/<pid>/status, e.g. field "VmHWM" (peak resident set size)."""
     with open("/proc/%d/status" % pid, encoding="utf-8") as fh:
         for line in fh:
             if line.startswith(field + ":"):
@@ -272,7 +214,7 @@ def fresh_campaign(db_path, name, state):
     """A new, empty SQLite database at `db_path` (old files removed) holding one campaign;
     returns (campaign, now)."""
     from agi_campaign.clock import SystemClock, to_db
-    from agi_campaign.db import open_database
+    from agi_campaign.models import open_database
     from agi_campaign.models import Campaign
 
     for suffix in ("", "-wal", "-shm"):

@@ -11,8 +11,8 @@ import socket
 import threading
 import time
 
-from agi_campaign import harness
-from agi_campaign.sandbox import AsteriskSandbox, free_port
+from agi_campaign.testing import harness
+from agi_campaign.testing.sandbox import AsteriskSandbox, free_port
 
 EXTRA_DIALPLAN = """
 [bench-raw-connect]

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real Asterisk 22 sandbox (agi_campaign.sandbox).
+"""Shared fixtures: the real Asterisk 22 sandbox (agi_campaign.testing.sandbox).
 
 A missing chroot FAILS the tests that need Asterisk (never skips): build it with
 `make asterisk` (as root) or set AGI_CAMPAIGN_CHROOT. AGI_CAMPAIGN_KEEP_SANDBOX=1 keeps
@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from agi_campaign import sandbox as sandbox_mod
+from agi_campaign.testing import sandbox as sandbox_mod
 
 
 def _require_chroot():

@@ -12,10 +12,11 @@ import sys
 import tempfile
 import time
 
-from agi_campaign import campaigns, dnc, harness, importer
+from agi_campaign import campaigns, dnc, importer
+from agi_campaign.testing import harness
 from agi_campaign.config import load_config
 from agi_campaign.models import Attempt, Campaign, Number
-from agi_campaign.sandbox import AsteriskSandbox, ensure_chroot, free_port
+from agi_campaign.testing.sandbox import AsteriskSandbox, ensure_chroot, free_port
 from agi_campaign.service import Service
 from agi_campaign.status import status
 

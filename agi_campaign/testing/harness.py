@@ -2,7 +2,7 @@
 the benchmarks (one piece of code, so what the demo shows is what the tests check).
 
 `write_config` writes a config.yaml for one or more AsteriskSandbox servers; `callee_number`
-builds a number whose callee behaves as asked (see agi_campaign/data/sandbox-test.conf);
+builds a number whose callee behaves as asked (see agi_campaign/testing/data/sandbox-test.conf);
 `ChannelMonitor` counts, from Asterisk's own AMI events, how many callee legs are up at once.
 """
 import collections
@@ -14,11 +14,9 @@ import time
 import yaml
 
 from agi_campaign.ami import AmiClient
-from agi_campaign.sandbox import DIAL_TEMPLATE
+from agi_campaign.testing.sandbox import DIAL_TEMPLATE
 
 BEHAVIOUR_DIGIT = {"answer": 1, "busy": 2, "noanswer": 3, "congestion": 4, "unavailable": 5}
-EXPECTED_OUTCOME = {"answer": "answered", "busy": "busy", "noanswer": "noanswer",
-                    "congestion": "congestion", "unavailable": "unavailable"}
 _CHANNEL = re.compile(r"^acamp-([a-z0-9]+)-(\d+)-[0-9a-f]+$")  # dialer.channel_id, first half
 AREAS = ("202", "212", "303", "415", "312", "617", "713", "206")
 
@@ -38,10 +36,11 @@ def server_entry(sandbox, agi_url):
 
 
 def write_config(path, servers, fastagi_port, campaigns, db_url=None, dnc_lists=("blocked",),
-                 tick_ms=100, stop_deadline_s=30, **service):
+                 tick_ms=100, stop_deadline_s=30, agi_port=None, **service):
     """Write a config for `servers` ({name: AsteriskSandbox}) and `campaigns` ({name: dict});
-    `service` adds keys of the service section (stuck_after_s, instance)."""
-    agi_url = "agi://127.0.0.1:%d" % fastagi_port
+    `service` adds keys of the service section (stuck_after_s, instance). Asterisk connects to
+    FastAGI on `agi_port` (default: `fastagi_port`; another one to put a proxy in between)."""
+    agi_url = "agi://127.0.0.1:%d" % (agi_port or fastagi_port)
     data = {
         "database": {"url": db_url or "sqlite:///agi-campaign.db"},
         "fastagi": {"host": "127.0.0.1", "port": fastagi_port},
@@ -87,6 +86,14 @@ class ChannelMonitor:
         self.client = AmiClient(name="monitor-" + sandbox.name, host=host, port=port,
                                 username=user, secret=secret)
         self.client.add_listener(self._on_event)
+        self.client.add_state_listener(self._on_state)
+        self.drops = 0  # times the AMI connection was lost: events were missed, counts are off
+        self._closing = False
+
+    def _on_state(self, connected):
+        if not connected and not self._closing:
+            with self._lock:
+                self.drops += 1
 
     def _is_callee_leg(self, channel):
         return self.marker in channel and channel.endswith(";1")
@@ -128,5 +135,6 @@ class ChannelMonitor:
         return self
 
     def __exit__(self, *exc):
+        self._closing = True
         self.client.stop()
 

@@ -7,8 +7,9 @@ configuration directory ``<chroot>/etc/acamp-<name>/`` (config files plus ``run`
 ``spool``, ``db``, ``cache``), its own AMI port, and the dialplan ``agi-campaign.conf`` plus the
 simulated callees of ``sandbox-test.conf``; several sandboxes run side by side.
 
-Both dialplan files are package data (``agi_campaign/data/``) so that the sandbox also works
-from ``pip install .``. ``agi_campaign/data/agi-campaign.conf`` is a byte-identical copy of the
+Both dialplan files are package data (``agi_campaign/data/agi-campaign.conf``, the product's,
+and ``agi_campaign/testing/data/sandbox-test.conf``) so that the sandbox also works from
+``pip install .``. ``agi_campaign/data/agi-campaign.conf`` is a byte-identical copy of the
 user-facing ``dialplan/agi-campaign.conf``; a test fails when they differ. (A symlink would
 survive neither every sdist/wheel path nor a Windows checkout, and reading ``dialplan/`` at run
 time works only from a checkout.)
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from agi_campaign.ami import AmiClient
 from agi_campaign.errors import AmiAuthError, StartupError
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,7 @@ def ensure_chroot(root: Path | None = None, build: bool = True) -> Path:
     if not build:
         raise SandboxError(
             f"{root}: no Asterisk chroot; build it with `make asterisk` "
-            f"(python -m agi_campaign.sandbox build), as root; {CHROOT_ENV} overrides the path")
+            f"(python -m agi_campaign.testing.sandbox build), as root; {CHROOT_ENV} overrides the path")
     if os.geteuid() != 0:
         raise SandboxError(f"{root}: building the Asterisk chroot needs root (debootstrap, chroot)")
     if shutil.which("debootstrap") is None:
@@ -147,9 +149,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def data_text(filename: str) -> str:
-    """A file shipped in agi_campaign/data/ (the dialplans)."""
-    return (importlib.resources.files("agi_campaign") / "data" / filename).read_text("utf-8")
+def data_text(filename: str, package: str = "agi_campaign") -> str:
+    """A file shipped in `package`'s data/ folder (the dialplans)."""
+    return (importlib.resources.files(package) / "data" / filename).read_text("utf-8")
 
 
 def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: int = 3,
@@ -187,9 +189,14 @@ def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: i
             # The dialer needs only OriginateResponse from the event stream (list actions'
             # replies are not filtered): ~19 events a call fewer to read and parse.
             f"eventfilter = {AMI_EVENT_FILTER}\n"
+            "writetimeout = 5000\n"  # as README recommends: a busy dialer is not dropped
+            # The monitor reads every call event; on a loaded machine it may fall behind for a
+            # moment, and past writetimeout (100 ms by default) Asterisk drops the session and
+            # with it events the tests count calls by. 10 s keeps the count whole.
             + (f"[{MONITOR_USERNAME}]\nsecret = {monitor_secret}\n"
                "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
-               f"read = {MONITOR_READ}\nwrite = \n" if monitor_secret else "")),
+               f"read = {MONITOR_READ}\nwrite = \nwritetimeout = 10000\n"
+               if monitor_secret else "")),
         "cdr.conf": "[general]\nenable = no\n",
         # Present only to keep "Unable to load config file" noise out of the log.
         **{f: "[general]\n" for f in ("cel.conf", "features.conf", "acl.conf", "udptl.conf",
@@ -200,7 +207,7 @@ def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: i
             "#include agi-campaign.conf\n#include sandbox-test.conf\n"
             "#tryinclude extensions-extra.conf\n"),
         "agi-campaign.conf": data_text("agi-campaign.conf"),
-        "sandbox-test.conf": data_text("sandbox-test.conf"),
+        "sandbox-test.conf": data_text("sandbox-test.conf", "agi_campaign.testing"),
         "queues.conf": (
             "[general]\npersistentmembers = no\n"
             f"[{QUEUE}]\nstrategy = ringall\ntimeout = 15\nretry = 1\nwrapuptime = 0\n"
@@ -227,23 +234,13 @@ def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: i
     }
 
 
-def ami_login(host: str, port: int, username: str, secret: str, timeout: float = 2.0) -> None:
-    """Log in to an AMI and log off again; raises OSError when unreachable, AmiAuthError if refused."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        reader = sock.makefile("rb")
-        banner = reader.readline()
-        if not banner.startswith(b"Asterisk Call Manager"):
-            raise OSError(f"{host}:{port}: not an AMI banner: {banner[:80]!r}")
-        sock.sendall(f"Action: Login\r\nUsername: {username}\r\nSecret: {secret}\r\n\r\n".encode())
-        reply = []
-        for _ in range(50):
-            line = reader.readline()
-            if not line or line in (b"\r\n", b"\n"):
-                break
-            reply.append(line.decode("utf-8", "replace").strip())
-        if "Response: Success" not in reply:
-            raise AmiAuthError(f"{host}:{port}: AMI login as {username!r} refused: {reply}")
-        sock.sendall(b"Action: Logoff\r\n\r\n")
+def _accepts(host: str, port: int) -> bool:
+    """True when something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 class AsteriskSandbox:
@@ -436,25 +433,30 @@ class AsteriskSandbox:
                 path.chmod(0o600)
 
     def _wait_ami(self, deadline: float) -> None:
-        user, secret = AMI_USERNAME, self.secret
-        while True:
+        """Until the AMI port accepts, then until our AMI user logs in (with the dialer's own
+        client), then until Asterisk is fully booted."""
+        while not _accepts("127.0.0.1", self.ami_port):
             if self._proc.poll() is not None:
                 raise SandboxError(f"sandbox {self.name}: asterisk exited with "
                                    f"{self._proc.returncode} during start:\n{self.log_tail()}")
-            try:
-                ami_login("127.0.0.1", self.ami_port, user, secret)
-            except OSError:
-                pass
-            else:
-                # The AMI accepts logins before the PBX is fully booted; an Originate sent then
-                # fails ("PBX requires Asterisk to be fully booted"). Wait for the boot too.
-                left = max(deadline - time.monotonic(), 1.0)
-                self._cli_run("core waitfullybooted", timeout=left)
-                return
             if time.monotonic() >= deadline:
                 raise SandboxError(f"sandbox {self.name}: AMI on 127.0.0.1:{self.ami_port} not up "
                                    f"in time (port taken?):\n{self.log_tail()}")
             time.sleep(0.05)
+        client = AmiClient(name="sandbox-" + self.name, host="127.0.0.1", port=self.ami_port,
+                           username=AMI_USERNAME, secret=self.secret, backoff_min_s=0.1,
+                           backoff_max_s=0.5)
+        client.start()
+        try:
+            if not client.wait_connected(max(deadline - time.monotonic(), 1.0)):
+                if isinstance(client.last_error, AmiAuthError):
+                    raise client.last_error
+                raise SandboxError(f"sandbox {self.name}: AMI login failed: {client.last_error}")
+        finally:
+            client.stop()
+        # The AMI accepts logins before the PBX is fully booted; an Originate sent then fails
+        # ("PBX requires Asterisk to be fully booted"). Wait for the boot too.
+        self._cli_run("core waitfullybooted", timeout=max(deadline - time.monotonic(), 1.0))
 
     def _lock(self) -> None:
         lock_path = self.etc_dir.with_name(self.etc_dir.name + ".lock")
@@ -475,7 +477,7 @@ class AsteriskSandbox:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m agi_campaign.sandbox build|path|run NAME``: build the chroot, or run a sandbox."""
+    """``python -m agi_campaign.testing.sandbox build|path|run NAME``: build the chroot, or run a sandbox."""
     import sys
     args = list(sys.argv[1:] if argv is None else argv)
     cmd = args[0] if args else "build"
@@ -495,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 pass
     else:
-        print("usage: python -m agi_campaign.sandbox [build | path | run [NAME]]", file=sys.stderr)
+        print("usage: python -m agi_campaign.testing.sandbox [build | path | run [NAME]]", file=sys.stderr)
         return 2
     return 0
 

@@ -11,17 +11,19 @@ import pytest
 
 from agi_campaign import cli, dnc, importer
 from agi_campaign import db as db_mod
+from agi_campaign import models as models_mod
 from agi_campaign.ami import AmiClient
 from agi_campaign.claim import claim_due
-from agi_campaign.config import load_config, mask_url
+from agi_campaign.config import load_config
+from agi_campaign.dburl import mask_url
 from agi_campaign.errors import AmiAuthError, ConfigError, StartupError
 from agi_campaign.models import Number
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
 
-from tests.hostile.conftest import AMI_SECRET, NOW, make_campaign, write_config
-from tests.unit.dbfixtures import _close
+from tests.hostile.support import AMI_SECRET, NOW, make_campaign, write_config
 from tests.unit.fakeami import FakeAmiServer
+from tests.unit.support import close_database
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -188,9 +190,9 @@ def test_exposure_driver_error_text_is_scrubbed(monkeypatch, caplog):
     def refuse():
         raise peewee.OperationalError('FATAL: password "%s" (%s) refused' % (password, encoded))
 
-    monkeypatch.setattr(db_mod, "create_tables", refuse)
+    monkeypatch.setattr(models_mod, "create_tables", refuse)
     with pytest.raises(StartupError) as exc:
-        db_mod.open_database("postgresql://app:%s@127.0.0.1:5432/prod" % encoded)
+        models_mod.open_database("postgresql://app:%s@127.0.0.1:5432/prod" % encoded)
     text = str(exc.value)
     assert text.startswith("database postgresql://app:***@127.0.0.1:5432/prod cannot be opened")
     assert 'FATAL: password "***" (***) refused' in text
@@ -211,7 +213,7 @@ def test_exposure_percent_encoded_password_connects(url, password):
         assert database.execute_sql("SELECT current_user, current_setting('application_name')"
                                     ).fetchone() in (("root", ""), ("root", "acamp x"))
     finally:
-        _close(database)
+        close_database(database)
     assert mask_url(url) == url.split(":", 2)[0] + "://root:***@" + url.rsplit("@", 1)[1]
 
 
@@ -220,7 +222,7 @@ def test_exposure_unreachable_postgres_message_hides_password(caplog):
     caplog.set_level(logging.DEBUG)
     url = "postgresql://acamp:Kq7%2FzX9@127.0.0.1:1/acamp"
     with pytest.raises(StartupError) as exc:
-        db_mod.open_database(url)
+        models_mod.open_database(url)
     text = str(exc.value)
     assert "database postgresql://acamp:***@127.0.0.1:1/acamp cannot be opened" in text
     assert "Connection refused" in text

@@ -11,7 +11,8 @@ from agi_campaign.ami import AmiClient
 from agi_campaign.amiproto import AmiParser, encode_action
 from agi_campaign.errors import AmiError
 
-from tests.unit.fakeami import FakeAmiServer, wait_until
+from tests.unit.fakeami import FakeAmiServer
+from tests.unit.support import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

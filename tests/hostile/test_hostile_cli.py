@@ -11,7 +11,7 @@ import pytest
 
 from agi_campaign import cli
 
-from tests.hostile.conftest import files_in, write_config
+from tests.hostile.support import files_in, write_config
 
 pytestmark = pytest.mark.timeout(60)
 

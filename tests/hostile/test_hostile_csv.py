@@ -16,7 +16,7 @@ from agi_campaign import importer
 from agi_campaign.errors import CsvImportError
 from agi_campaign.models import ImportBatch, Number
 
-from tests.hostile.conftest import NOW, files_in, make_campaign, row_counts
+from tests.hostile.support import NOW, files_in, make_campaign, row_counts
 
 GOOD_A = "+1 202-555-0101"
 GOOD_B = "(202) 555-0102"

@@ -15,10 +15,10 @@ import time
 import pytest
 
 from agi_campaign.errors import AgiHangup, AgiProtocolError, NotFoundError
-from agi_campaign.fastagi import FastAgiServer
 from agi_campaign.routes import Router
 
 from tests.unit.fakeagi import TIMEOUT_S, FakeAsterisk
+from tests.unit.support import FastAgiServers
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,19 +53,10 @@ class Probe:
 
 @pytest.fixture
 def make_server():
-    servers = []
-
-    def make(handler, **options):
-        opts = dict(max_line_bytes=MAX_LINE, env_timeout_s=ENV_TIMEOUT_S, max_connections=16)
-        opts.update(options)
-        server = FastAgiServer("127.0.0.1", 0, handler, **opts)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
+    servers = FastAgiServers(max_line_bytes=MAX_LINE, env_timeout_s=ENV_TIMEOUT_S,
+                             max_connections=16)
+    yield servers
+    servers.stop_all()
 
 
 def good_connection_works(server, probe, deadline_s=TIMEOUT_S):

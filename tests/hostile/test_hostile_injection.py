@@ -9,7 +9,7 @@ from agi_campaign import agi, phone
 from agi_campaign.amiproto import encode_action
 from agi_campaign.claim import Claimed
 from agi_campaign.config import CampaignConfig, OnConnect, ServerConfig
-from agi_campaign.dialer import originate_action
+from agi_campaign.originate import originate_action
 from agi_campaign.errors import AgiError, PhoneError
 
 HOSTILE = [
@@ -68,7 +68,7 @@ def test_hostile_injection_originate_variables_and_dial_string(chunk):
 
 
 def test_hostile_injection_dial_template_gets_digits_only():
-    from agi_campaign.dialer import dial_string
+    from agi_campaign.originate import dial_string
     for template in ("PJSIP/{number}@trunk", "SIP/{national}@gw", "IAX2/{number}"):
         for e164 in ("+12025550123", "+442079460000", "+390612345678"):
             out = dial_string(template, e164)

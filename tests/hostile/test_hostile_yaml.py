@@ -9,7 +9,7 @@ import pytest
 from agi_campaign.config import load_config
 from agi_campaign.errors import ConfigError
 
-from tests.hostile.conftest import files_in
+from tests.hostile.support import files_in
 
 SERVERS = ('servers:\n  main:\n    ami: {host: 127.0.0.1, username: u, secret: "s3cret-x"}\n'
            '    dial_template: "PJSIP/{number}@trunk"\n')

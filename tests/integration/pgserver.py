@@ -1,4 +1,5 @@
-"""A private PostgreSQL server for one test, so it can be stopped and restarted at will.
+"""Fixture module, not helpers: a private PostgreSQL server for one test, so it can be stopped
+and restarted at will.
 
 The machine's shared PostgreSQL (127.0.0.1:5432) serves the other tests and must not be
 restarted. This one runs Debian's binaries (PG_BIN, or AGI_CAMPAIGN_PG_BIN) as the `postgres` OS
@@ -6,7 +7,7 @@ user (PostgreSQL refuses to run as root) from a temporary directory owned by tha
 on 127.0.0.1 only on a free port, has its unix socket in that directory and trusts every local
 login. `url` is a database `acamp` on it.
 
-Use the `private_postgres` fixture (import it into the test module).
+The `private_postgres` fixture is registered by tests/integration/conftest.py.
 """
 import os
 import pwd
@@ -17,7 +18,7 @@ import time
 
 import pytest
 
-from agi_campaign.sandbox import free_port
+from agi_campaign.testing.sandbox import free_port
 
 PG_BIN = os.environ.get("AGI_CAMPAIGN_PG_BIN", "/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"

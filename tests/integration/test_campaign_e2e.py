@@ -4,47 +4,14 @@ import datetime as dt
 import random
 import time
 
-from agi_campaign import campaigns, dnc, harness, importer
+from agi_campaign import campaigns, dnc
 from agi_campaign.clock import SystemClock
-from agi_campaign.models import Attempt, Campaign, Number
-from agi_campaign.sandbox import CONFERENCE, QUEUE
+from agi_campaign.models import Attempt
+from agi_campaign.testing import harness
+from agi_campaign.testing.sandbox import CONFERENCE, QUEUE
 
-from tests.integration.conftest import wait_for
-
-BASE = {"caller_id": '"e2e" <12025550100>', "type": "on_demand", "dial_timeout_s": 5,
-        "max_attempts": 2, "retry_delay_s": 1, "dnc_lists": ["blocked"],
-        "on_connect": {"type": "message", "sounds": ["beep"]}}
-
-
-def campaign(**kw):
-    out = dict(BASE)
-    out.update(kw)
-    return out
-
-
-def load(name, phones, tmp_path):
-    row = campaigns.get_campaign(name)
-    path = harness.write_csv(tmp_path / ("%s.csv" % name), phones)
-    report = importer.import_csv(row.id, str(path), "US", ("blocked",), SystemClock().now())
-    assert report.imported == len(set(phones))
-    return row
-
-
-def state(name):
-    return Campaign.get(Campaign.name == name).state
-
-
-def numbers_of(name):
-    row = Campaign.get(Campaign.name == name)
-    return {n.phone: n for n in Number.select().where(Number.campaign == row)}
-
-
-def attempts_by_phone(name):
-    out = collections.defaultdict(list)
-    row = Campaign.get(Campaign.name == name)
-    for att in Attempt.select(Attempt, Number).join(Number).where(Attempt.campaign == row):
-        out[att.number.phone].append(att)
-    return out
+from tests.integration.support import (EXPECTED_OUTCOME, attempts_by_phone, campaign, load,
+                                       numbers_of, state, wait_for)
 
 
 def test_e2e_mixed_campaign_of_200_completes_with_true_outcomes(dialer, asterisk, tmp_path):
@@ -67,7 +34,7 @@ def test_e2e_mixed_campaign_of_200_completes_with_true_outcomes(dialer, asterisk
           % (mon.peak, max_channels, mon.started, sum(len(a) for a in atts.values())))
     assert 0 < mon.peak <= max_channels
     for phone, kind in plan.items():
-        expected = harness.EXPECTED_OUTCOME[kind]
+        expected = EXPECTED_OUTCOME[kind]
         outcomes = [a.outcome for a in atts[phone]]
         assert 1 <= len(outcomes) <= 2, (phone, outcomes)
         assert set(outcomes) == {expected}, (phone, kind, outcomes)

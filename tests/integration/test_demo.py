@@ -1,7 +1,7 @@
 """The main job (`make demo` -> `agi-campaign demo`) completes on the sandbox Asterisk."""
 import io
 
-from agi_campaign import demo
+from agi_campaign.testing import demo
 
 
 def test_demo_runs_a_campaign_to_completion(tmp_path):

@@ -9,18 +9,17 @@ import time
 
 import pytest
 
-from agi_campaign import campaigns, harness
+from agi_campaign import campaigns
 from agi_campaign.clock import SystemClock
-from agi_campaign.config import load_config
-from agi_campaign.db import database, open_database
+from agi_campaign.db import database
 from agi_campaign.deployment import instance_name
-from agi_campaign.models import Attempt
-from agi_campaign.sandbox import CONFERENCE, free_port
+from agi_campaign.models import Attempt, open_database
+from agi_campaign.testing import harness
+from agi_campaign.testing.sandbox import CONFERENCE
 
-from tests.integration.conftest import wait_for
-from tests.integration.support import ServiceProcess, TcpProxy
-from tests.integration.test_campaign_e2e import campaign, load, numbers_of, state
-from tests.integration.test_faults import _Via, check_invariants, plan_numbers, prepare_db
+from tests.integration.support import (TcpProxy, Via, campaign, check_invariants, load,
+                                       numbers_of, plan_numbers, prepared_service, state,
+                                       wait_for)
 
 pytestmark = pytest.mark.asterisk
 
@@ -43,24 +42,19 @@ def test_deploy_two_servers_sigkill_storm_completes_and_recovers_on_both(asteris
     west = asterisk_factory()
     plans = {"east": plan_numbers(200, 40000, seed=21), "west": plan_numbers(200, 41000, seed=22)}
     max_channels, max_attempts = 15, 3
-    port = free_port()
     camp = dict(max_channels=max_channels, max_attempts=max_attempts, delay_ms=0,
                 retry_delay_s=2, on_connect={"type": "message", "sounds": ["silence/2"]})
-    path = harness.write_config(tmp_path / "config.yaml", {"a": asterisk, "b": west}, port, {
-        "east": campaign(server="a", **camp), "west": campaign(server="b", **camp)})
-    config = load_config(str(path))
-    for name, plan in plans.items():
-        prepare_db(config, name, list(plan), tmp_path)
-    service = ServiceProcess(path, tmp_path / "service.log")
+    _, service = prepared_service(tmp_path, {"a": asterisk, "b": west}, {
+        "east": campaign(server="a", **camp), "west": campaign(server="b", **camp)}, plans)
     rng = random.Random(7)
     with harness.ChannelMonitor(asterisk) as mon_a, harness.ChannelMonitor(west) as mon_b:
         try:
-            service.start(ready_port=port)
+            service.start()
             for _ in range(5):
                 time.sleep(rng.uniform(2.0, 5.0))
                 service.kill()
                 time.sleep(rng.uniform(1.5, 2.5))  # calls end meanwhile: AstDB keeps them
-                service.start(ready_port=port)
+                service.start()
             wait_for(lambda: {state("east"), state("west")} == {"completed"}, 240, step=1)
         finally:
             service.stop()
@@ -85,7 +79,7 @@ def test_deploy_long_conference_call_survives_an_ami_outage(dialer, asterisk, tm
         with harness.ChannelMonitor(asterisk) as mon:
             dialer.start({"conf": campaign(max_channels=1, max_attempts=3, retry_delay_s=0,
                                            on_connect=CONFERENCE_CALL)},
-                         {"main": _Via(asterisk, proxy.port)}, stuck_after_s=stuck_after_s)
+                         {"main": Via(asterisk, proxy.port)}, stuck_after_s=stuck_after_s)
             load("conf", [phone], tmp_path)
             campaigns.apply_command("conf", "start", SystemClock().now())
             wait_for(lambda: Attempt.select().where(Attempt.status == "answered").count() == 1,
@@ -124,28 +118,24 @@ def test_deploy_two_dialers_share_one_asterisk_without_touching_each_other(aster
                                              ("beta", fail, None, "beta")):
         work = tmp_path / name
         work.mkdir()
-        port = free_port()
         extra = {"instance": instance} if instance else {}
         camp = campaign(max_channels=8, max_attempts=2, retry_delay_s=1,
                         **({"on_connect": on_connect} if on_connect else {}))
-        path = harness.write_config(work / "config.yaml", {"main": asterisk}, port,
-                                    {name: camp}, **extra)
-        config = load_config(str(path))
-        prepare_db(config, name, list(plan), work)
-        setups[name] = (config, plan, port, ServiceProcess(path, work / "service.log"),
-                        instance or instance_name())
-    assert setups["alpha"][4] != "beta"
+        config, service = prepared_service(work, {"main": asterisk}, {name: camp},
+                                           {name: plan}, **extra)
+        setups[name] = (config, plan, service, instance or instance_name())
+    assert setups["alpha"][3] != "beta"
     with harness.ChannelMonitor(asterisk) as mon:
         try:
-            for config, plan, port, service, _ in setups.values():
-                service.start(ready_port=port)
+            for config, plan, service, _ in setups.values():
+                service.start()
             for name, (config, *_rest) in setups.items():
                 _reopen(config)
                 wait_for(lambda: state(name) == "completed", 120, step=0.5)
         finally:
             for *_rest, service, _ in setups.values():
                 service.stop()
-    for name, (config, plan, port, service, instance) in setups.items():
+    for name, (config, plan, service, instance) in setups.items():
         _reopen(config)
         # Asterisk's peak counts both deployments' calls: 8 channels each.
         others = [p[1:] for p in (fail if name == "alpha" else answer)]
@@ -156,7 +146,7 @@ def test_deploy_two_dialers_share_one_asterisk_without_touching_each_other(aster
     _reopen(setups["alpha"][0])
     assert {a.outcome for a in Attempt.select()} == {"answered"}
     assert {n.status for n in numbers_of("alpha").values()} == {"done"}
-    overlap = mon.ids_of(setups["alpha"][4]) & mon.ids_of("beta")
+    overlap = mon.ids_of(setups["alpha"][3]) & mon.ids_of("beta")
     assert len(overlap) == 8  # both dialed attempts 1..8 through one Asterisk
 
 
@@ -165,15 +155,12 @@ def test_deploy_sigterm_with_a_conference_call_up_exits_in_time(asterisk, tmp_pa
     Asterisk and its result is recorded by the next start."""
     stop_deadline_s = 6
     phone = harness.callee_number(44000, "answer", hold_s=0)
-    port = free_port()
-    path = harness.write_config(tmp_path / "config.yaml", {"main": asterisk}, port, {
-        "term": campaign(max_channels=1, on_connect=CONFERENCE_CALL)},
+    _, service = prepared_service(tmp_path, {"main": asterisk}, {
+        "term": campaign(max_channels=1, on_connect=CONFERENCE_CALL)}, {"term": [phone]},
         stop_deadline_s=stop_deadline_s)
-    prepare_db(load_config(str(path)), "term", [phone], tmp_path)
-    service = ServiceProcess(path, tmp_path / "service.log")
     with harness.ChannelMonitor(asterisk) as mon:
         try:
-            service.start(ready_port=port)
+            service.start()
             wait_for(lambda: Attempt.select().where(Attempt.status == "answered").count() == 1,
                      20, step=0.1)
             service.signal(signal.SIGTERM)
@@ -183,7 +170,7 @@ def test_deploy_sigterm_with_a_conference_call_up_exits_in_time(asterisk, tmp_pa
             assert code == 0, service.log_tail()
             assert took <= stop_deadline_s + 1.5, took  # + process start-up/tear-down slack
             assert len(mon.live) == 1  # the call is still up in Asterisk
-            service.start(ready_port=port)
+            service.start()
             time.sleep(7)  # a reconcile pass of the new service sees the call live
             assert Attempt.get().status == "answered"
             service.signal(signal.SIGTERM)  # two signals: out at once, call or no call
@@ -193,7 +180,7 @@ def test_deploy_sigterm_with_a_conference_call_up_exits_in_time(asterisk, tmp_pa
             assert service.wait(10) == 1
             second = time.monotonic() - t0
             assert second < 2.0, second
-            service.start(ready_port=port)
+            service.start()
             asterisk.cli("channel request hangup all")
             wait_for(lambda: state("term") == "completed", 30)
         finally:

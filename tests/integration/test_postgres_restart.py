@@ -13,14 +13,13 @@ import time
 import peewee
 import pytest
 
-from agi_campaign import campaigns, harness
+from agi_campaign import campaigns
+from agi_campaign.testing import harness
 from agi_campaign.clock import SystemClock
 from agi_campaign.db import database
 
-from tests.integration.conftest import wait_for
-from tests.integration.pgserver import private_postgres  # noqa: F401  (pytest fixture)
-from tests.integration.test_campaign_e2e import campaign, load, state
-from tests.integration.test_faults import check_invariants, plan_numbers
+from tests.integration.support import (campaign, check_invariants, load, plan_numbers, state,
+                                       wait_for)
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.postgres, pytest.mark.timeout(420)]
 

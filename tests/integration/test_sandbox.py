@@ -8,22 +8,17 @@ tests then assert what each one saw. Callee numbers follow sandbox-test.conf (4t
 the end = behaviour, 3rd = hold seconds).
 """
 
-import filecmp
 import queue
 import secrets
 import socket
 import socketserver
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from agi_campaign import sandbox as sandbox_mod
-
 pytestmark = pytest.mark.asterisk
 
-REPO = Path(__file__).resolve().parents[2]
 CALL_WAIT_S = 40
 
 
@@ -301,21 +296,6 @@ def calls(asterisk, agi_server):
 
 
 # -- the tests -------------------------------------------------------------------------------
-
-def test_dialplan_package_copy_is_identical():
-    assert filecmp.cmp(REPO / "dialplan" / "agi-campaign.conf",
-                       REPO / "agi_campaign" / "data" / "agi-campaign.conf", shallow=False), \
-        "copy dialplan/agi-campaign.conf to agi_campaign/data/agi-campaign.conf"
-
-
-def test_sandbox_render_config_relocates_every_writable_directory():
-    files = sandbox_mod.render_config("x1", 5099, "s3cret", "/usr/lib/mod")
-    conf = files["asterisk.conf"]
-    for key in ("astetcdir", "astdbdir", "astspooldir", "astrundir", "astlogdir", "astcachedir"):
-        assert f"{key} => /etc/acamp-x1" in conf
-    assert "res_speech" in files["modules.conf"].split("res_agi")[0]
-    assert "port = 5099" in files["manager.conf"]
-
 
 def test_originate_is_queued(calls):
     for attempt, reply in calls["replies"].items():

@@ -7,10 +7,11 @@ import sys
 
 import yaml
 
-from agi_campaign import harness
-from agi_campaign.sandbox import free_port
+from agi_campaign.testing import harness
+from agi_campaign.testing.process import ServiceProcess
+from agi_campaign.testing.sandbox import free_port
 
-from tests.integration.test_campaign_e2e import campaign
+from tests.integration.support import campaign
 
 
 def run_service(path, timeout=30):
@@ -87,11 +88,10 @@ def test_startup_database_folder_missing(tmp_path, asterisk):
 def test_startup_second_service_on_the_same_database_is_refused(tmp_path, asterisk):
     """Two services on one database would each count calls in flight and exceed max_channels:
     the second refuses, naming the first (host, pid, since)."""
-    from tests.integration.support import ServiceProcess, wait_port
     port = free_port()
     path = config(tmp_path, asterisk, port=port)
-    first = ServiceProcess(path, tmp_path / "first.log")
-    first.start(ready_port=port)
+    first = ServiceProcess(path, tmp_path / "first.log", port)
+    first.start()
     try:
         other = config(tmp_path / "..", asterisk)  # same database file, another FastAGI port
         other_data = yaml.safe_load(other.read_text())
@@ -102,7 +102,6 @@ def test_startup_second_service_on_the_same_database_is_refused(tmp_path, asteri
         assert code == 1 and "another agi-campaign service runs on this database" in line
         assert "pid %d" % first.proc.pid in line and socket.gethostname() in line
         first.kill()  # SIGKILL: the lock dies with the process
-        first.start(ready_port=port)
-        wait_port(port, 5)
+        first.start()  # ... so it starts again and listens (start() waits for its port)
     finally:
         first.stop()

@@ -1,5 +1,5 @@
-"""The Asterisk side of a FastAGI connection, for socket tests of agi_campaign.fastagi (used by
-tests/unit and tests/hostile)."""
+"""Fake of a peer, not helpers: the Asterisk side of a FastAGI connection, for socket tests of
+agi_campaign.fastagi (used by tests/unit and tests/hostile)."""
 import socket
 
 TIMEOUT_S = 5

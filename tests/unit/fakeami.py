@@ -1,4 +1,5 @@
-"""A fake Asterisk Manager Interface server for tests: threaded, 127.0.0.1, ephemeral port.
+"""Fake of a peer, not helpers: an Asterisk Manager Interface server for tests: threaded,
+127.0.0.1, ephemeral port.
 
 It parses actions with its own few lines (not agi_campaign.amiproto), so a parser bug cannot
 hide itself. Supported actions:
@@ -212,13 +213,3 @@ class FakeAmiServer:
         for conn in self.live():
             if conn.logged_in and not conn.muted:
                 conn.write(encode(event))
-
-
-def wait_until(predicate, timeout=5.0):
-    """Poll ``predicate`` until true or ``timeout``; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()

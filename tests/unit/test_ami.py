@@ -11,7 +11,8 @@ import pytest
 
 from agi_campaign.ami import AmiClient
 from agi_campaign.errors import AmiAuthError, AmiError, AmiNotConnected, AmiTimeout
-from tests.unit.fakeami import FakeAmiServer, wait_until
+from tests.unit.fakeami import FakeAmiServer
+from tests.unit.support import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -3,18 +3,16 @@ database is slow (SQLite locked by an import, a PostgreSQL row lock)."""
 import threading
 
 from agi_campaign.claim import claim_due
-from agi_campaign.clock import FakeClock
 from agi_campaign.config import OnConnect
 from agi_campaign.db import is_postgres, make_database
 from agi_campaign.fastagi import FastAgiServer
 from agi_campaign.models import Attempt
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
-from agi_campaign.writer import BatchWriter
+from agi_campaign.result_writer import BatchWriter
 
-from tests.unit.factories import T0, make_campaign, make_numbers
 from tests.unit.fakeagi import FakeAsterisk
-from tests.unit.fakeami import wait_until
+from tests.unit.support import T0, FakeClock, make_campaign, make_numbers, wait_until
 
 
 def _hold_write_lock(db_url, attempt_id):

@@ -6,7 +6,7 @@ from agi_campaign.clock import to_db
 from agi_campaign.db import database
 from agi_campaign.models import Attempt, DncEntry, Number
 
-from tests.unit.factories import T0, make_campaign, make_numbers
+from tests.unit.support import T0, make_campaign, make_numbers
 
 
 def test_claim_takes_due_numbers_in_order_and_records_attempts(db):
@@ -49,7 +49,9 @@ def test_claim_zero_or_negative_claims_nothing(db):
     camp = make_campaign()
     make_numbers(camp, 2)
     assert claim_due(camp.id, 0, T0, "main", (), 3) == []
+    assert claim_due(camp.id, -1, T0, "main", (), 3) == []  # SQLite reads LIMIT -1 as "all"
     assert Attempt.select().count() == 0
+    assert [(n.status, n.attempts) for n in Number.select()] == [("pending", 0)] * 2
 
 
 def test_claim_concurrent_claimers_never_share_a_number(db):
@@ -87,7 +89,7 @@ def test_claim_concurrent_claimers_never_share_a_number(db):
 def test_claim_commits_survive_power_loss_on_sqlite(tmp_path):
     """The attempt row written before the Originate is what prevents a second call: its commit
     is fsynced (WAL with synchronous=NORMAL can lose the last commits on power loss)."""
-    from agi_campaign.db import open_database
+    from agi_campaign.models import open_database
     database = open_database("sqlite:///" + str(tmp_path / "d.db"))
     with database.connection_context():
         assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"

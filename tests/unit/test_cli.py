@@ -36,8 +36,12 @@ def test_cli_check_config_masks_the_secret(cfg, capsys):
 
 def test_cli_full_flow_on_the_example_config(cfg, capsys, tmp_path):
     shutil.copy(DATA / "numbers.csv", tmp_path / "numbers.csv")
-    code, out, _ = run(capsys, "-c", cfg, "dnc", "import", "global", str(DATA / "dnc.csv"))
-    assert code == 0 and "3" in out
+    code, _, err = run(capsys, "-c", cfg, "dnc", "import", "global", str(DATA / "dnc.csv"))
+    assert code == 2 and "the campaigns use regions GB, US; give --region" in err
+    code, out, _ = run(capsys, "-c", cfg, "dnc", "import", "global", str(DATA / "dnc.csv"),
+                       "--region", "US")
+    assert code == 0 and "dnc.csv -> Do-Not-Call list global: 3 rows: 3 added, 0 already listed, " \
+        "0 invalid" in out
     code, out, _ = run(capsys, "-c", cfg, "numbers", "import", "reminders",
                        str(tmp_path / "numbers.csv"), "--dry-run")
     assert code == 0 and "dry run" in out.lower()
@@ -59,7 +63,8 @@ def test_cli_full_flow_on_the_example_config(cfg, capsys, tmp_path):
         "campaign reminders is now STARTNOW"
     code, out, _ = run(capsys, "-c", cfg, "campaign", "history", "reminders")
     assert out.count("->") == 4 and "command pause" in out
-    code, out, _ = run(capsys, "-c", cfg, "dnc", "add", "global", "(202) 555-0177")
+    code, out, _ = run(capsys, "-c", cfg, "dnc", "add", "global", "(202) 555-0177",
+                       "--region", "us")
     assert code == 0 and "added 1" in out
     code, out, _ = run(capsys, "-c", cfg, "dnc", "check", "+12025550177")
     assert code == 1 and "global" in out
@@ -73,7 +78,7 @@ def test_cli_stray_quote_is_a_one_line_error_and_imports_nothing(cfg, capsys, tm
     path = tmp_path / "n.csv"
     path.write_text('phone\n"2025550101\n2025550102\n')
     for argv in (("numbers", "import", "reminders", str(path)),
-                 ("dnc", "import", "global", str(path))):
+                 ("dnc", "import", "global", str(path), "--region", "US")):
         code, out, err = run(capsys, "-c", cfg, *argv)
         assert code == 2 and out == ""
         assert err.startswith("agi-campaign: error: n.csv line 2: a quoted field opens here")

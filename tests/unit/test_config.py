@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agi_campaign import config as cfgmod
+from agi_campaign import yamlsafe
 from agi_campaign import db as db_mod
-from agi_campaign.config import (campaign_settings_json, load_config, mask_url, parse_config,
-                                 to_display_dict)
+from agi_campaign.config import campaign_settings_json, load_config, parse_config, to_display_dict
+from agi_campaign.dburl import mask_url
 from agi_campaign.errors import ConfigError
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "config.yaml"
@@ -810,7 +811,7 @@ def test_config_load_missing_file(tmp_path):
 
 
 def test_config_load_too_large(tmp_path):
-    path = write(tmp_path, MINIMAL_YAML + "#" * cfgmod.MAX_FILE_BYTES)
+    path = write(tmp_path, MINIMAL_YAML + "#" * yamlsafe.MAX_FILE_BYTES)
     assert "file is larger than 1000000 bytes" in load_error(path)
 
 

@@ -12,7 +12,7 @@ from agi_campaign.deployment import ServiceLock, instance_name
 from agi_campaign.db import make_database
 from agi_campaign.errors import StartupError
 
-from tests.unit.factories import T0
+from tests.unit.support import T0
 
 
 def test_deployment_instance_name_is_created_once_and_kept(db):
@@ -44,9 +44,9 @@ def test_deployment_lock_of_a_killed_service_does_not_block_its_restart(db, db_u
     ready = tmp_path / "ready"
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import sys, time
-        from agi_campaign.db import open_database
+        from agi_campaign.models import open_database
         from agi_campaign.deployment import ServiceLock
-        from tests.unit.factories import T0
+        from tests.unit.support import T0
         lock = ServiceLock(open_database(sys.argv[1]))
         lock.acquire(T0)
         open(sys.argv[2], "w").close()

@@ -1,52 +1,30 @@
 import datetime as dt
 
 from agi_campaign import campaigns
-from agi_campaign.clock import FakeClock, to_db
+from agi_campaign.clock import to_db
 from agi_campaign.config import parse_config
 from agi_campaign.engine import Engine
 from agi_campaign.models import Attempt, Campaign, DncEntry, Number
 from agi_campaign.results import Recorder, RetryPolicy
 
-from tests.unit.factories import T0, make_numbers
-from tests.unit.fakes import FakeAmi
+from tests.unit.support import (CAMPAIGN, SERVER, T0, FakeAmi, FakeClock, engine_dialing,
+                                engine_for, make_numbers, start_running)
 
 
-def config(**campaign):
-    camp = {"caller_id": "12025550100", "type": "on_demand", "max_channels": 3,
-            "max_attempts": 2, "retry_delay_s": 60, "delay_ms": 0, "dnc_lists": ["global"],
-            "on_connect": {"type": "message", "sounds": ["hello-world"]}}
-    camp.update(campaign)
-    return parse_config({
-        "servers": {"main": {"ami": {"username": "u", "secret": "s"},
-                             "dial_template": "Local/{number}@callees"}},
-        "dnc_lists": {"global": {}},
-        "service": {"tick_ms": 1000},
-        "campaigns": {"c1": camp}}, "test.yaml")
-
-
-def setup(cfg, count=10):
-    clock = FakeClock(T0)
-    campaigns.sync_campaigns(cfg, clock.now())
-    row = Campaign.get(Campaign.name == "c1")
-    make_numbers(row, count)
-    ami = FakeAmi()
-    policy = lambda name: RetryPolicy(cfg.campaigns[name].max_attempts,  # noqa: E731
-                                      cfg.campaigns[name].retry_delay_s)
-    rec = Recorder(policy)
-    return Engine(cfg, clock, {"main": ami}, rec, instance="t1"), ami, clock, row, rec
-
-
-def running(engine, row):
-    campaigns.apply_command("c1", "start", engine.clock.now())
-    engine.tick_states()
-    assert Campaign.get_by_id(row.id).state == "running"
+def assert_dialing_until(step, clock, seconds, outcome):
+    """`step()` leaves the attempt dialing; `seconds` later, `step()` ends it with `outcome`."""
+    step()
+    assert Attempt.get().status == "dialing"
+    clock.advance(seconds)
+    step()
+    assert Attempt.get().outcome == outcome
 
 
 def test_engine_never_exceeds_max_channels(db):
-    engine, ami, clock, row, rec = setup(config())
+    engine, ami, clock, row, rec = engine_for()
     engine.dial("c1")
     assert ami.originates() == []  # READY: nothing dialed before start
-    running(engine, row)
+    start_running(engine, row)
     engine.dial("c1")
     engine.dial("c1")
     assert len(ami.originates()) == 3
@@ -57,9 +35,7 @@ def test_engine_never_exceeds_max_channels(db):
 
 
 def test_engine_delay_spaces_call_starts(db):
-    engine, ami, clock, row, rec = setup(config(delay_ms=400, max_channels=10))
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(delay_ms=400, max_channels=10)
     created = [a.created_at for a in Attempt.select().order_by(Attempt.id)]
     assert len(created) == 3  # t=0, 0.4, 0.8 within a 1 s tick
     gaps = [(b - a).total_seconds() for a, b in zip(created, created[1:])]
@@ -67,18 +43,18 @@ def test_engine_delay_spaces_call_starts(db):
 
 
 def test_engine_paused_campaign_places_no_call(db):
-    engine, ami, clock, row, rec = setup(config())
-    running(engine, row)
+    engine, ami, clock, row, rec = engine_for()
+    start_running(engine, row)
     campaigns.apply_command("c1", "pause", clock.now())
     engine.dial("c1")
     assert ami.originates() == []
 
 
 def test_engine_dnc_added_while_running_is_not_dialed(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=20), count=5)
+    engine, ami, clock, row, rec = engine_for(max_channels=20, count=5)
     blocked = Number.select().order_by(Number.id).first().phone
     DncEntry.create(list_name="global", phone=blocked, added_at=to_db(T0))
-    running(engine, row)
+    start_running(engine, row)
     engine.dial("c1")
     dialed = [v for a in ami.originates() for v in a["Variable"] if v.startswith("ACAMP_DIAL=")]
     assert len(dialed) == 4
@@ -87,9 +63,9 @@ def test_engine_dnc_added_while_running_is_not_dialed(db):
 
 
 def test_engine_refused_originate_does_not_count_and_rests_the_server(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=1, max_attempts=1), count=1)
+    engine, ami, clock, row, rec = engine_for(max_channels=1, max_attempts=1, count=1)
     ami.refuse = True
-    running(engine, row)
+    start_running(engine, row)
     engine.dial("c1")
     engine.reap_failed_originates()
     att = Attempt.get()
@@ -108,23 +84,15 @@ def test_engine_refused_originate_does_not_count_and_rests_the_server(db):
 
 
 def test_engine_failed_originate_event_waits_for_the_dialplan_result(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1, count=1)
     action_id = ami.originates()[0]["ActionID"]
     engine.on_ami_event("main", {"Event": "OriginateResponse", "Response": "Failure",
                                  "ActionID": action_id, "Reason": "0"})
-    engine.reap_failed_originates()
-    assert Attempt.get().status == "dialing"
-    clock.advance(11)
-    engine.reap_failed_originates()
-    assert Attempt.get().outcome == "failed"
+    assert_dialing_until(engine.reap_failed_originates, clock, 11, "failed")
 
 
 def test_engine_reconcile_marks_vanished_calls_lost_but_keeps_live_ones(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=2), count=2)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=2, count=2)
     live, gone = list(Attempt.select().order_by(Attempt.id))
     ami.channels = [{"Uniqueid": engine_channel(engine, live), "Linkedid": "x"}]
     engine.reconcile()  # too young
@@ -138,9 +106,7 @@ def test_engine_reconcile_marks_vanished_calls_lost_but_keeps_live_ones(db):
 
 
 def test_engine_completes_when_every_number_is_final(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=5, max_attempts=1), count=2)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=5, max_attempts=1, count=2)
     for att in Attempt.select():
         rec.record_result(att.id, att.token, "BUSY", "17", "", "", clock.now())
     engine.tick_states()
@@ -149,9 +115,9 @@ def test_engine_completes_when_every_number_is_final(db):
 
 
 def test_engine_scheduled_campaign_dials_only_inside_its_window(db):
-    cfg = config(type="scheduled", start="2026-11-01T00:00", end="2027-01-01T00:00",
-                 week_time="mon-fri 09:00-17:00", timezone="UTC")
-    engine, ami, clock, row, rec = setup(cfg)
+    engine, ami, clock, row, rec = engine_for(
+        type="scheduled", start="2026-11-01T00:00", end="2027-01-01T00:00",
+        week_time="mon-fri 09:00-17:00", timezone="UTC")
     clock.set(dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.timezone.utc))  # a Saturday
     engine.tick_states()
     engine.dial("c1")
@@ -166,22 +132,16 @@ def test_engine_scheduled_campaign_dials_only_inside_its_window(db):
 
 
 def test_engine_unreachable_server_attempts_are_reaped_after_stuck_after_s(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1, count=1)
     ami.connected = False
     engine.on_ami_state("main", False)  # unreachable from now: stuck_after_s counts from here
     clock.advance(engine.config.service.stuck_after_s - 1)
-    engine.reconcile()
-    assert Attempt.get().status == "dialing"
-    clock.advance(2)
-    engine.reconcile()
-    assert Attempt.get().outcome == "lost"
+    assert_dialing_until(engine.reconcile, clock, 2, "lost")
 
 
 def test_engine_waits_after_an_ami_reconnection_before_dialing(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=2), count=2)
-    running(engine, row)
+    engine, ami, clock, row, rec = engine_for(max_channels=2, count=2)
+    start_running(engine, row)
     engine.on_ami_state("main", True)
     engine.dial("c1")
     assert ami.originates() == []
@@ -193,12 +153,10 @@ def test_engine_waits_after_an_ami_reconnection_before_dialing(db):
 # ---- issue 8: promises on ordinary deployments -------------------------------------------------
 
 def two_server_config():
-    camp = {"caller_id": "12025550100", "type": "on_demand", "max_channels": 1,
-            "max_attempts": 2, "retry_delay_s": 60, "delay_ms": 0,
-            "on_connect": {"type": "message", "sounds": ["hello-world"]}}
-    server = {"ami": {"username": "u", "secret": "s"}, "dial_template": "Local/{number}@callees"}
+    """Campaign "ca" on server "a", "cb" on "b", one channel each."""
+    camp = dict(CAMPAIGN, max_channels=1, dnc_lists=[])
     return parse_config({
-        "servers": {"a": server, "b": server},
+        "servers": {"a": SERVER, "b": SERVER},
         "service": {"tick_ms": 1000},
         "campaigns": {"ca": dict(camp, server="a"), "cb": dict(camp, server="b")}},
         "test.yaml")
@@ -227,9 +185,7 @@ def test_engine_reconcile_with_two_servers_finishes_vanished_calls_on_both(db):
 
 
 def test_engine_ami_blip_does_not_end_a_long_answered_call(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1, count=1)
     att = Attempt.get()
     rec.record_answer(att.id, att.token, clock.now())
     live = engine_channel(engine, att)
@@ -250,27 +206,20 @@ def test_engine_ami_blip_does_not_end_a_long_answered_call(db):
 
 
 def test_engine_server_unreachable_at_start_is_not_reaped_before_stuck_after_s(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1, count=1)
     clock.advance(engine.config.service.stuck_after_s * 2)  # the service was down for long
     ami.connected = False  # ... and this server is not back yet at start-up
-    engine.reconcile()
-    assert Attempt.get().status == "dialing"
-    clock.advance(engine.config.service.stuck_after_s + 1)
-    engine.reconcile()
-    assert Attempt.get().outcome == "lost"
+    assert_dialing_until(engine.reconcile, clock, engine.config.service.stuck_after_s + 1,
+                         "lost")
 
 
 def engine_channel(engine, att):
-    from agi_campaign.dialer import channel_id
+    from agi_campaign.originate import channel_id
     return channel_id(engine.instance, att.id, att.token)
 
 
 def test_engine_ignores_another_deployments_originate_failure_with_our_attempt_id(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1, count=1)
     att = Attempt.get()
     # Another dialer on the same Asterisk (its own database: ids from 1) fails a call.
     for other in ("acamp-%d-%s" % (att.id, "0" * 16), "acamp-zz9-%d-%s" % (att.id, "0" * 16),
@@ -282,16 +231,11 @@ def test_engine_ignores_another_deployments_originate_failure_with_our_attempt_i
     assert Attempt.get().status == "dialing"
     # ... and its live channel with our id does not keep our vanished call alive.
     ami.channels = [{"Uniqueid": "acamp-zz9-%d-%s" % (att.id, att.token), "Linkedid": "x"}]
-    engine.reconcile()
-    clock.advance(6)
-    engine.reconcile()
-    assert Attempt.get().outcome == "lost"
+    assert_dialing_until(engine.reconcile, clock, 6, "lost")
 
 
 def test_engine_originates_carry_the_instance_in_ids_and_astdb_key(db):
-    engine, ami, clock, row, rec = setup(config(max_channels=1), count=1)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1, count=1)
     action, att = ami.originates()[0], Attempt.get()
     assert action["ChannelId"] == "acamp-%s-%d-%s" % (engine.instance, att.id, att.token)
     assert "ACAMP_KEY=%s-%d" % (engine.instance, att.id) in action["Variable"]
@@ -300,9 +244,7 @@ def test_engine_originates_carry_the_instance_in_ids_and_astdb_key(db):
 def test_engine_does_not_complete_when_a_retry_lands_between_its_reads(db, monkeypatch):
     """A retryable result committed while tick_states reads the counts."""
     from agi_campaign.db import database
-    engine, ami, clock, row, rec = setup(config(max_channels=1, max_attempts=3), count=1)
-    running(engine, row)
-    engine.dial("c1")
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1, max_attempts=3, count=1)
     att = Attempt.get()
     real = type(database.obj).execute_sql
     injected = []
@@ -330,9 +272,9 @@ def test_engine_originate_never_sent_is_refused_not_charged(db):
         """AMI went down between the engine's check and the send: nothing is written."""
         connected = True
 
-    engine, ami, clock, row, rec = setup(config(max_channels=1, max_attempts=1), count=1)
+    engine, ami, clock, row, rec = engine_for(max_channels=1, max_attempts=1, count=1)
     engine.amis["main"] = Dropped("main", "127.0.0.1", 1, "u", "s")
-    running(engine, row)
+    start_running(engine, row)
     engine.dial("c1")
     engine.reap_failed_originates()
     att = Attempt.get()
@@ -344,8 +286,8 @@ def test_engine_stamps_attempts_when_the_spacing_allows_them(db, monkeypatch):
     """A slow in-flight count at the start of a tick must not make the recorded call starts
     closer than delay_ms (the stamp is taken when the spacing allows the call)."""
     from agi_campaign import engine as engine_mod
-    engine, ami, clock, row, rec = setup(config(delay_ms=400, max_channels=10))
-    running(engine, row)
+    engine, ami, clock, row, rec = engine_for(delay_ms=400, max_channels=10)
+    start_running(engine, row)
     engine.dial("c1")  # starts at t=0, 0.4, 0.8 within the 1 s tick
     real, slow = engine_mod.in_flight_count, []
 

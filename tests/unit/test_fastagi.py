@@ -16,6 +16,7 @@ from agi_campaign.errors import AgiError, AgiHangup, AgiProtocolError, StartupEr
 from agi_campaign.fastagi import FastAgiServer
 
 from tests.unit.fakeagi import TIMEOUT_S, FakeAsterisk
+from tests.unit.support import FastAgiServers
 
 
 
@@ -35,18 +36,9 @@ def recording(body):
 
 @pytest.fixture
 def make_server():
-    servers = []
-
-    def make(handler, **options):
-        options.setdefault("env_timeout_s", 2)
-        server = FastAgiServer("127.0.0.1", 0, handler, **options)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
+    servers = FastAgiServers(env_timeout_s=2)
+    yield servers
+    servers.stop_all()
 
 
 def session(server, body, fake_side, **env):
@@ -107,58 +99,42 @@ def test_fastagi_hangup_before_reply_is_a_flag(make_server):
     assert session(server, body, fake_side) == ("ok", ("-1", True, "NOANSWER"))
 
 
-def test_fastagi_stream_file_minus_one_then_hangup_raises_agihangup(make_server):
+@pytest.mark.parametrize("sound, noop_reply, error", [
+    ("hello-world", ("HANGUP", "200 result=0"), AgiHangup),  # the channel is gone
+    ("no-such-sound", ("200 result=0",), AgiError),           # it is up: the file is missing
+], ids=["then-hangup-raises-agihangup", "on-live-channel-is-agierror"])
+def test_fastagi_stream_file_minus_one(make_server, sound, noop_reply, error):
+    """STREAM FILE's -1 is a hangup or a failure to play: a NOOP probe tells which."""
     server = make_server(noop_handler)
 
-    def body(channel):
-        channel.stream_file("hello-world")
-
     def fake_side(fake):
-        fake.expect('STREAM FILE "hello-world" "" "0"', "200 result=-1 endpos=1234")
-        fake.expect("NOOP", "HANGUP", "200 result=0")
+        fake.expect('STREAM FILE "%s" "" "0"' % sound, "200 result=-1 endpos=0")
+        fake.expect("NOOP", *noop_reply)
 
-    kind, exc = session(server, body, fake_side)
-    assert kind == "error" and isinstance(exc, AgiHangup)
+    kind, exc = session(server, lambda channel: channel.stream_file(sound), fake_side)
+    assert kind == "error" and type(exc) is error
+    assert error is AgiHangup or "STREAM FILE" in str(exc)
 
 
-def test_fastagi_stream_file_minus_one_on_live_channel_is_agierror(make_server):
+def _peer_closes(fake):
+    fake.sock.shutdown(socket.SHUT_WR)
+
+
+def _peer_resets(fake):
+    fake.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    fake.sock.close()  # RST, not FIN
+
+
+@pytest.mark.parametrize("body, command, leave", [
+    (lambda channel: channel.answer(), "ANSWER", _peer_closes),
+    (lambda channel: channel.get_variable("X"), 'GET VARIABLE "X"', _peer_resets),
+], ids=["eof", "connection-reset"])
+def test_fastagi_peer_gone_after_command_is_hangup(make_server, body, command, leave):
     server = make_server(noop_handler)
 
-    def body(channel):
-        channel.stream_file("no-such-sound")
-
     def fake_side(fake):
-        fake.expect('STREAM FILE "no-such-sound" "" "0"', "200 result=-1 endpos=0")
-        fake.expect("NOOP", "200 result=0")
-
-    kind, exc = session(server, body, fake_side)
-    assert kind == "error" and type(exc) is AgiError and "STREAM FILE" in str(exc)
-
-
-def test_fastagi_eof_after_command_is_hangup(make_server):
-    server = make_server(noop_handler)
-
-    def body(channel):
-        channel.answer()
-
-    def fake_side(fake):
-        assert fake.read_line() == "ANSWER"
-        fake.sock.shutdown(socket.SHUT_WR)
-
-    kind, exc = session(server, body, fake_side)
-    assert kind == "error" and isinstance(exc, AgiHangup)
-
-
-def test_fastagi_connection_reset_after_command_is_hangup(make_server):
-    server = make_server(noop_handler)
-
-    def body(channel):
-        channel.get_variable("X")
-
-    def fake_side(fake):
-        assert fake.read_line() == 'GET VARIABLE "X"'
-        fake.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        fake.sock.close()  # RST, not FIN
+        assert fake.read_line() == command
+        leave(fake)
 
     kind, exc = session(server, body, fake_side)
     assert kind == "error" and isinstance(exc, AgiHangup)

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from agi_campaign import dnc, importer
+from agi_campaign import csvreader, dnc, importer
 from agi_campaign.clock import to_db
 from agi_campaign.errors import CsvImportError, NotFoundError
 from agi_campaign.models import Campaign, DncEntry, ImportBatch, Number
@@ -149,8 +149,8 @@ def test_importer_multiline_field_without_phone_numbers_is_allowed_and_lines_cou
                                 "Do-Not-Call lists; 7 lines read; 1 blank lines skipped")
 
 
-def test_importer_count_lines():
-    assert [importer.count_lines(t) for t in ("", "a", "a\n", "a\r\nb", "a\rb\r", "\n\n")] == \
+def test_csvreader_count_lines():
+    assert [csvreader.count_lines(t) for t in ("", "a", "a\n", "a\r\nb", "a\rb\r", "\n\n")] == \
         [0, 1, 1, 2, 2, 2]
 
 
@@ -331,8 +331,8 @@ def test_importer_many_rows_cross_insert_chunks(campaign, tmp_path):
 @pytest.mark.parametrize("threads", [1, 2], ids=["fork", "spawn"])
 def test_importer_worker_pool_gives_the_same_result(campaign, tmp_path, monkeypatch, threads):
     """With other threads running the pool is spawned, else forked: both must agree."""
-    monkeypatch.setattr(importer.threading, "active_count", lambda: threads)
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 40)
+    monkeypatch.setattr(csvreader.threading, "active_count", lambda: threads)
+    monkeypatch.setattr(csvreader, "CHUNK_ROWS", 40)
     lines = ["phone"] + [us(i % 50) if i % 3 else "bad%d" % i for i in range(300)]
     report = run(campaign, write(tmp_path, "\n".join(lines)), workers=2)
     assert (report.rows, report.imported, report.duplicates, report.invalid) == (300, 50, 150, 100)
@@ -352,7 +352,7 @@ def test_importer_dry_run_writes_nothing(campaign, tmp_path):
 
 
 def test_importer_exception_mid_import_leaves_nothing(campaign, tmp_path, monkeypatch):
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(csvreader, "CHUNK_ROWS", 10)
     monkeypatch.setattr(importer, "PROGRESS_EVERY_ROWS", 50)
     monkeypatch.setattr(importer, "INSERT_ROWS", 7)
     path = write(tmp_path, "phone\n" + "\n".join(us(i) for i in range(120)) + "\nbad\n")
@@ -371,7 +371,7 @@ def test_importer_exception_mid_import_leaves_nothing(campaign, tmp_path, monkey
 
 
 def test_importer_progress_reports_rows_and_bytes(campaign, tmp_path, monkeypatch):
-    monkeypatch.setattr(importer, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(csvreader, "CHUNK_ROWS", 10)
     monkeypatch.setattr(importer, "PROGRESS_EVERY_ROWS", 50)
     path = write(tmp_path, "phone\n" + "\n".join(us(i) for i in range(120)) + "\n")
     calls = []

@@ -3,8 +3,8 @@ import datetime as dt
 import pytest
 
 from agi_campaign.errors import StateError
-from agi_campaign.models import CampaignState as S
-from agi_campaign.states import (COMMANDS, ON_DEMAND, SCHEDULED, automatic_target,
+from agi_campaign.lifecycle import CampaignState as S
+from agi_campaign.lifecycle import (COMMANDS, ON_DEMAND, SCHEDULED, automatic_target,
                                  command_target)
 
 UTC = dt.timezone.utc

@@ -1,7 +1,7 @@
 import types
 
 from agi_campaign.claim import Claimed
-from agi_campaign.dialer import (channel_id, originate_action, parse_channel_id, safe_name,
+from agi_campaign.originate import (channel_id, originate_action, parse_channel_id, safe_name,
                                  safe_value)
 
 CAMPAIGN = types.SimpleNamespace(dial_timeout_s=25, caller_id='"Clinic" <12025550100>')

@@ -7,7 +7,7 @@ from agi_campaign.pacing import Pacer, allowed_now, wait_ms
 
 def allowed(**overrides):
     args = dict(in_flight=0, max_channels=10, delay_ms=0, ms_since_last_start=None,
-                window_open=True, due=100)
+                window_open=True)
     args.update(overrides)
     return allowed_now(**args)
 
@@ -21,13 +21,8 @@ def test_pacing_no_free_channel_allows_nothing():
     assert allowed(in_flight=12) == 0          # over the cap (config lowered): still 0
 
 
-def test_pacing_nothing_due_allows_nothing():
-    assert allowed(due=0) == 0
-
-
 def test_pacing_zero_delay_fills_free_channels():
     assert allowed(in_flight=3) == 7
-    assert allowed(in_flight=3, due=2) == 2
     assert allowed(in_flight=3, ms_since_last_start=0.0) == 7
 
 
@@ -62,16 +57,16 @@ class FakeMonotonic:
 def test_pacing_pacer_records_starts():
     clock = FakeMonotonic()
     pacer = Pacer(clock)
-    assert pacer.allowed(0, 5, 1000, True, 10) == 1
+    assert pacer.allowed(0, 5, 1000, True) == 1
     assert pacer.wait_s(1000) == 0
     pacer.started()
-    assert pacer.allowed(0, 5, 1000, True, 10) == 0
+    assert pacer.allowed(0, 5, 1000, True) == 0
     clock.t += 0.25
     assert pacer.wait_s(1000) == pytest.approx(0.75)
     clock.t += 0.75
-    assert pacer.allowed(1, 5, 1000, True, 10) == 1
+    assert pacer.allowed(1, 5, 1000, True) == 1
     pacer.started(0)                                  # nothing started: spacing unchanged
-    assert pacer.allowed(1, 5, 1000, True, 10) == 1
+    assert pacer.allowed(1, 5, 1000, True) == 1
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -88,16 +83,16 @@ def test_pacing_simulated_loop_never_exceeds_cap_and_honours_spacing(seed):
     for _ in range(2000):                                           # bounded
         calls_end = [end for end in calls_end if end > clock.t]
         window_open = rng.random() > 0.05
-        n = pacer.allowed(len(calls_end), max_channels, delay_ms, window_open, due)
-        assert 0 <= n <= due
+        n = pacer.allowed(len(calls_end), max_channels, delay_ms, window_open)
+        assert n >= 0
         assert len(calls_end) + n <= max_channels
-        if n:
+        claimed = min(n, due)  # the claim takes at most n of the due numbers
+        if claimed:
             assert window_open
-            pacer.started(n)
-            starts.extend([clock.t] * n)
-            calls_end.extend(clock.t + rng.uniform(0.0, 3.0) for _ in range(n))
-            due -= n
-        assert len(calls_end) <= max_channels
+            pacer.started(claimed)
+            starts.extend([clock.t] * claimed)
+            calls_end.extend(clock.t + rng.uniform(0.0, 3.0) for _ in range(claimed))
+            due -= claimed
         due += rng.choice([0, 0, 0, 1, 5])
         clock.t += tick_s * rng.uniform(0.5, 1.5)
     if delay_ms > 0:

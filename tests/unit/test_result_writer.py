@@ -7,14 +7,13 @@ import time
 import peewee
 import pytest
 
+from agi_campaign.clock import to_db
 from agi_campaign.db import is_postgres
 from agi_campaign.errors import NotFoundError, StartupError
 from agi_campaign.models import DncEntry
-from agi_campaign.writer import BatchWriter
+from agi_campaign.result_writer import BatchWriter
 
-from tests.unit.dbfixtures import _pg_admin
-from tests.unit.factories import T0
-from agi_campaign.clock import to_db
+from tests.unit.support import T0, pg_admin_execute
 
 
 def add(phone):
@@ -70,22 +69,13 @@ class DatabaseFaults:
         self.pg = is_postgres(db)
         self.is_down = False
 
-    def _admin(self, sql, params=()):
-        conn = _pg_admin()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                return cur.fetchall() if cur.description else None
-        finally:
-            conn.close()
-
     def kill(self):
         if not self.db.is_closed():  # this thread's own connection goes back to the pool first
             self.db.close()
         if self.pg:
-            rows = self._admin("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                               "WHERE datname = %s AND pid <> pg_backend_pid()",
-                               (self.db.database,))
+            rows = pg_admin_execute("SELECT pg_terminate_backend(pid, 5000) FROM "
+                                    "pg_stat_activity WHERE datname = %s AND "
+                                    "pid <> pg_backend_pid()", (self.db.database,))
             return len(rows)
         with self.db._pool_lock:
             conns = [pc.connection for pc in self.db._in_use.values()]
@@ -96,7 +86,7 @@ class DatabaseFaults:
 
     def down(self):
         if self.pg:
-            self._admin('ALTER DATABASE "%s" ALLOW_CONNECTIONS false' % self.db.database)
+            pg_admin_execute('ALTER DATABASE "%s" ALLOW_CONNECTIONS false' % self.db.database)
         else:
             folder = os.path.dirname(self.db.database)
             os.rename(folder, folder + "-away")
@@ -107,7 +97,7 @@ class DatabaseFaults:
         if not self.is_down:
             return
         if self.pg:
-            self._admin('ALTER DATABASE "%s" ALLOW_CONNECTIONS true' % self.db.database)
+            pg_admin_execute('ALTER DATABASE "%s" ALLOW_CONNECTIONS true' % self.db.database)
         else:
             folder = os.path.dirname(self.db.database)
             os.rename(folder + "-away", folder)
@@ -308,7 +298,7 @@ def test_writer_acknowledges_a_write_only_once_committed(db, faults):
 
 def test_writer_holds_writes_while_the_database_is_down_and_applies_them_after(db, faults,
                                                                               caplog):
-    caplog.set_level(logging.INFO, logger="agi_campaign.writer")
+    caplog.set_level(logging.INFO, logger="agi_campaign.result_writer")
     writer = fast_writer(db)
     try:
         writer.call(add("+12025550100"))
@@ -320,7 +310,7 @@ def test_writer_holds_writes_while_the_database_is_down_and_applies_them_after(d
         assert [c.error for c in callers] == [None] * 3, "a write failed while the db was down"
         assert not any(c.returned.is_set() for c in callers), "acknowledged while down"
         warnings = [r for r in caplog.records
-                    if r.name == "agi_campaign.writer" and r.levelno == logging.WARNING]
+                    if r.name == "agi_campaign.result_writer" and r.levelno == logging.WARNING]
         assert len(warnings) == 1, [r.getMessage() for r in warnings]  # one per outage
         faults.up()
         for c in callers:

@@ -8,7 +8,7 @@ from agi_campaign.errors import NotFoundError
 from agi_campaign.models import Attempt, Number, Outcome
 from agi_campaign.results import Recorder, RetryPolicy, outcome_for
 
-from tests.unit.factories import T0, make_campaign, make_numbers
+from tests.unit.support import T0, make_campaign, make_numbers
 
 
 def recorder(max_attempts=2, retry=60):

@@ -8,10 +8,11 @@ import dataclasses
 import pytest
 
 from agi_campaign import agi
-from agi_campaign.clock import FakeClock
 from agi_campaign.errors import NotFoundError
 from agi_campaign.fastagi import Channel
 from agi_campaign.routes import CONNECT_SCRIPT, RESULT_SCRIPT, Router
+
+from tests.unit.support import FakeClock
 
 TOKEN = "0123abcd"
 

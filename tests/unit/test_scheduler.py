@@ -1,14 +1,14 @@
-"""The service's scheduler: an overlapping tick is normal and is not reported as a warning."""
+"""The scheduler: an overlapping tick is normal and is not reported as a warning."""
 import logging
 import threading
 import time
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from agi_campaign.service import _scheduler_logger
+from agi_campaign.scheduler import scheduler_logger
 
 
-def test_service_scheduler_overlapping_tick_is_not_a_warning(caplog):
+def test_scheduler_overlapping_tick_is_not_a_warning(caplog):
     caplog.set_level(logging.DEBUG)
     release = threading.Event()
     runs = []
@@ -19,7 +19,7 @@ def test_service_scheduler_overlapping_tick_is_not_a_warning(caplog):
 
     scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
                                                   "misfire_grace_time": None},
-                                    logger=_scheduler_logger())
+                                    logger=scheduler_logger())
     scheduler.add_job(slow_tick, "interval", seconds=0.05, id="dial:x")
     scheduler.start()
     try:

@@ -6,8 +6,7 @@ from agi_campaign.clock import to_db
 from agi_campaign.models import Campaign, Number
 from agi_campaign.status import render, status
 
-from tests.unit.factories import T0, make_numbers
-from tests.unit.test_engine import config
+from tests.unit.support import T0, campaign_config, make_numbers
 
 
 def row():
@@ -15,7 +14,7 @@ def row():
 
 
 def test_status_reasons_follow_the_campaign(db):
-    cfg = config(max_channels=2)
+    cfg = campaign_config(max_channels=2)
     campaigns.sync_campaigns(cfg, T0)
     make_numbers(row(), 3)
     info = status(cfg, T0)[0]
@@ -34,7 +33,7 @@ def test_status_reasons_follow_the_campaign(db):
 
 
 def test_status_no_due_numbers_until(db):
-    cfg = config()
+    cfg = campaign_config()
     campaigns.sync_campaigns(cfg, T0)
     make_numbers(row(), 1)
     later = T0 + dt.timedelta(minutes=5)
@@ -44,8 +43,8 @@ def test_status_no_due_numbers_until(db):
 
 
 def test_status_scheduled_outside_window(db):
-    cfg = config(type="scheduled", start="2026-11-01T00:00", end="2027-01-01T00:00",
-                 week_time="mon-fri 09:00-17:00", timezone="UTC")
+    cfg = campaign_config(type="scheduled", start="2026-11-01T00:00", end="2027-01-01T00:00",
+                          week_time="mon-fri 09:00-17:00", timezone="UTC")
     campaigns.sync_campaigns(cfg, T0)
     saturday = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.timezone.utc)
     assert status(cfg, saturday)[0]["reason"] == "outside window until 2026-12-07T09:00:00+00:00"

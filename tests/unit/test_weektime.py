@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agi_campaign.errors import WeekTimeError
-from agi_campaign.weektime import (WeekTime, describe, is_open, next_close, next_open,
+from agi_campaign.weektime import (WeekTime, is_open, next_close, next_open,
                                    parse_week_time)
 
 UTC = dt.timezone.utc
@@ -154,7 +154,6 @@ def test_weektime_next_open_none_when_empty():
     assert next_open(empty, NY, now) is None
     assert not is_open(empty, NY, now)
     assert next_close(empty, NY, now) == now
-    assert describe(empty) == "never"
 
 
 def test_weektime_next_close_none_when_always_open():
@@ -164,7 +163,6 @@ def test_weektime_next_close_none_when_always_open():
         assert is_open(wt, NY, now)
         assert next_close(wt, NY, now) is None
         assert next_open(wt, NY, now) == now
-        assert describe(wt) == "daily"
 
 
 def test_weektime_next_close_is_now_when_closed():
@@ -299,13 +297,3 @@ def test_weektime_dst_rome_autumn():
     assert next_close(whole, ROME, utc(2026, 10, 25, 12)) == utc(2026, 10, 25, 23)  # 25-hour day
 
 
-def test_weektime_describe_round_trips():
-    wt = parse_week_time("mon-fri 09:00-12:30,14:00-18:00; sat 10:00-13:00; sun")
-    text = describe(wt)
-    assert text == "Mon-Fri 09:00-12:30,14:00-18:00; Sat 10:00-13:00; Sun"
-    assert parse_week_time(text).days == wt.days
-
-
-def test_weektime_describe_groups_equal_days():
-    wt = parse_week_time("mon,wed,thu 08:00-09:00")
-    assert describe(wt) == "Mon,Wed-Thu 08:00-09:00"
