@@ -185,6 +185,8 @@ class Service:
                                     args=(deadline_s,))
             timer.daemon = True
             timer.start()
+        log.info("stopping: no new calls%s", " (stop_deadline_s %ss)" % deadline_s
+                 if graceful else "")
         if self.engine is not None:
             self.engine.draining = True
         if self.scheduler is not None:

@@ -14,6 +14,7 @@ import time
 import yaml
 
 from agi_campaign.ami import AmiClient
+from agi_campaign.errors import AmiError
 from agi_campaign.testing.sandbox import DIAL_TEMPLATE
 
 BEHAVIOUR_DIGIT = {"answer": 1, "busy": 2, "noanswer": 3, "congestion": 4, "unavailable": 5}
@@ -69,6 +70,12 @@ class ChannelMonitor:
     A callee leg is the channel Dial() creates in [agi-campaign-dialout]: with the sandbox's
     dial template it is named `Local/<number>@acamp-test-callees-XXXXXXXX;1`. `ids_of`
     gives the attempt ids of the originated channels, by deployment instance.
+
+    If Asterisk drops the monitor's AMI session (`drops`), the events of that gap are lost: on
+    reconnection the monitor asks Asterisk which channels are up (CoreShowChannels) and
+    corrects its live set (a leg whose Hangup was missed is gone, one whose Newchannel was
+    missed is counted), so no stale leg inflates a peak. A leg that began and ended inside the
+    gap stays uncounted.
     """
 
     def __init__(self, sandbox, marker="@acamp-test-callees-"):
@@ -94,32 +101,63 @@ class ChannelMonitor:
         if not connected and not self._closing:
             with self._lock:
                 self.drops += 1
+        elif connected and self.drops:
+            self._resync()
+
+    def _resync(self):
+        """Correct the live set from the channels Asterisk has now (after a gap in events)."""
+        try:
+            events = self.client.collect({"Action": "CoreShowChannels"},
+                                         "CoreShowChannelsComplete", 10)
+        except AmiError:
+            return
+        up = {}
+        for ev in events:
+            self._note_attempt(ev.get("Uniqueid"))
+            if self._is_callee_leg(ev.get("Channel", "")):
+                up[ev["Channel"]] = ev
+        with self._lock:
+            for channel in self.live - set(up):
+                self._ended(channel)
+            for channel in set(up) - self.live:
+                self._began(channel)
 
     def _is_callee_leg(self, channel):
         return self.marker in channel and channel.endswith(";1")
 
+    def _note_attempt(self, uniqueid):
+        m = _CHANNEL.match(uniqueid or "")
+        if m:
+            with self._lock:
+                self.attempts[m.group(1)].add(int(m.group(2)))
+
     def _on_event(self, event):
         name, channel = event.get("Event"), event.get("Channel", "")
         if name == "Newchannel":
-            m = _CHANNEL.match(event.get("Uniqueid") or "")
-            if m:
-                with self._lock:
-                    self.attempts[m.group(1)].add(int(m.group(2)))
+            self._note_attempt(event.get("Uniqueid"))
         if not self._is_callee_leg(channel):
             return
-        number = channel.split("@", 1)[0][len("Local/"):]
         with self._lock:
             if name == "Newchannel" and channel not in self.live:
-                self.live.add(channel)
-                self.started += 1
-                self.start_times.append(time.monotonic())
-                self.dialed[number] += 1
-                self.peak = max(self.peak, len(self.live))
-                self.number_live[number] += 1
-                self.number_peak = max(self.number_peak, self.number_live[number])
+                self._began(channel)
             elif name == "Hangup" and channel in self.live:
-                self.live.discard(channel)
-                self.number_live[number] -= 1
+                self._ended(channel)
+
+    def _began(self, channel):
+        """(under the lock) A callee leg came up."""
+        number = channel.split("@", 1)[0][len("Local/"):]
+        self.live.add(channel)
+        self.started += 1
+        self.start_times.append(time.monotonic())
+        self.dialed[number] += 1
+        self.peak = max(self.peak, len(self.live))
+        self.number_live[number] += 1
+        self.number_peak = max(self.number_peak, self.number_live[number])
+
+    def _ended(self, channel):
+        """(under the lock) A callee leg hung up."""
+        self.live.discard(channel)
+        self.number_live[channel.split("@", 1)[0][len("Local/"):]] -= 1
 
     def ids_of(self, instance=None):
         """Attempt ids seen for deployment `instance` (every deployment's when None)."""

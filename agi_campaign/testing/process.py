@@ -45,8 +45,10 @@ class ServiceProcess:
         self.port = port
         self.proc = None
         self.starts = 0
+        self._log_start = 0
 
     def start(self, timeout=30):
+        self._log_start = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "agi_campaign.cli", "--config", self.config_path, "run"],
@@ -70,6 +72,28 @@ class ServiceProcess:
 
     def signal(self, signum):
         self.proc.send_signal(signum)
+
+    def stop_twice(self, timeout=20):
+        """SIGTERM, then a second SIGTERM once the service has begun stopping. Two signals sent
+        back to back can reach Python as one (the interpreter runs a handler once per pending
+        signal, and a starved process may see both before running it)."""
+        self.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while "stopping" not in self.log_since_start():
+            if time.monotonic() > deadline or not self.running:
+                raise RuntimeError("the service did not begin stopping within %s s:\n%s"
+                                   % (timeout, self.log_tail()))
+            time.sleep(0.05)
+        self.signal(signal.SIGTERM)
+
+    def log_since_start(self):
+        """What the current run has logged so far."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._log_start)
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def wait(self, timeout):
         """The exit code, once it has exited (subprocess.TimeoutExpired after `timeout` s)."""

@@ -192,10 +192,11 @@ def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: i
             "writetimeout = 5000\n"  # as README recommends: a busy dialer is not dropped
             # The monitor reads every call event; on a loaded machine it may fall behind for a
             # moment, and past writetimeout (100 ms by default) Asterisk drops the session and
-            # with it events the tests count calls by. 10 s keeps the count whole.
+            # with it events the tests count calls by. `reporting`: CoreShowChannels, to
+            # resynchronise after a drop (harness.ChannelMonitor).
             + (f"[{MONITOR_USERNAME}]\nsecret = {monitor_secret}\n"
                "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
-               f"read = {MONITOR_READ}\nwrite = \nwritetimeout = 10000\n"
+               f"read = {MONITOR_READ}\nwrite = reporting\nwritetimeout = 10000\n"
                if monitor_secret else "")),
         "cdr.conf": "[general]\nenable = no\n",
         # Present only to keep "Unable to load config file" noise out of the log.

@@ -170,9 +170,7 @@ def test_fault_sigterm_stops_gracefully_and_second_signal_at_once(asterisk, tmp_
             service.start()
             wait_for(lambda: Attempt.select().where(Attempt.status != "ended").count() >= 3,
                      20, step=0.05)
-            service.signal(signal.SIGTERM)
-            time.sleep(0.2)
-            service.signal(signal.SIGTERM)
+            service.stop_twice()
             t0 = time.monotonic()
             assert service.wait(10) == 1
             assert time.monotonic() - t0 < 5
