@@ -17,10 +17,9 @@ from agi_campaign.claim import claim_due
 from agi_campaign.clock import to_db
 from agi_campaign.db import database
 from agi_campaign.errors import (AgiCampaignError, AmiError, AmiNotConnected, AmiNotSent,
-                                 AmiTimeout)
+                                 AmiTimeout, NotFoundError)
 from agi_campaign.lifecycle import CampaignState
-from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, Number,
-                                 NumberStatus, Outcome)
+from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt, Campaign, NumberStatus, Outcome
 from agi_campaign.originate import ASTDB_FAMILY, astdb_key, originate_action, parse_channel_id
 from agi_campaign.pacing import Pacer
 from agi_campaign.phone import mask
@@ -83,9 +82,10 @@ class Engine:
         for row in Campaign.select().where(Campaign.name.in_(list(self.config.campaigns))):
             cfg = self.config.campaigns[row.name]
             pending, in_flight = completion_counts(row.id)
+            window = weektime.window_open(cfg.week_time, cfg.timezone, now)
             target = lifecycle.automatic_target(
                 state=row.state, ctype=cfg.type, now=now, start=cfg.start, end=cfg.end,
-                window_open=weektime.window_open(cfg.week_time, cfg.timezone, now), pending=pending, in_flight=in_flight)
+                window_open=window, pending=pending, in_flight=in_flight)
             if target:
                 campaigns.move(row, target[0], target[1], now, expect=row.state)
 
@@ -157,11 +157,12 @@ class Engine:
             self._ready_at[server] = self.clock.monotonic() + REFUSED_BACKOFF_S
 
     def _finish(self, attempt_id, outcome, note, token=None):
-        """End an attempt (only if `token`, when given, is its token)."""
+        """End an attempt (only if `token`, when given, is its token; an unknown attempt or
+        another token changes nothing)."""
         try:
-            att = Attempt.get_or_none(Attempt.id == attempt_id)
-            if att is not None and token in (None, att.token):
-                self.recorder.finish(att, outcome, self.clock.now(), note=note)
+            self.recorder.finish(attempt_id, outcome, self.clock.now(), note=note, token=token)
+        except NotFoundError:
+            pass
         except AgiCampaignError:
             log.exception("attempt=%s could not be finished as %s", attempt_id, outcome.value)
 

@@ -114,10 +114,11 @@ class Recorder:
                                 billsec_s=_float_or_none(answered_s))
         return self._write(write)
 
-    def finish(self, att, outcome, now, note=None, **fields):
-        """End attempt `att` (anything with an `id`) with `outcome`; idempotent."""
-        return self._write(lambda: self._finish(self._row(att.id), outcome, now, note=note,
-                                                **fields))
+    def finish(self, attempt_id, outcome, now, note=None, token=None, **fields):
+        """End attempt `attempt_id` with `outcome`; idempotent. NotFoundError if unknown, or if
+        `token` is given and is not its token."""
+        return self._write(lambda: self._finish(self._row(attempt_id, token), outcome, now,
+                                                note=note, **fields))
 
     def _finish(self, att, outcome, now, note=None, dial_status=None, hangup_cause=None,
                 billsec_s=None):
