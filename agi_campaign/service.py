@@ -193,13 +193,11 @@ class Service:
             self.scheduler.pause()
         if graceful:
             deadline = self.clock.monotonic() + max(deadline_s - STOP_RESERVE_S, 0)
-            while self.signals < 2 and self.clock.monotonic() < deadline:
-                left = self.in_flight()
-                if not left:
-                    break
+            left = self.in_flight()
+            while left and self.clock.monotonic() < deadline:
                 log.info("stopping: waiting for %d call(s) in flight", left)
                 threading.Event().wait(min(0.5, max(deadline - self.clock.monotonic(), 0)))
-            left = self.in_flight()
+                left = self.in_flight()
             if left:
                 log.warning("stopping with %d call(s) still up: they go on in Asterisk and are "
                             "recovered at the next start", left)
