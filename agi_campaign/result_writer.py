@@ -142,26 +142,8 @@ class BatchWriter:
     def _apply(self, work):
         self._held = work
         try:
-            try:
-                outcomes = self._commit(work)
-            except _GaveUp:
-                raise
-            except Exception:  # boundary: retry one by one so one bad write fails alone
-                log.exception("result batch of %d failed; retrying one write a transaction",
-                              len(work))
-                outcomes = None
-            if outcomes is not None:
-                for (_, future), outcome in zip(work, outcomes):
-                    _settle(future, outcome)
-            else:
-                for item in work:
-                    try:
-                        outcome = self._commit([item])[0]
-                    except _GaveUp:
-                        raise
-                    except Exception as err:  # boundary: reported to the waiting session
-                        outcome = (False, err)
-                    _settle(item[1], outcome)
+            for future, outcome in self._outcomes(work):
+                _settle(future, outcome)
         except _GaveUp:
             for _, future in work:
                 _settle(future, (False, self._gave_up))
@@ -169,6 +151,29 @@ class BatchWriter:
             self._held = ()
         self.batches += 1
         self.writes += len(work)
+
+    def _outcomes(self, work):
+        """(future, outcome) of each write once committed: the batch in one transaction, or,
+        if that fails, one write a transaction (yielded as each commits), so one bad write
+        never takes the others with it. _GaveUp passes through."""
+        try:
+            outcomes = self._commit(work)
+        except _GaveUp:
+            raise
+        except Exception:  # boundary: retry one by one so one bad write fails alone
+            log.exception("result batch of %d failed; retrying one write a transaction",
+                          len(work))
+        else:
+            yield from zip((future for _, future in work), outcomes)
+            return
+        for item in work:
+            try:
+                outcome = self._commit([item])[0]
+            except _GaveUp:
+                raise
+            except Exception as err:  # boundary: reported to the waiting session
+                outcome = (False, err)
+            yield item[1], outcome
 
     def _commit(self, work):
         """Run `work`'s writes in one transaction and commit; their outcomes once committed.
