@@ -19,7 +19,6 @@ import ipaddress
 import json
 import os
 import re
-import urllib.parse
 import zoneinfo
 from typing import Any, Callable, NamedTuple
 
@@ -27,7 +26,7 @@ import phonenumbers
 
 from agi_campaign import yamlsafe
 from agi_campaign.dburl import (POSTGRES_SCHEMES, POSTGRES_URL_HINT, mask_url,
-                                parse_postgres_url)
+                                parse_postgres_url, with_password)
 from agi_campaign.errors import ConfigError, WeekTimeError
 from agi_campaign.weektime import WeekTime, parse_week_time
 
@@ -362,11 +361,7 @@ def _database(fields, base_dir):
         _fail("database.password_env: environment variable %s is not set (or empty); export "
               "%s=<database password> before starting, or put the password, percent-encoded, in "
               "database.url" % (variable, variable))
-    scheme = next(s for s in POSTGRES_SCHEMES if url.startswith(s))
-    userinfo, at, location = url[len(scheme):].rpartition("@")
-    user = userinfo.partition(":")[0]
-    return DatabaseConfig("%s%s:%s@%s" % (scheme, user, urllib.parse.quote(password, safe=""),
-                                          location if at else url[len(scheme):]), variable)
+    return DatabaseConfig(with_password(url, password), variable)
 
 
 def _database_url(value, path, base_dir):

@@ -41,15 +41,22 @@ class PostgresUrl(NamedTuple):
     params: tuple                     # (name, value) pairs, names from PG_URL_PARAMS
 
 
+def _split(url):
+    """(scheme and '//', user info, '@' or '', the rest): the user info runs to the LAST '@'."""
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?", url)
+    prefix = scheme.group(0) if scheme else ""
+    userinfo, at, location = url[len(prefix):].rpartition("@")
+    return prefix, userinfo, at, location
+
+
 def parse_postgres_url(url) -> PostgresUrl:
     """Split a postgresql:// URL strictly (see the module docstring), percent-decoding its parts.
 
     Raises ValueError whose text names the faulty part but quotes nothing of the URL.
     """
-    scheme = next((s for s in POSTGRES_SCHEMES if url.startswith(s)), None)
-    if scheme is None:
+    if not url.startswith(POSTGRES_SCHEMES):
         raise ValueError("it must start with postgresql:// or postgres://")
-    userinfo, at, location = url[len(scheme):].rpartition("@")
+    _, userinfo, at, location = _split(url)
     user = password = None
     if at:
         if _NOT_IN_USERINFO.search(userinfo):
@@ -115,9 +122,7 @@ def mask_url(url):
     """
     if url.startswith("sqlite:"):
         return url
-    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?", url)
-    prefix = scheme.group(0) if scheme else ""
-    userinfo, at, location = url[len(prefix):].rpartition("@")
+    prefix, userinfo, at, location = _split(url)
     location = re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", location)
     if at:
         user, colon, _ = userinfo.partition(":")
@@ -142,10 +147,17 @@ def hide_password(text, url):
     """
     if not url.startswith(POSTGRES_SCHEMES):
         return text
-    userinfo, at, _ = url.partition("://")[2].rpartition("@")
+    _, userinfo, at, _ = _split(url)
     raw = userinfo.partition(":")[2] if at else ""
     forms = {raw, urllib.parse.unquote(raw, errors="replace")}
     forms |= {form.replace("\\", "\\\\").replace("'", "\\'") for form in forms}
     for form in sorted(forms - {""}, key=len, reverse=True):
         text = text.replace(form, "***")
     return text
+
+
+def with_password(url, password):
+    """A postgresql:// `url` (user, no password) with `password` percent-encoded into it."""
+    prefix, userinfo, _, location = _split(url)
+    return "%s%s:%s@%s" % (prefix, userinfo.partition(":")[0],
+                           urllib.parse.quote(password, safe=""), location)
