@@ -56,12 +56,11 @@ class ServiceLock:
             raise StartupError(
                 "another agi-campaign service runs on this database (%s); stop it first: one "
                 "service per database" % _holder_text())
-        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": to_db(now)
-                  .isoformat(timespec="seconds") + "Z"}
+        holder = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                             "since": to_db(now).isoformat(timespec="seconds") + "Z"})
         with database.connection_context():
-            Setting.insert(key=HOLDER_KEY, value=json.dumps(holder)).on_conflict(
-                conflict_target=[Setting.key], update={Setting.value: json.dumps(holder)}) \
-                .execute()
+            Setting.insert(key=HOLDER_KEY, value=holder).on_conflict(
+                conflict_target=[Setting.key], update={Setting.value: holder}).execute()
 
     def release(self):
         handle, self._handle = self._handle, None

@@ -11,8 +11,8 @@ anything that escapes, so a failure here ends only this connection.
 import logging
 import re
 
-from agi_campaign.originate import ASTDB_FAMILY, astdb_key
 from agi_campaign.errors import AgiError, AgiHangup, NotFoundError
+from agi_campaign.originate import ASTDB_FAMILY, astdb_key
 
 log = logging.getLogger(__name__)
 
