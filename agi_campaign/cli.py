@@ -1,9 +1,20 @@
-"""The `agi-campaign` command line.
+"""The `agi-campaign` command line: the argument parser and `main`.
 
-Errors of the project print as one line (`agi-campaign: error: ...`) with exit code 2 for bad
-input or configuration and 1 for runtime failures; `--debug` shows the traceback too.
+`--config/-c` and `--debug` are accepted before and after the subcommand. Errors of the project
+print as one message (`agi-campaign: error: ...`, a configuration with several problems lists
+them on the following lines); `--debug` shows the traceback too.
+
+Exit statuses:
+  0  ok
+  1  runtime failure (Asterisk, database...); `dnc check` when the number is listed
+  2  bad input or configuration: arguments, config file, a file refused as a whole
+  3  `numbers import` / `dnc import` (also with --dry-run): some rows were rejected as invalid,
+     the others imported
+  4  `numbers import` / `dnc import`: nothing imported (no data rows, or every row invalid)
+130 on Ctrl-C; 141 when the reader of the output went away (`| head`).
 """
 import argparse
+import codecs
 import logging
 import os
 import sys
@@ -13,6 +24,13 @@ from agi_campaign import __version__
 log = logging.getLogger("agi_campaign.cli")
 
 DEFAULT_CONFIG = "config.yaml"
+NUMBER_STATUSES = ("pending", "in_flight", "done", "failed", "dnc", "removed")
+DELIMITERS = {",": ",", "comma": ",", ";": ";", "semicolon": ";", "|": "|", "pipe": "|",
+              "tab": "\t", "\\t": "\t", "\t": "\t"}
+EXIT_STATUSES = """\
+exit status: 0 ok; 1 runtime failure (and `dnc check` when the number is listed); 2 bad input or
+configuration; 3 an import rejected some rows and imported the others; 4 an import imported
+nothing (no data rows, or every row invalid)."""
 
 
 def _positive_int(text):
@@ -26,68 +44,182 @@ def _positive_int(text):
     return value
 
 
+def _delimiter(text):
+    """argparse type for --delimiter: the one separator character."""
+    try:
+        return DELIMITERS[text if text == "\t" else text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            "%r is not a delimiter; choose one of , ; | tab (also comma, semicolon, pipe, \\t)"
+            % text) from None
+
+
+def _encoding(text):
+    """argparse type for --encoding: the canonical name of a Python text codec."""
+    try:
+        info = codecs.lookup(text)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise argparse.ArgumentTypeError(
+            "%r is not a text encoding known to Python; use e.g. utf-8, cp1252 (Excel on "
+            "Windows), latin-1 or utf-16" % text)
+    return info.name
+
+
+def _common():
+    """--config and --debug, for every subcommand; SUPPRESS keeps the value given before the
+    subcommand (or the default) when they are not repeated after it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", default=argparse.SUPPRESS, metavar="PATH",
+                        help="configuration file (default: $AGI_CAMPAIGN_CONFIG or "
+                             "./config.yaml)")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")
+    return common
+
+
+def _command(sub, name, text, example, common):
+    """A subcommand whose --help ends with `example` (one command line, or several)."""
+    return sub.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".",
+                          epilog="example:\n  " + example.replace("\n", "\n  "),
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          parents=[common])
+
+
+def _file_options(cmd):
+    """The options shared by `numbers import` and `dnc import`."""
+    cmd.add_argument("--dry-run", action="store_true",
+                     help="read and check the whole file, print the counts and the rejected "
+                          "rows; write nothing (no database is created)")
+    cmd.add_argument("--phone-column", metavar="COL",
+                     help="the phone column: a header name (case and accents ignored), a "
+                          "1-based column number, or several joined by + whose cells are "
+                          "concatenated (area_code+number, 1+2); default: detected")
+    cmd.add_argument("--delimiter", type=_delimiter, metavar="D",
+                     help="field separator: , ; | or tab (default: detected)")
+    cmd.add_argument("--encoding", type=_encoding, metavar="E",
+                     help="the file's encoding, e.g. cp1252 or latin-1 (default: UTF-8, with "
+                          "or without BOM, or UTF-16 with BOM)")
+    cmd.add_argument("--rejects", metavar="PATH",
+                     help="where to write the rejected rows (default: FILE.rejects.csv)")
+
+
 def build_parser():
+    common = _common()
     p = argparse.ArgumentParser(prog="agi-campaign",
-                                description="Call-campaign dialer for Asterisk.")
+                                description="Call-campaign dialer for Asterisk.",
+                                epilog=EXIT_STATUSES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", "-c", default=os.environ.get("AGI_CAMPAIGN_CONFIG", DEFAULT_CONFIG),
+                   metavar="PATH",
                    help="configuration file (default: $AGI_CAMPAIGN_CONFIG or ./config.yaml)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     p.add_argument("--version", action="version", version="agi-campaign " + __version__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("check-config", help="validate the config and print it, secrets masked")
-    run = sub.add_parser("run", help="run the FastAGI server and the scheduler")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    _command(sub, "check-config", "validate the config and print it, secrets masked",
+             "agi-campaign check-config --config /etc/agi-campaign/config.yaml", common)
+    run = _command(sub, "run", "run the FastAGI server and the scheduler",
+                   "agi-campaign run --config /etc/agi-campaign/config.yaml --log-level DEBUG",
+                   common)
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"],
+                     help="log level (default INFO)")
 
-    num = sub.add_parser("numbers", help="campaign numbers").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
-    imp = num.add_parser("import", help="import numbers from a CSV file")
-    imp.add_argument("campaign")
-    imp.add_argument("file")
-    imp.add_argument("--dry-run", action="store_true", help="count only; write nothing")
-    imp.add_argument("--phone-column", help="header of the phone column (default: detected)")
-    imp.add_argument("--rejects", help="where to write rejected rows (default FILE.rejects.csv)")
+    campaign_help = "campaign name (a key under campaigns: in the config)"
+    num = _command(sub, "numbers", "the numbers a campaign calls",
+                   "agi-campaign numbers import reminders contacts.csv", common)
+    num = num.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = _command(num, "import", "import numbers from a CSV file",
+                   "agi-campaign numbers import reminders contacts.csv --phone-column Mobile",
+                   common)
+    imp.add_argument("campaign", help=campaign_help)
+    imp.add_argument("file", help="CSV file (comma, semicolon, tab or pipe separated), one "
+                                  "number a row")
+    _file_options(imp)
+    lst = _command(num, "list", "list a campaign's numbers with status and attempts",
+                   "agi-campaign numbers list reminders --status failed --csv > failed.csv",
+                   common)
+    lst.add_argument("campaign", help=campaign_help)
+    lst.add_argument("--status", choices=NUMBER_STATUSES, help="only numbers in this status")
+    lst.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    rem = _command(num, "remove", "take numbers out of a campaign (they are not called again)",
+                   "agi-campaign numbers remove reminders +12025550123 2025550124", common)
+    rem.add_argument("campaign", help=campaign_help)
+    rem.add_argument("numbers", nargs="+",
+                     help="phone number, with +country code or in the campaign's region")
+    exp = _command(num, "export", "write a campaign's numbers with last outcome and attempts "
+                                  "as CSV",
+                   "agi-campaign numbers export reminders --output reminders.csv", common)
+    exp.add_argument("campaign", help=campaign_help)
+    exp.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
 
-    dnc = sub.add_parser("dnc", help="Do-Not-Call lists").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+    list_help = "Do-Not-Call list name (a key under dnc_lists: in the config)"
+    number_help = "phone number, with +country code or in the --region"
     region_help = ("region (e.g. US, GB) of numbers written without a country code; default: "
                    "the campaigns' region, required when they differ")
-    d = dnc.add_parser("import", help="import a file of numbers into a list")
-    d.add_argument("list")
-    d.add_argument("file")
+    dnc = _command(sub, "dnc", "Do-Not-Call lists",
+                   "agi-campaign dnc import global optouts.csv --region US", common)
+    dnc = dnc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    d = _command(dnc, "import", "import a file of numbers into a list",
+                 "agi-campaign dnc import global registry.csv --region US "
+                 "--phone-column area_code+number", common)
+    d.add_argument("list", help=list_help)
+    d.add_argument("file", help="CSV file (comma, semicolon, tab or pipe separated), one "
+                                "number a row")
     d.add_argument("--region", help=region_help)
-    for name in ("add", "remove"):
-        d = dnc.add_parser(name, help="%s numbers" % name)
-        d.add_argument("list")
-        d.add_argument("numbers", nargs="+")
+    _file_options(d)
+    for name, text in (("add", "add numbers to a list"),
+                       ("remove", "remove numbers from a list (says which were not listed)")):
+        d = _command(dnc, name, text, "agi-campaign dnc %s global +447700900123 07700900124 "
+                                      "--region GB" % name, common)
+        d.add_argument("list", help=list_help)
+        d.add_argument("numbers", nargs="+", help=number_help)
         d.add_argument("--region", help=region_help)
-    d = dnc.add_parser("check", help="which lists hold a number")
-    d.add_argument("number")
+    d = _command(dnc, "check", "which lists hold a number (exit status 1 when listed)",
+                 "agi-campaign dnc check +12025550123", common)
+    d.add_argument("number", help=number_help)
     d.add_argument("--region", help=region_help)
+    d = _command(dnc, "list", "print the numbers of a list",
+                 "agi-campaign dnc list global --csv", common)
+    d.add_argument("list", help=list_help)
+    d.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    d = _command(dnc, "export", "write Do-Not-Call lists as CSV",
+                 "agi-campaign dnc export global --output dnc.csv", common)
+    d.add_argument("lists", nargs="*", metavar="LIST", help="lists to export (default: all)")
+    d.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
 
-    camp = sub.add_parser("campaign", help="campaign states").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+    camp = _command(sub, "campaign", "campaign states",
+                    "agi-campaign campaign start reminders", common)
+    camp = camp.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (("start", "start an on-demand campaign"), ("pause", "stop new calls"),
                        ("resume", "continue a paused campaign"),
                        ("reset", "re-arm failed numbers of a completed or paused campaign"),
                        ("history", "show the campaign's state changes")):
-        c = camp.add_parser(name, help=text)
-        c.add_argument("name")
+        c = _command(camp, name, text, "agi-campaign campaign %s reminders%s"
+                     % (name, " --all" if name == "reset" else ""), common)
+        c.add_argument("name", help=campaign_help)
         if name == "reset":
             c.add_argument("--all", action="store_true", help="re-arm done numbers too")
 
-    st = sub.add_parser("status", help="campaign states, reasons and counts")
-    st.add_argument("name", nargs="?")
-    st.add_argument("--json", action="store_true")
+    st = _command(sub, "status", "campaign states, reasons and counts",
+                  "agi-campaign status reminders --json", common)
+    st.add_argument("name", nargs="?", help="one campaign (default: all)")
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    demo = sub.add_parser("demo", help="run a demo campaign on a sandbox Asterisk 22")
+    demo = _command(sub, "demo", "run a demo campaign on a sandbox Asterisk 22",
+                    "agi-campaign demo --numbers 200", common)
     demo.add_argument("--numbers", type=_positive_int, default=60,
                       help="how many callees (1..10000, default 60)")
-    demo.add_argument("--workdir", default=None)
+    demo.add_argument("--workdir", default=None, metavar="DIR",
+                      help="where the sandbox files go (default: a temporary folder)")
     return p
 
 
 def main(argv=None):
+    """Run one command; return the exit status (see the module docstring: 0 ok, 1 runtime
+    failure, 2 bad input or configuration, 3 an import rejected some rows, 4 an import imported
+    nothing; 130 interrupted, 141 broken pipe). Argument errors exit 2 from argparse."""
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.debug else logging.WARNING
     if args.command == "run" and not args.debug:

@@ -1,7 +1,15 @@
-"""What each CLI command does (argument parsing lives in agi_campaign.cli)."""
+"""What each CLI command does (argument parsing lives in agi_campaign.cli).
+
+Only `run` needs the AMI secrets; the other commands load the config without them. A dry-run
+import on an SQLite database that does not exist yet reads an empty temporary database, so it
+creates nothing.
+"""
+import contextlib
 import json
 import os
 import sys
+import tempfile
+import time
 
 from agi_campaign import campaigns
 from agi_campaign.clock import SystemClock
@@ -11,19 +19,34 @@ from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import open_database
 
 
-def _load(args):
+def _load(args, need_secrets=False):
     if not os.path.exists(args.config):
         raise UsageError("config file %s does not exist; pass --config PATH or set "
                          "AGI_CAMPAIGN_CONFIG" % args.config)
-    return load_config(args.config)
+    return load_config(args.config, need_secrets=need_secrets)
 
 
 def _open(args):
     config = _load(args)
-    open_database(config.database.url)
+    url = config.database.url
+    if getattr(args, "dry_run", False) and url.startswith("sqlite:///") and not os.path.exists(
+            url[len("sqlite:///"):]):
+        scratch = tempfile.mkdtemp(prefix="agi-campaign-dry-run-")
+        _cleanups.callback(_remove_tree, scratch)
+        url = "sqlite:///" + os.path.join(scratch, "empty.db")
+    open_database(url)
     clock = SystemClock()
     campaigns.sync_campaigns(config, clock.now())
     return config, clock
+
+
+_cleanups = contextlib.ExitStack()
+
+
+def _remove_tree(path):
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)     # open files in it are unlinked as well
 
 
 def _campaign_cfg(config, name):
@@ -35,14 +58,19 @@ def _campaign_cfg(config, name):
 
 
 def cmd_check_config(args):
+    from agi_campaign.config import missing_secrets
+
     config = _load(args)
     print(json.dumps(to_display_dict(config), indent=2, sort_keys=False))
+    for variable in missing_secrets(config):
+        print("note: environment variable %s is not set; `agi-campaign run` needs it"
+              % variable, file=sys.stderr)
 
 
 def cmd_run(args):
     from agi_campaign.service import Service
 
-    service = Service(_load(args))
+    service = Service(_load(args, need_secrets=True))
     service.install_signal_handlers()
     service.start()
     service.run_forever()
@@ -50,32 +78,64 @@ def cmd_run(args):
 
 
 def _progress_printer():
+    """On a terminal: a bar, rows, rows/s and the time left, redrawn in place."""
     if not sys.stderr.isatty():
         return None
+    started = time.monotonic()
 
     def show(rows, done, total):
-        pct = 100.0 * done / total if total else 100.0
-        bar = "#" * int(pct // 4)
-        sys.stderr.write("\r[%-25s] %5.1f%% %d rows" % (bar, pct, rows))
+        elapsed = max(time.monotonic() - started, 1e-3)
+        share = done / total if total else 1.0
+        left = elapsed * (1 - share) / share if share > 0 else 0
+        sys.stderr.write("\r[%-25s] %5.1f%% %d rows, %d rows/s, %s left  " % (
+            "#" * int(share * 25), 100 * share, rows, rows / elapsed,
+            "%d:%02d" % divmod(int(left + 0.5), 60)))
         sys.stderr.flush()
     return show
 
 
+def _finish_progress(progress):
+    if progress:
+        sys.stderr.write("\n")
+
+
 def cmd_numbers(args):
+    if args.action != "import":
+        return _numbers_manage(args)
     from agi_campaign import importer
 
     config, clock = _open(args)
     cfg = _campaign_cfg(config, args.campaign)
     row = campaigns.get_campaign(args.campaign)
     progress = _progress_printer()
-    report = importer.import_csv(row.id, args.file, cfg.region, cfg.dnc_lists, clock.now(),
-                                 dry_run=args.dry_run, rejects_path=args.rejects,
-                                 phone_column=args.phone_column, progress=progress)
-    if progress:
-        sys.stderr.write("\n")
+    try:
+        report = importer.import_csv(
+            row.id, args.file, cfg.region, cfg.dnc_lists, clock.now(), dry_run=args.dry_run,
+            rejects_path=args.rejects, phone_column=args.phone_column, progress=progress,
+            delimiter=args.delimiter, encoding=args.encoding, countries=cfg.countries)
+    finally:
+        _finish_progress(progress)
     if report.imported and not args.dry_run and row.state == CampaignState.COMPLETED.value:
         campaigns.move(row, CampaignState.READY, "new numbers imported", clock.now())
     print(report.summary())
+    return report.exit_status()
+
+
+def _numbers_manage(args):
+    from agi_campaign import numbers
+
+    config, clock = _open(args)
+    cfg = _campaign_cfg(config, args.campaign)
+    row = campaigns.get_campaign(args.campaign)
+    if args.action == "list":
+        numbers.write_list(numbers.list_numbers(row.id, args.status), sys.stdout,
+                           as_csv=args.csv)
+        return 0
+    if args.action == "export":
+        return _write_out(args.output, lambda out: numbers.export(row.id, out))
+    result = numbers.remove(row.id, args.numbers, cfg.region, clock.now())
+    print(result.summary(row.name))
+    return result.exit_status()
 
 
 def cmd_dnc(args):
@@ -83,6 +143,18 @@ def cmd_dnc(args):
 
     config, clock = _open(args)
     known = list(config.dnc_lists)
+    if args.action == "list":
+        dnc.require_list(args.list, known)
+        if args.csv:
+            dnc.export([args.list], sys.stdout)
+        else:
+            for number, _, _ in dnc.entries(args.list):
+                print(number)
+        return 0
+    if args.action == "export":
+        for name in args.lists:
+            dnc.require_list(name, known)
+        return _write_out(args.output, lambda out: dnc.export(args.lists or known, out))
     raws = None if args.action == "import" else (
         [args.number] if args.action == "check" else args.numbers)
     region = _dnc_region(config, args.region, raws)
@@ -91,17 +163,49 @@ def cmd_dnc(args):
         print("%s: %s" % (args.number, ("on " + ", ".join(lists)) if lists else "not listed"))
         return 1 if lists else 0
     if args.action == "import":
-        print(dnc.import_file(args.list, args.file, region, clock.now(), known_lists=known)
-              .summary())
-        return 0
+        progress = _progress_printer()
+        try:
+            report = dnc.import_file(
+                args.list, args.file, region, clock.now(), known_lists=known,
+                dry_run=args.dry_run, rejects_path=args.rejects, phone_column=args.phone_column,
+                delimiter=args.delimiter, encoding=args.encoding, progress=progress)
+        finally:
+            _finish_progress(progress)
+        print(report.summary())
+        return report.exit_status()
     if args.action == "add":
         _refuse_invalid(args.numbers, region, "dnc add %s" % args.list)
         added, already, _ = dnc.add(args.list, args.numbers, region, clock.now(),
                                     source="cli", known_lists=known)
         print("added %d, already listed %d" % (added, already))
         return 0
-    removed = dnc.remove(args.list, args.numbers, region, known_lists=known)
-    print("removed %d" % removed)
+    removed, not_listed = dnc.remove(args.list, args.numbers, region, known_lists=known)
+    print("removed %d" % len(removed)
+          + ("; not on list %s: %s" % (args.list, ", ".join(not_listed)) if not_listed else ""))
+    return 0
+
+
+def _write_out(output, write):
+    """Run ``write(stream)`` on stdout (``output`` None or ``-``) or on a file written whole
+    or not at all (a temporary file renamed into place)."""
+    if output in (None, "-"):
+        write(sys.stdout)
+        return 0
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".export-", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise UsageError("--output %s: cannot write there: %s" % (output, err.strerror or err)) \
+            from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            count = write(out)
+        os.replace(temp, output)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    print("%s rows written to %s" % (count, output), file=sys.stderr)
     return 0
 
 
@@ -182,4 +286,5 @@ COMMANDS = {
 
 
 def dispatch(args):
-    return COMMANDS[args.command](args)
+    with _cleanups:
+        return COMMANDS[args.command](args)

@@ -1,9 +1,12 @@
 """The YAML configuration: read once, validated once, returned as frozen dataclasses.
 
-Every problem is a ConfigError "{source}: {key.path} {problem}; {fix}". Unknown keys are errors
-at every level; booleans are not integers; names used across sections (servers, DNC lists) must
-be defined. The YAML is read by agi_campaign.yamlsafe (aliases bounded, duplicate keys
-refused, before anything is constructed).
+Every problem reads "{key.path} {problem}; {fix}". One ConfigError reports every independent
+problem of the file at once ("{source}: {problem}", or "{source}: N problems:" then one indented
+line each); a file that is not YAML or not a mapping of sections stops at the first. A part with
+a problem is not checked further where that would only repeat it (a campaign's server reference
+when servers: is unusable). Unknown keys are errors at every level; booleans are not integers;
+names used across sections (servers, DNC lists) must be defined. The YAML is read by
+agi_campaign.yamlsafe (aliases bounded, duplicate keys refused, before anything is constructed).
 
 Field tables (`_F`) hold each key's check and default; small functions do the cross-field rules.
 Mappings in Config are plain dicts (the contract in DESIGN.md); treat them as read-only.
@@ -70,6 +73,7 @@ class ServerConfig:
     agi_url: str
     dialout_context: str
     connect_context: str
+    ami_secret_env: str | None = None  # the variable ami_secret came from; None: from the file
 
     def __repr__(self):
         shown = ("%s=%r" % (f.name, "***" if f.name == "ami_secret" else getattr(self, f.name))
@@ -114,6 +118,7 @@ class CampaignConfig:
     delay_ms: int
     retry_delay_s: int
     server: str
+    countries: tuple = ()             # allowed regions of numbers (US, CA...); () = every country
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,10 +140,40 @@ def _fail(text):
     raise _Invalid(text)
 
 
+class _Problems:
+    """The problems found so far, so that one load reports them all.
+
+    A part that has a problem is recorded here and built as None; the caller goes on with the
+    independent checks, skips those that need that part, and parse_config raises once at the
+    end, so a None never leaves this module.
+    """
+
+    def __init__(self):
+        self.texts = []
+
+    def __len__(self):
+        return len(self.texts)
+
+    def add(self, text):
+        self.texts.append(str(text))
+
+    def check(self, check, *args):
+        """check(*args), or None once the problem it raised is recorded."""
+        try:
+            return check(*args)
+        except _Invalid as err:
+            self.add(err)
+            return None
+
+
 # --- loading -----------------------------------------------------------------------------------
 
-def load_config(path) -> Config:
-    """Read, parse and validate the YAML file at `path`; raise ConfigError on any problem."""
+def load_config(path, need_secrets=True) -> Config:
+    """Read, parse and validate the YAML file at `path`; raise ConfigError naming every problem.
+
+    need_secrets=False (commands that never talk to Asterisk): a server whose secret_env variable
+    is unset loads with ami_secret None (see missing_secrets) instead of being an error.
+    """
     source = os.fspath(path)
     try:
         with open(source, "rb") as handle:
@@ -150,7 +185,7 @@ def load_config(path) -> Config:
         data = yamlsafe.load_yaml(yamlsafe.decode(raw))
     except yamlsafe.YamlError as err:
         raise ConfigError("%s: %s" % (source, err)) from None
-    return parse_config(data, source, os.path.dirname(os.path.abspath(source)))
+    return parse_config(data, source, os.path.dirname(os.path.abspath(source)), need_secrets)
 
 
 # --- generic checks ----------------------------------------------------------------------------
@@ -219,39 +254,57 @@ def _mapping(value, path):
     return value
 
 
-def _no_unknown(mapping, path, valid, what=""):
+def _no_unknown(mapping, path, valid, problems, what=""):
+    """Record each key of `mapping` that is not in `valid`."""
     for key in mapping:
         if key not in valid:
             close = difflib.get_close_matches(str(key), valid, n=1)
-            _fail("%sunknown key %s%s (valid: %s)%s"
-                  % (_at(path), _show(key), what, ", ".join(sorted(valid)),
-                     "; did you mean '%s'?" % close[0] if close else ""))
+            problems.add("%sunknown key %s%s (valid: %s)%s"
+                         % (_at(path), _show(key), what, ", ".join(sorted(valid)),
+                            "; did you mean '%s'?" % close[0] if close else ""))
 
 
-def _section(value, path, spec, what=""):
-    """Check a mapping against a field table; return {key: checked value or default}."""
+def _section(value, path, spec, problems, what=""):
+    """Check a mapping against a field table: {key: checked value or default} for the keys that
+    pass; each bad, missing or unknown key is recorded in `problems` (bad ones are left out).
+    Raises _Invalid when `value` is not a mapping (null is an empty one)."""
     mapping = _mapping({} if value is None else value, path)
-    _no_unknown(mapping, path, spec, what)
+    _no_unknown(mapping, path, spec, problems, what)
     out = {}
     for key, field in spec.items():
         if key in mapping:
-            out[key] = field.check(mapping[key], _join(path, key)) if field.check else mapping[key]
+            try:
+                out[key] = (field.check(mapping[key], _join(path, key)) if field.check
+                            else mapping[key])
+            except _Invalid as err:
+                problems.add(err)
         elif field.default is _REQUIRED:
-            _fail("%smissing required key '%s'; add e.g. %s: %s" % (_at(path), key, key,
-                                                                  field.example))
+            problems.add("%smissing required key '%s'; add e.g. %s: %s"
+                         % (_at(path), key, key, field.example))
         else:
             out[key] = field.default
     return out
 
 
-def _names(value, path, pattern, describe):
-    """A mapping whose keys are names; values stay unchecked."""
+def _names(value, path, pattern, describe, problems):
+    """The entries of a mapping whose keys are valid names; each bad name is recorded and its
+    entry left out (never checked further: the name would go raw into key paths). Values stay
+    unchecked."""
     regex = re.compile(pattern)
     mapping = _mapping({} if value is None else value, path)
-    for name in mapping:
-        if not isinstance(name, str) or not regex.fullmatch(name):
-            _fail("%s: name %s must be %s" % (path, _show(name), describe))
-    return mapping
+    good = {}
+    for name, value in mapping.items():
+        if isinstance(name, str) and regex.fullmatch(name):
+            good[name] = value
+        else:
+            problems.add("%s: name %s must be %s" % (path, _show(name), describe))
+    return good
+
+
+def _defined(parsed, raw):
+    """The names defined in a section for references to be checked against, or None when they
+    cannot be (the section is unusable or has a bad name: its problem is recorded)."""
+    return parsed if parsed is not None and len(parsed) == len(raw or {}) else None
 
 
 def _list_of(check, non_empty=False):
@@ -289,7 +342,7 @@ _PORT = _integer(1, 65535)
 _TOP = ("database", "fastagi", "service", "servers", "dnc_lists", "campaigns")
 
 _ENV_NAME = _text(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")
-DATABASE_FIELDS = {"url": _F(None, "sqlite:///agi-campaign.db"),
+DATABASE_FIELDS = {"url": _F(None, "sqlite:///agi-campaign.db"),     # checked by _database
                    "password_env": _F(_ENV_NAME, None)}
 FASTAGI_FIELDS = {
     "host": _F(_host, "127.0.0.1"),
@@ -312,44 +365,67 @@ SERVICE_FIELDS = {
 }
 
 
-def parse_config(data, source, base_dir=None) -> Config:
-    """Validate already-loaded YAML data; relative SQLite paths are resolved against base_dir."""
+def parse_config(data, source, base_dir=None, need_secrets=True) -> Config:
+    """Validate already-loaded YAML data; relative SQLite paths are resolved against base_dir.
+
+    Raises one ConfigError listing every problem found (see the module docstring); need_secrets
+    as in load_config.
+    """
+    problems = _Problems()
     try:
-        return _parse(data, source, base_dir)
-    except _Invalid as err:
-        raise ConfigError("%s: %s" % (source, err)) from None
+        config = _parse(data, source, base_dir, need_secrets, problems)
+    except _Invalid as err:             # a problem that makes every other check meaningless
+        problems.add(err)
+    if len(problems) == 1:
+        raise ConfigError("%s: %s" % (source, problems.texts[0]))
+    if problems:
+        raise ConfigError("%s: %d problems:\n  %s"
+                          % (source, len(problems), "\n  ".join(problems.texts)))
+    return config
 
 
-def _parse(data, source, base_dir):
+def _parse(data, source, base_dir, need_secrets, problems):
+    """The Config, or None when a problem was recorded."""
     if data is None:
         _fail("the file is empty; it needs at least a servers: section (see config.yaml)")
     if not isinstance(data, dict):
         _fail("the top level must be a mapping of sections (%s), got %s"
               % (", ".join(_TOP), _show(data)))
-    _no_unknown(data, "", _TOP)
-    database = _section(data.get("database"), "database", DATABASE_FIELDS)
-    fastagi = FastAgiConfig(**_section(data.get("fastagi"), "fastagi", FASTAGI_FIELDS))
-    servers = _servers(data.get("servers"), fastagi.port)
-    dnc_lists = _dnc_lists(data.get("dnc_lists"))
-    campaigns = _names(data.get("campaigns"), "campaigns", r"[A-Za-z0-9_-]{1,64}",
-                       "1-64 letters, digits, _ or -")
-    return Config(
-        path=source,
-        database=_database(database, base_dir),
-        fastagi=fastagi,
-        service=ServiceConfig(**_section(data.get("service"), "service", SERVICE_FIELDS)),
-        servers=servers,
-        dnc_lists=dnc_lists,
-        campaigns={name: _campaign(name, raw, servers, dnc_lists)
-                   for name, raw in campaigns.items()},
-    )
+    _no_unknown(data, "", _TOP, problems)
+    database = problems.check(_database, data.get("database"), base_dir, problems)
+    fastagi = _build(FastAgiConfig, problems.check(
+        _section, data.get("fastagi"), "fastagi", FASTAGI_FIELDS, problems), FASTAGI_FIELDS)
+    service = _build(ServiceConfig, problems.check(
+        _section, data.get("service"), "service", SERVICE_FIELDS, problems), SERVICE_FIELDS)
+    servers = problems.check(_servers, data.get("servers"),
+                             fastagi.port if fastagi else FASTAGI_FIELDS["port"].default,
+                             need_secrets, problems)
+    dnc_lists = problems.check(_dnc_lists, data.get("dnc_lists"), problems)
+    campaigns = problems.check(_names, data.get("campaigns"), "campaigns", r"[A-Za-z0-9_-]{1,64}",
+                               "1-64 letters, digits, _ or -", problems) or {}
+    known_servers = _defined(servers, data.get("servers"))
+    known_lists = _defined(dnc_lists, data.get("dnc_lists"))
+    campaigns = {name: problems.check(_campaign, name, raw, known_servers, known_lists, problems)
+                 for name, raw in campaigns.items()}
+    if problems:
+        return None
+    return Config(path=source, database=database, fastagi=fastagi, service=service,
+                  servers=servers, dnc_lists=dnc_lists, campaigns=campaigns)
 
 
-def _database(fields, base_dir):
+def _build(cls, fields, spec):
+    """cls(**fields) when every key of the field table passed, else None."""
+    return cls(**fields) if fields is not None and len(fields) == len(spec) else None
+
+
+def _database(value, base_dir, problems):
+    fields = _section(value, "database", DATABASE_FIELDS, problems)
+    if "url" not in fields:
+        return None
     url = _database_url(fields["url"], "database.url", base_dir)
-    variable = fields["password_env"]
+    variable = fields.get("password_env")
     if variable is None:
-        return DatabaseConfig(url)
+        return DatabaseConfig(url) if "password_env" in fields else None
     if not url.startswith(POSTGRES_SCHEMES):
         _fail("database.password_env applies only to a postgresql:// url; remove it (SQLite has "
               "no password)")
@@ -439,26 +515,44 @@ SERVER_FIELDS = {
 }
 
 
-def _servers(value, fastagi_port):
+def _servers(value, fastagi_port, need_secrets, problems):
+    """{name: ServerConfig, or None when it has a problem}."""
     if value is None or value == {}:
         _fail("servers must define at least one Asterisk server; add e.g. servers: {main: "
               "{ami: {...}, dial_template: \"PJSIP/{number}@trunk\"}}")
-    names = _names(value, "servers", r"[a-z0-9_-]{1,32}", "1-32 characters of a-z 0-9 _ -")
-    return {name: _server(name, raw, fastagi_port) for name, raw in names.items()}
+    names = _names(value, "servers", r"[a-z0-9_-]{1,32}", "1-32 characters of a-z 0-9 _ -",
+                   problems)
+    return {name: problems.check(_server, name, raw, fastagi_port, need_secrets, problems)
+            for name, raw in names.items()}
 
 
-def _server(name, raw, fastagi_port):
-    path = "servers." + name
-    fields = _section(raw, path, SERVER_FIELDS)
-    ami = _section(_mapping(fields["ami"], path + ".ami"), path + ".ami", AMI_FIELDS)
+def _server(name, raw, fastagi_port, need_secrets, problems):
+    path = _join("servers", name)
+    before = len(problems)
+    fields = _section(raw, path, SERVER_FIELDS, problems)
+    ami, secret = {}, None
+    if "ami" in fields:
+        ami = problems.check(_ami, fields["ami"], path + ".ami", problems) or {}
+    if "secret" in ami and "secret_env" in ami:
+        secret = problems.check(_ami_secret, ami, path + ".ami", need_secrets)
+    if len(problems) > before:
+        return None
     return ServerConfig(
         name=name, ami_host=ami["host"], ami_port=ami["port"], ami_username=ami["username"],
-        ami_secret=_ami_secret(ami, path + ".ami"), dial_template=fields["dial_template"],
+        ami_secret=secret, dial_template=fields["dial_template"],
         agi_url=fields["agi_url"] or "agi://127.0.0.1:%d" % fastagi_port,
-        dialout_context=fields["dialout_context"], connect_context=fields["connect_context"])
+        dialout_context=fields["dialout_context"], connect_context=fields["connect_context"],
+        ami_secret_env=ami["secret_env"])
 
 
-def _ami_secret(ami, path):
+def _ami(value, path, problems):
+    """The ami: fields that pass (as _section; null is not an empty mapping here)."""
+    return _section(_mapping(value, path), path, AMI_FIELDS, problems)
+
+
+def _ami_secret(ami, path, need_secrets):
+    """The secret, from the file or its environment variable; None when that variable is unset
+    and not need_secrets."""
     if ami["secret"] is not None and ami["secret_env"] is not None:
         _fail("%s has both secret and secret_env; keep exactly one (secret_env keeps the secret "
               "out of the file)" % path)
@@ -469,16 +563,30 @@ def _ami_secret(ami, path):
         _fail("%s: missing secret_env (or secret); add secret_env: AGI_CAMPAIGN_AMI_SECRET and "
               "export that variable" % path)
     if not os.environ.get(variable):
+        if not need_secrets:
+            return None
         _fail("%s.secret_env: environment variable %s is not set (or empty); export %s=<AMI "
               "secret> before starting, or use secret:" % (path, variable, variable))
     return _secret(os.environ[variable], "environment variable " + variable)
 
 
-def _dnc_lists(value):
-    names = _names(value, "dnc_lists", r"[a-z0-9_-]{1,64}", "1-64 characters of a-z 0-9 _ -")
+def missing_secrets(config):
+    """The environment variables named by secret_env that were unset at load (need_secrets=False),
+    each once, in the order of the servers; `run` needs them."""
+    return list(dict.fromkeys(server.ami_secret_env for server in config.servers.values()
+                              if server.ami_secret is None))
+
+
+def _dnc_lists(value, problems):
+    """{name: DncListConfig, or None when it has a problem}."""
+    names = _names(value, "dnc_lists", r"[a-z0-9_-]{1,64}", "1-64 characters of a-z 0-9 _ -",
+                   problems)
     spec = {"description": _F(_text(r"[^\x00-\x1f]*", "a one-line string"), "")}
-    return {name: DncListConfig(name, _section(raw, "dnc_lists." + name, spec)["description"])
-            for name, raw in names.items()}
+    out = {}
+    for name, raw in names.items():
+        fields = problems.check(_section, raw, _join("dnc_lists", name), spec, problems)
+        out[name] = DncListConfig(name, fields["description"]) if fields else None
+    return out
 
 
 # --- campaigns ---------------------------------------------------------------------------------
@@ -514,12 +622,34 @@ def _timezone(value, path):
 
 def _region(value, path):
     if not isinstance(value, str) or value not in phonenumbers.SUPPORTED_REGIONS:
-        hint = ""
+        hint = _region_hint(value)
         if isinstance(value, str) and value.upper() in phonenumbers.SUPPORTED_REGIONS:
             hint = "; did you mean %r?" % value.upper()
         _fail("%s must be a two-letter region known to phonenumbers like US, GB or DE, got %s%s"
               % (path, _show(value), hint))
     return value
+
+
+def _region_hint(value):
+    return "; YAML reads NO (Norway) as false: write 'NO' in quotes" if value is False else ""
+
+
+def _countries(value, path):
+    """A list of regions, upper-cased, each once; () allows every country."""
+    if not isinstance(value, list):
+        _fail("%s must be a list of two-letter regions like [US, CA] ([] = every country), got %s"
+              % (path, _show(value)))
+    seen = {}
+    for i, item in enumerate(value):
+        where = "%s[%d]" % (path, i)
+        if not isinstance(item, str) or item.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            _fail("%s must be a two-letter region known to phonenumbers like US, GB or DE, got "
+                  "%s%s" % (where, _show(item), _region_hint(item)))
+        code = item.upper()
+        if code in seen:
+            _fail("%s %r is listed twice (also %s[%d]); keep one" % (where, code, path, seen[code]))
+        seen[code] = i
+    return tuple(seen)
 
 
 def _sound(value, path):
@@ -547,6 +677,7 @@ CAMPAIGN_FIELDS = {
     "start": _F(None), "end": _F(None), "week_time": _F(None),
     "timezone": _F(_timezone, "UTC"),
     "region": _F(_region, "US"),
+    "countries": _F(_countries, ()),
     "dnc_lists": _F(_list_of(_NAME), ()),
     "dial_timeout_s": _F(_integer(5, 300), 30),
     "on_connect": _F(None, _REQUIRED, "{type: message, sounds: [hello-world]}"),
@@ -558,23 +689,34 @@ CAMPAIGN_FIELDS = {
 }
 
 
-def _campaign(name, raw, servers, dnc_lists):
-    path = "campaigns." + name
-    fields = _section(_mapping(raw, path), path, CAMPAIGN_FIELDS)
-    start, end, week_time = _schedule(fields, path)
-    for i, list_name in enumerate(fields["dnc_lists"]):
-        if list_name not in dnc_lists:
-            _fail("%s.dnc_lists[%d] %r is not defined under dnc_lists (defined: %s)"
-                  % (path, i, list_name, ", ".join(dnc_lists) or "none"))
+def _campaign(name, raw, servers, dnc_lists, problems):
+    """The CampaignConfig, or None when it has a problem. servers and dnc_lists are the defined
+    ones, or None when their section is unusable (references are then not checked)."""
+    path = _join("campaigns", name)
+    before = len(problems)
+    fields = _section(_mapping(raw, path), path, CAMPAIGN_FIELDS, problems)
+    start, end, week_time = _schedule(fields, path, problems)
+    if "dnc_lists" in fields and dnc_lists is not None:
+        for i, list_name in enumerate(fields["dnc_lists"]):
+            if list_name not in dnc_lists:
+                problems.add("%s.dnc_lists[%d] %r is not defined under dnc_lists (defined: %s)"
+                             % (path, i, list_name, ", ".join(dnc_lists) or "none"))
+    on_connect = server = None
+    if "on_connect" in fields:
+        on_connect = problems.check(_on_connect, fields["on_connect"], path + ".on_connect",
+                                    problems)
+    if "server" in fields and servers is not None:
+        server = problems.check(_server_ref, fields["server"], path, servers)
+    if len(problems) > before:
+        return None
     return CampaignConfig(
         name=name, caller_id=fields["caller_id"], type=fields["type"], start=start, end=end,
         week_time=week_time, week_time_text=fields["week_time"], timezone=fields["timezone"],
         region=fields["region"], dnc_lists=tuple(dict.fromkeys(fields["dnc_lists"])),
-        dial_timeout_s=fields["dial_timeout_s"],
-        on_connect=_on_connect(fields["on_connect"], path + ".on_connect"),
+        dial_timeout_s=fields["dial_timeout_s"], on_connect=on_connect,
         max_channels=fields["max_channels"], max_attempts=fields["max_attempts"],
-        delay_ms=fields["delay_ms"], retry_delay_s=fields["retry_delay_s"],
-        server=_server_ref(fields["server"], path, servers))
+        delay_ms=fields["delay_ms"], retry_delay_s=fields["retry_delay_s"], server=server,
+        countries=fields["countries"])
 
 
 def _server_ref(name, path, servers):
@@ -589,28 +731,35 @@ def _server_ref(name, path, servers):
     return name
 
 
-def _schedule(fields, path):
-    """(start, end, week_time) for a scheduled campaign; all None for an on_demand one."""
-    if fields["type"] == "on_demand":
-        for key in ("start", "end", "week_time"):
-            if fields[key] is not None:
-                _fail("%s.%s is only for scheduled campaigns; remove it or set type: scheduled"
-                      % (path, key))
+def _schedule(fields, path, problems):
+    """(start, end, week_time) for a scheduled campaign; all None for an on_demand one (and when
+    the type is unknown: its problem is recorded already)."""
+    if fields.get("type") != "scheduled":
+        if fields.get("type") == "on_demand":
+            for key in ("start", "end", "week_time"):
+                if fields[key] is not None:
+                    problems.add("%s.%s is only for scheduled campaigns; remove it or set type: "
+                                 "scheduled" % (path, key))
         return None, None, None
-    zone = zoneinfo.ZoneInfo(fields["timezone"])
-    start = _local_datetime(fields["start"], path + ".start", zone)
-    end = _local_datetime(fields["end"], path + ".end", zone)
-    if end <= start:
-        _fail("%s.end must be after start (%s), got %s"
-              % (path, start.isoformat(), end.isoformat()))
-    text = fields["week_time"]
+    # With a bad timezone (recorded already) the times are still checked, read in UTC.
+    zone = zoneinfo.ZoneInfo(fields.get("timezone", "UTC"))
+    start = problems.check(_local_datetime, fields["start"], path + ".start", zone)
+    end = problems.check(_local_datetime, fields["end"], path + ".end", zone)
+    if start is not None and end is not None and end <= start:
+        problems.add("%s.end must be after start (%s), got %s"
+                     % (path, start.isoformat(), end.isoformat()))
+    week_time = problems.check(_week_time, fields["week_time"], path)
+    return start, end, week_time
+
+
+def _week_time(text, path):
     if text is None:
-        return start, end, None
+        return None
     if not isinstance(text, str):
         _fail("%s.week_time must be a string like \"mon-fri 09:00-18:00\", got %s"
               % (path, _show(text)))
     try:
-        return start, end, parse_week_time(text)
+        return parse_week_time(text)
     except WeekTimeError as err:
         message = str(err)
         _fail("%s.%s" % (path, message) if message.startswith("week_time ")
@@ -635,13 +784,17 @@ def _local_datetime(value, path, zone):
     return parsed.astimezone(zone)
 
 
-def _on_connect(value, path):
+def _on_connect(value, path, problems):
+    """The OnConnect, or None when it has a problem."""
     mapping = _mapping(value, path)
     if "type" not in mapping:
         _fail("%s: missing required key 'type'; add type: %s"
               % (path, ", ".join(ON_CONNECT_FIELDS)))
     kind = _choice(*ON_CONNECT_FIELDS)(mapping["type"], path + ".type")
-    fields = _section(mapping, path, ON_CONNECT_FIELDS[kind], " for type %s" % kind)
+    before = len(problems)
+    fields = _section(mapping, path, ON_CONNECT_FIELDS[kind], problems, " for type %s" % kind)
+    if len(problems) > before:
+        return None
     fields["type"] = kind
     return OnConnect(**fields)
 
@@ -670,9 +823,11 @@ def _database_dict(database):
 
 
 def _server_dict(server):
+    secret = ({"secret": "***"} if server.ami_secret is not None
+              else {"secret_env": server.ami_secret_env})     # loaded with need_secrets=False
     return {
         "ami": {"host": server.ami_host, "port": server.ami_port,
-                "username": server.ami_username, "secret": "***"},
+                "username": server.ami_username, **secret},
         "dial_template": server.dial_template, "agi_url": server.agi_url,
         "dialout_context": server.dialout_context, "connect_context": server.connect_context,
     }
@@ -688,10 +843,11 @@ def _campaign_dict(campaign):
                   for key, value in dataclasses.asdict(campaign.on_connect).items()
                   if value is not None}
     out.update(timezone=campaign.timezone, region=campaign.region,
-               dnc_lists=list(campaign.dnc_lists), dial_timeout_s=campaign.dial_timeout_s,
-               on_connect=on_connect, max_channels=campaign.max_channels,
-               max_attempts=campaign.max_attempts, delay_ms=campaign.delay_ms,
-               retry_delay_s=campaign.retry_delay_s, server=campaign.server)
+               countries=list(campaign.countries), dnc_lists=list(campaign.dnc_lists),
+               dial_timeout_s=campaign.dial_timeout_s, on_connect=on_connect,
+               max_channels=campaign.max_channels, max_attempts=campaign.max_attempts,
+               delay_ms=campaign.delay_ms, retry_delay_s=campaign.retry_delay_s,
+               server=campaign.server)
     return out
 
 

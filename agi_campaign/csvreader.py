@@ -1,12 +1,16 @@
-"""A CSV file -> checked records and normalised phone numbers. No database work.
+"""A CSV file -> decoded text and checked records. No database work.
 
-- ``read_text(path)`` -> ``(text, size in bytes)``. The file must be UTF-8, with or without a
-  BOM (removed). Anything else - UTF-16, invalid UTF-8, a NUL byte (binary data) - and an
-  unreadable file are a ``CsvImportError`` naming the line and byte offset where one applies.
-- ``iter_records(text, region, name)`` yields ``(line, cells, chars_done)`` per CSV record.
-  Line ends may be CRLF, LF or CR; fields may be quoted (``csv`` module, excel dialect), so
-  quoted fields can hold commas and newlines. ``line`` is the physical line the record starts
-  on; ``count_lines(text)`` counts physical lines (header and blank lines included).
+- ``read_text(path, encoding=None)`` -> ``(text, size in bytes, how it was decoded)``. Without
+  ``encoding``: UTF-8 with or without a BOM (removed), or UTF-16 with a BOM; anything else -
+  a single-byte code page such as Excel's cp1252, invalid UTF-8, a NUL byte (binary data) - is
+  a ``CsvImportError`` naming the line and byte offset and the ``--encoding`` to pass. With
+  ``encoding`` the bytes are decoded strictly with it.
+- ``detect_delimiter(text)``: ``,`` ``;`` TAB or ``|``, from the first records.
+- ``iter_records(text, region, name, delimiter)`` yields ``(line, cells, chars_done)`` per CSV
+  record. Line ends may be CRLF, LF or CR; fields may be quoted (``csv`` module, excel dialect
+  with the delimiter), so quoted fields can hold delimiters and newlines. ``line`` is the
+  physical line the record starts on; ``count_lines(text)`` counts physical lines (header and
+  blank lines included).
 - Stray quotes: a field that starts with ``"`` runs to the next lone ``"``, over line ends too,
   so one stray quote can swallow the rows after it into one field. The whole file is refused
   when a quoted field is never closed, or runs over a line that looks like a row of its own: a
@@ -20,22 +24,15 @@
   kept; a note with a phone number on a line of its own is refused too (join its lines).
 - Per record, no refusal: ``is_blank(cells)`` (no non-blank cell); ``record_problem(cells)``,
   the reason a record is too large to be a row (a field over ``MAX_FIELD_CHARS``, a record over
-  ``MAX_RECORD_CHARS``) or None; ``looks_like_header(cell, region)``, the header rule (letters,
-  and not a phone number); ``PHONE_HEADERS``, the names that mark a phone column.
-- ``Normalizer(region, pool).submit(raws).get()`` -> ``[(e164, None) | (None, reason)]``, one
-  pair a raw string, in order; ``pool_for(workers, total_bytes)`` gives the pool (or None).
+  ``MAX_RECORD_CHARS``) or None.
+- ``segments(text, start, size, delimiter)`` cuts the text into pieces of whole records
+  (``quoted_at`` finds whether a line feed is inside a quoted field, a step a quote), so
+  worker processes (``pool_for``) can parse, split and normalise pieces in parallel
+  (``csvlayout.settled``). Which column is the phone: ``csvlayout``.
 
 Errors: every refusal is a ``CsvImportError`` whose message reads
 ``"<file> line <n> (byte offset <b>): <what is wrong>; <how to fix it>"`` - ``<file>`` is the
-base name (the path given, for an unreadable file); line and offset only where they apply. A
-pool whose workers do not answer within ``WORKER_TIMEOUT_S`` is a ``CsvImportError`` saying
-to import again with workers=0.
-
-Performance: ``phonenumbers`` costs ~28 us a number, ~28 s of CPU for 1M rows, so files over
-``PARALLEL_MIN_BYTES`` are normalised by a pool of worker processes while the caller parses,
-checks and writes the previous chunks (``CHUNK_ROWS`` rows each); repeated raw strings are
-normalised once (a bounded memo keyed on the exact raw text, so it can never accept what
-``phone.normalize`` rejects).
+base name (the path given, for an unreadable file); line and offset only where they apply.
 """
 import codecs
 import contextlib
@@ -49,74 +46,195 @@ import threading
 from agi_campaign import phone
 from agi_campaign.errors import CsvImportError, PhoneError
 
-PHONE_HEADERS = ("phone", "number", "telephone", "msisdn", "tel")
 MAX_FIELD_CHARS = 1000
 MAX_RECORD_CHARS = 10_000
 _PHONE_LIKE = re.compile(r"[ \t]*\+?[0-9 \t().-]{4,64}")     # worth phone.normalize
 CHUNK_ROWS = 10_000
 PARALLEL_MIN_BYTES = 2_000_000
-MEMO_MAX = 200_000
-WORKER_TIMEOUT_S = 120      # for one chunk; a pool whose workers cannot start never answers
 
 
 # ---- reading ------------------------------------------------------------------------------
 
-def read_text(path):
-    """The file's text (UTF-8, BOM removed) and its size in bytes, or CsvImportError."""
+def read_text(path, encoding=None):
+    """``(text, size in bytes, how)``: the file's text, BOM removed, and how it was decoded
+    (``"UTF-8"``, ``"UTF-8 with BOM"``, ``"UTF-16"``, or the ``encoding`` given), or
+    CsvImportError.
+
+    Without ``encoding`` only what is certain is decoded: UTF-8 (with or without BOM) and
+    UTF-16 with a BOM (Excel's "Unicode Text"). Other bytes are refused with the line and byte
+    offset, a hint (``--encoding cp1252`` for Excel on Windows) and the line as cp1252 would
+    read it: guessing a single-byte code page could import mojibake silently."""
     name = os.path.basename(str(path))
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as err:
         raise CsvImportError("%s: cannot read the file: %s" % (path, err.strerror or err)) from None
+    if encoding is not None:
+        return _decode_as(data, encoding, name), len(data), encoding
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise CsvImportError("%s: the file is UTF-16; save it as UTF-8" % name)
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise CsvImportError("%s line %d (byte offset %d): NUL byte: this is binary data, not a "
-                             "CSV text file; export it as CSV (UTF-8)"
-                             % (name, data.count(b"\n", 0, nul) + 1, nul))
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        return _decode_as(data, "utf-16", name), len(data), "UTF-16"
+    _refuse_nul(data, name)
+    bom = data.startswith(codecs.BOM_UTF8)
+    start = len(codecs.BOM_UTF8) if bom else 0
     try:
         text = data[start:].decode("utf-8")
     except UnicodeDecodeError as err:
         offset = start + err.start
-        raise CsvImportError("%s line %d (byte offset %d): not UTF-8 (byte 0x%02x); save it as "
-                             "UTF-8" % (name, data.count(b"\n", 0, offset) + 1, offset,
-                                        data[offset])) from None
-    return text, len(data)
+        line_start = data.rfind(b"\n", 0, offset) + 1
+        line_end = data.find(b"\n", offset)
+        as_cp1252 = data[line_start:line_end if line_end >= 0 else len(data)].decode(
+            "cp1252", "replace").strip()
+        raise CsvImportError(
+            "%s line %d (byte offset %d): not UTF-8 (byte 0x%02x); if Excel on Windows saved "
+            "it (\"CSV (Comma delimited)\"), import again with --encoding cp1252 (read so, "
+            "the line is %r), else name the file's encoding with --encoding (e.g. latin-1), "
+            "or save it as CSV UTF-8" % (name, data.count(b"\n", 0, offset) + 1, offset,
+                                          data[offset], as_cp1252[:60])) from None
+    return text, len(data), "UTF-8 with BOM" if bom else "UTF-8"
+
+
+def _decode_as(data, encoding, name):
+    """``data`` decoded strictly with ``encoding`` (its own BOM removed)."""
+    family = codecs.lookup(encoding).name
+    if family == "utf-8":
+        family = "utf-8-sig"
+    try:
+        text = data.decode(family)
+    except UnicodeDecodeError as err:
+        raise CsvImportError("%s line %d (byte offset %d): not valid %s (byte 0x%02x); check "
+                             "the file's encoding and pass it with --encoding"
+                             % (name, data.count(b"\n", 0, err.start) + 1, err.start, encoding,
+                                data[err.start])) from None
+    if family not in ("utf-16", "utf-16-le", "utf-16-be", "utf-32"):
+        _refuse_nul(data, name)
+    if "\x00" in text:
+        raise CsvImportError("%s: NUL character: this is binary data, not a CSV text file; "
+                             "export it as CSV" % name)
+    return text
+
+
+def _refuse_nul(data, name):
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise CsvImportError("%s line %d (byte offset %d): NUL byte: this is binary data (or "
+                             "UTF-16 without a BOM: pass --encoding utf-16-le), not a CSV text "
+                             "file; export it as CSV (UTF-8)"
+                             % (name, data.count(b"\n", 0, nul) + 1, nul))
+
+
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+SNIFF_RECORDS = 50
+SNIFF_CHARS = 65536
+
+
+def detect_delimiter(text):
+    """The delimiter of ``text`` among ``DELIMITERS``: the one that splits the first record
+    into more than one field and gives that same count on the most of the first
+    ``SNIFF_RECORDS`` non-blank records (tie: more fields, then the order of DELIMITERS);
+    ``","`` when none splits the first record (a one-column file)."""
+    sample = text[:SNIFF_CHARS]
+    if len(text) > SNIFF_CHARS:
+        sample = sample[:max(sample.rfind("\n"), sample.rfind("\r")) + 1] or sample
+    best, best_score = ",", None
+    for delimiter in DELIMITERS:
+        counts = []
+        for cells in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter):
+            if not is_blank(cells):
+                counts.append(len(cells))
+                if len(counts) >= SNIFF_RECORDS:
+                    break
+        if not counts or counts[0] < 2:
+            continue
+        score = (counts.count(counts[0]) / len(counts), counts[0])
+        if best_score is None or score > best_score:
+            best, best_score = delimiter, score
+    return best
 
 
 def count_lines(text):
     """Physical lines: ended by CRLF, LF or CR; a last line without an end counts too."""
-    ends = text.count("\n") + text.count("\r") - text.count("\r\n")
-    return ends + (1 if text and not text.endswith(("\n", "\r")) else 0)
+    return line_ends(text) + (1 if text and not text.endswith(("\n", "\r")) else 0)
 
 
-def iter_records(text, region, name):
+def line_ends(text, start=0, end=None):
+    """How many physical line ends (CRLF, LF or CR) ``text[start:end]`` holds."""
+    end = len(text) if end is None else end
+    return (text.count("\n", start, end) + text.count("\r", start, end)
+            - text.count("\r\n", start, end))
+
+
+def quoted_at(text, start, end, delimiter, inside=False):
+    """Whether a quoted field is open at ``end``, reading ``text[start:end]`` from a record
+    start (or, with ``inside``, from within a quoted field) the way the ``csv`` module's excel
+    dialect does: ``"`` opens a field only at the field's start, inside one ``""`` is a quote
+    and a lone ``"`` closes it; any other ``"`` is text. Costs a step a quote, not a
+    character."""
+    pos, find = start, text.find
+    while True:
+        at = find('"', pos, end)
+        if at < 0:
+            return inside
+        if inside:
+            if text.startswith('"', at + 1) and at + 1 < end:
+                pos = at + 2
+                continue
+            inside = False
+        elif at == 0 or text[at - 1] in (delimiter, "\n", "\r"):
+            inside = True
+        pos = at + 1
+
+
+def segments(text, start, size, delimiter):
+    """``(begin, end)`` pieces covering ``text[start:]``, about ``size`` characters each,
+    each ending just after a line feed outside any quoted field (``quoted_at``), or at the
+    end: so every piece holds whole records and can be parsed on its own. A quote left open
+    (a stray one) makes the piece run to the end, where its parser reports it."""
+    total, begin = len(text), start
+    while begin < total:
+        end, scanned, inside = begin, begin, False
+        while True:
+            nl = text.find("\n", max(end, begin + size - 1))
+            if nl < 0:
+                end = total
+                break
+            end = nl + 1
+            inside = quoted_at(text, scanned, end, delimiter, inside)
+            scanned = end
+            if not inside:
+                break
+        yield begin, end
+        begin = end
+
+
+def iter_records(text, region, name, delimiter=",", first_line=1):
     """Yield ``(line, cells, chars_done)`` for each CSV record (``[]`` for an empty line);
-    ``line`` is the physical line the record starts on. A stray quote (see the module
-    docstring) raises CsvImportError naming the file ``name`` when its record is reached."""
+    ``line`` is the physical line the record starts on (``text`` starting on ``first_line``).
+    A stray quote (see the module docstring) raises CsvImportError naming the file ``name``
+    when its record is reached."""
     if csv.field_size_limit() < len(text) + 1:
         csv.field_size_limit(len(text) + 1)     # every field fits; sizes are checked per row
     stream = io.StringIO(text, newline="")
-    reader = csv.reader(stream)
-    line, done = 1, 0
+    reader = csv.reader(stream, delimiter=delimiter)
+    line, done, shift = 1, 0, first_line - 1
     for cells in reader:
         start, done = done, stream.tell()
         if reader.line_num > line or done == len(text):   # multi-line, or may end in a quote
-            check_quotes(text[start:done], line, region, name)
-        yield line, cells, done
+            check_quotes(text[start:done], line + shift, region, name, delimiter)
+        yield line + shift, cells, done
         line = reader.line_num + 1
 
 
-def check_quotes(record, line, region, name):
+def check_quotes(record, line, region, name, delimiter=","):
     """CsvImportError when a quoted field of ``record`` (the text of one CSV record, starting
-    on physical ``line``) runs over a line that looks like a row, or is never closed."""
+    on physical ``line``) runs over a line that looks like a row, or is never closed. Of the
+    line where the field closes only the text inside the field counts: the cells after it (a
+    phone column after a multi-line address) belong to the record."""
     lines = list(io.StringIO(record, newline=""))
-    opened = _quote_openings(lines)
+    opened = _quote_openings(lines, delimiter)
     for i in range(1, len(lines)):
-        if _looks_like_row(lines[i], region):
+        if _looks_like_row(_inside_quotes(lines[i]), region, delimiter):
             at = line + opened[i - 1]
             raise CsvImportError(
                 "%s line %d: a quoted field opens here and runs on over line %d, which looks "
@@ -131,7 +249,19 @@ def check_quotes(record, line, region, name):
             "written \"\"), fix it and import again" % (name, at, line + len(lines) - 1, at))
 
 
-def _quote_openings(lines):
+def _inside_quotes(text):
+    """The start of a line that continues a quoted field, up to the field's closing quote."""
+    pos = 0
+    while True:
+        end = text.find('"', pos)
+        if end < 0:
+            return text
+        if not text.startswith('"', end + 1):
+            return text[:end]
+        pos = end + 2
+
+
+def _quote_openings(lines, delimiter):
     """For each line of one record: None, or, when a quoted field is still open at the line's
     end, the index of the line where it opened (excel dialect: ``"`` opens only a field start)."""
     out, quoted, opened = [], False, None
@@ -149,7 +279,7 @@ def _quote_openings(lines):
             elif at_field_start and text[pos] == '"':
                 quoted, opened, pos = True, index, pos + 1
             else:
-                pos = text.find(",", pos) + 1
+                pos = text.find(delimiter, pos) + 1
                 if not pos:
                     break
                 at_field_start = True
@@ -159,9 +289,9 @@ def _quote_openings(lines):
     return out
 
 
-def _looks_like_row(text, region):
+def _looks_like_row(text, region, delimiter):
     """True when a cell of one physical line, read as CSV on its own, is a phone number."""
-    for cell in next(csv.reader([text]), []):
+    for cell in next(csv.reader([text], delimiter=delimiter), []):
         if _PHONE_LIKE.fullmatch(cell):
             try:
                 phone.normalize(cell, region)
@@ -188,78 +318,7 @@ def is_blank(cells):
     return not any(map(str.strip, cells))
 
 
-def looks_like_header(cell, region):
-    """The header rule: letters, and not a phone number."""
-    if not any(char.isalpha() for char in cell):
-        return False
-    try:
-        phone.normalize(cell, region)
-    except PhoneError:
-        return True
-    return False
-
-
-# ---- normalising, in this process or in a pool ---------------------------------------------
-
-def _normalize_many(args):
-    """Worker: ``[(e164, None) | (None, reason)]`` for each raw string."""
-    raws, region = args
-    out = []
-    for raw in raws:
-        try:
-            out.append((phone.normalize(raw, region), None))
-        except PhoneError as err:
-            out.append((None, str(err)))
-    return out
-
-
-class Normalizer:
-    """``submit(raws)`` -> a handle whose ``get()`` is the list of (e164, reason) pairs."""
-
-    def __init__(self, region, pool=None):
-        self.region = region
-        self.pool = pool
-        self.memo = {}
-
-    def submit(self, raws):
-        known, todo = {}, []
-        for raw in dict.fromkeys(raws):
-            hit = self.memo.get(raw)
-            if hit is None:
-                todo.append(raw)
-            else:
-                known[raw] = hit
-        if self.pool is None:
-            job = _Done(_normalize_many((todo, self.region)))
-        else:
-            job = self.pool.apply_async(_normalize_many, ((todo, self.region),))
-        return _Pending(self.memo, raws, known, todo, job)
-
-
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def get(self, timeout=None):
-        return self.value
-
-
-class _Pending:
-    def __init__(self, memo, raws, known, todo, job):
-        self.memo, self.raws, self.known, self.todo, self.job = memo, raws, known, todo, job
-
-    def get(self):
-        try:
-            fresh = dict(zip(self.todo, self.job.get(WORKER_TIMEOUT_S)))
-        except multiprocessing.TimeoutError:
-            raise CsvImportError("the phone-number worker processes did not answer within %d s; "
-                                 "import again with workers=0" % WORKER_TIMEOUT_S) from None
-        if len(self.memo) + len(fresh) > MEMO_MAX:
-            self.memo.clear()
-        self.memo.update(fresh)
-        self.known.update(fresh)
-        return [self.known[raw] for raw in self.raws]
-
+# ---- the worker pool ----------------------------------------------------------------------
 
 @contextlib.contextmanager
 def pool_for(workers, total_bytes):

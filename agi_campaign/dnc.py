@@ -5,18 +5,23 @@ A list must be configured (``dnc_lists:`` in the YAML) before numbers go on it o
 valid lists, so a typo cannot create a list that no campaign checks. Lookups (``check``,
 ``lists_holding``, ``Lookup``) accept any names.
 
-``import_file`` reads one number per line, or the first column of a CSV, with ``csvreader``'s
-encoding rule (UTF-8 with or without BOM; anything else is a CsvImportError), stray-quote rule
-(a quoted field never closed, or running over a line that looks like a row, refuses the file)
-and header rule (a first cell named phone/number/... or one with letters that is not a number
-is a header). It runs in one transaction, and ``rows == added + already + invalid``: a number
-listed twice in the file counts as ``already`` the second time.
+``import_file`` reads a file exactly as a numbers import does (``csvlayout.open_table``:
+encoding, delimiter, header, phone column by ``--phone-column``, header name or content, stray
+quotes) and writes the same rejects file, so any file ``numbers import`` accepts is read whole
+here too. It runs in one transaction, and ``rows == added + already + invalid``: a number
+listed twice in the file counts as ``already`` the second time. Its exit status follows
+``csvout.exit_status`` (``added + already`` rows taken).
+
+``entries(list_name)`` streams a list in phone order; ``export(lists, out)`` writes
+``list,phone,added_at,source`` rows, a file ``import_file`` reads back (its ``phone`` header
+names the column).
 """
+import csv
 import dataclasses
 import os
 
-from agi_campaign import csvreader, phone
-from agi_campaign.clock import to_db
+from agi_campaign import csvlayout, csvout, csvreader, phone
+from agi_campaign.clock import from_db, to_db
 from agi_campaign.db import database
 from agi_campaign.errors import NotFoundError, PhoneError
 from agi_campaign.models import DncEntry
@@ -35,17 +40,25 @@ class DncImportReport:
     already: int = 0
     invalid: int = 0
     blank: int = 0
-    rejects: list = dataclasses.field(default_factory=list)    # (line, raw, reason)
+    lines: int = 0
+    read_as: str = ""
+    rejects_path: str = None
+    dry_run: bool = False
+    shown: list = dataclasses.field(default_factory=list)    # first (line, raw, reason)
 
     def summary(self):
+        """Counts, how the file was read, and the first invalid rows."""
         text = "%s -> Do-Not-Call list %s: %d rows: %d added, %d already listed, %d invalid" % (
             os.path.basename(self.filename), self.list_name, self.rows, self.added,
             self.already, self.invalid)
-        for line, raw, reason in self.rejects[:10]:
-            text += "\n  line %d: %r: %s" % (line, raw[:40], reason)
-        if len(self.rejects) > 10:
-            text += "\n  ... and %d more invalid rows" % (len(self.rejects) - 10)
-        return text
+        text += csvout.summary_details(self)
+        lines = [text, "read as: " + self.read_as]
+        if self.invalid:
+            lines += ["rows not added:"] + csvout.show_rejects(self.shown, self.invalid)
+        return "\n".join(lines)
+
+    def exit_status(self):
+        return csvout.exit_status(self.rows, self.added + self.already, self.invalid)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -154,68 +167,103 @@ def add(list_name, raws, region, now, source, *, known_lists):
 
 
 def remove(list_name, raws, region, *, known_lists):
-    """Take numbers off a list; returns how many were on it. An invalid number raises
-    PhoneError naming it, before anything is removed."""
+    """Take numbers off a list; returns ``(removed, not_listed)``, lists of E.164 numbers in
+    the order given. An invalid number raises PhoneError naming it, before anything is
+    removed."""
     require_list(list_name, known_lists)
     phones = list(dict.fromkeys(_normalized(raw, region) for raw in raws))
-    removed = 0
+    removed = []
     with database.atomic():
         for i in range(0, len(phones), LOOKUP_CHUNK):
-            removed += DncEntry.delete().where(
-                (DncEntry.list_name == list_name)
-                & DncEntry.phone.in_(phones[i:i + LOOKUP_CHUNK])).execute()
-    return removed
+            part = phones[i:i + LOOKUP_CHUNK]
+            where = (DncEntry.list_name == list_name) & DncEntry.phone.in_(part)
+            listed = {p for (p,) in DncEntry.select(DncEntry.phone).where(where).tuples()}
+            DncEntry.delete().where(where).execute()
+            removed += [p for p in part if p in listed]
+    gone = set(removed)
+    return removed, [p for p in phones if p not in gone]
 
 
-def import_file(list_name, path, region, now, *, known_lists, source=None, workers=None):
+def import_file(list_name, path, region, now, *, known_lists, source=None, workers=None,
+                dry_run=False, rejects_path=None, phone_column=None, delimiter=None,
+                encoding=None, progress=None):
     """Add every number of a file to a list, in one transaction; returns a DncImportReport.
-    ``workers``: normalising processes, as for ``importer.import_csv``."""
+    ``workers``, ``dry_run``, ``rejects_path``, ``phone_column``, ``delimiter``, ``encoding``,
+    ``progress``: as for ``importer.import_csv``."""
     require_list(list_name, known_lists)
     path = str(path)
-    text, total_bytes = csvreader.read_text(path)
-    report = DncImportReport(list_name=list_name, filename=path)
+    table = csvlayout.open_table(path, region, phone_column, delimiter, encoding)
+    report = DncImportReport(list_name=list_name, filename=path, blank=table.blank,
+                             lines=table.lines, read_as=table.read_as, dry_run=dry_run)
     source = source or ("file " + os.path.basename(path))[:DncEntry.source.max_length]
-    rows = _file_rows(text, region, report)
-    with csvreader.pool_for(workers, total_bytes) as pool, database.atomic():
-        normalizer = csvreader.Normalizer(region, pool)
-        seen = set()
-        chunks = [rows[start:start + csvreader.CHUNK_ROWS]
-                  for start in range(0, len(rows), csvreader.CHUNK_ROWS)]
-        jobs = [normalizer.submit([raw if not problem else "" for _, raw, problem in chunk])
-                for chunk in chunks]                  # all queued: the pool works ahead
-        for chunk, job in zip(chunks, jobs):
-            fresh = []
-            for (line, raw, problem), (e164, why) in zip(chunk, job.get()):
-                if problem or why:
-                    report.invalid += 1
-                    report.rejects.append((line, raw, problem or why))
-                elif e164 in seen:
-                    report.already += 1
-                else:
-                    seen.add(e164)
-                    fresh.append(e164)
-            added = _add_phones(list_name, fresh, now, source)
-            report.added += added
-            report.already += len(fresh) - added
-        report.rows = len(rows)
-        if report.rows != report.added + report.already + report.invalid:
-            raise AssertionError("DNC import counts do not add up, rolled back: %r" % (report,))
+    rejects = csvout.open_rejects(path, rejects_path, dry_run, table.layout.header)
+    try:
+        with csvreader.pool_for(workers, table.total_bytes) as pool, database.atomic():
+            preparer = csvlayout.Preparer(table, region, pool)
+            seen = set()
+            for rows in csvlayout.settled(table, report, preparer,
+                                          csvlayout.Progress(progress, table, report)):
+                fresh = []
+                for line, begin, end, raw, _, why, e164 in rows:
+                    if why is not None:
+                        report.invalid += 1
+                        rejects.write(line, raw, why, table.cells(begin, end))
+                    elif e164 in seen:
+                        report.already += 1
+                    else:
+                        seen.add(e164)
+                        fresh.append(e164)
+                report.rows += len(rows)
+                added = _new_phones(list_name, fresh) if dry_run else _add_phones(
+                    list_name, fresh, now, source)
+                report.added += len(added) if dry_run else added
+                report.already += len(fresh) - (len(added) if dry_run else added)
+            if report.rows != report.added + report.already + report.invalid:
+                raise AssertionError("DNC import counts do not add up, rolled back: %r"
+                                     % (report,))
+    except BaseException:
+        rejects.discard()
+        raise
+    report.rejects_path = csvout.commit_rejects(rejects, path)
+    report.shown = rejects.shown
     return report
 
 
-def _file_rows(text, region, report):
-    """``(line, raw, problem)`` for each data row: the first cell of each non-blank record."""
-    rows = []
-    first = True
-    for line, cells, _ in csvreader.iter_records(text, region, os.path.basename(report.filename)):
-        if csvreader.is_blank(cells):
-            report.blank += 1
-            continue
-        raw = cells[0]
-        if first:
-            first = False
-            if (raw.strip().lower() in csvreader.PHONE_HEADERS
-                    or csvreader.looks_like_header(raw, region)):
-                continue
-        rows.append((line, raw, csvreader.record_problem(cells)))
-    return rows
+def _new_phones(list_name, phones):
+    """Those of ``phones`` not on the list (a dry run's "would be added")."""
+    new = []
+    for i in range(0, len(phones), LOOKUP_CHUNK):
+        part = phones[i:i + LOOKUP_CHUNK]
+        have = {p for (p,) in DncEntry.select(DncEntry.phone).where(
+            (DncEntry.list_name == list_name) & DncEntry.phone.in_(part)).tuples()}
+        new += [p for p in part if p not in have]
+    return new
+
+
+def entries(list_name, page=5000):
+    """``(phone, added_at, source)`` of every entry of a list, in phone order, read in pages
+    (constant memory)."""
+    after = ""
+    while True:
+        rows = list(DncEntry.select(DncEntry.phone, DncEntry.added_at, DncEntry.source)
+                    .where((DncEntry.list_name == list_name) & (DncEntry.phone > after))
+                    .order_by(DncEntry.phone).limit(page).tuples())
+        for number, added_at, source in rows:
+            yield number, from_db(added_at), source
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
+
+
+def export(lists, out):
+    """Write ``list,phone,added_at,source`` rows of ``lists`` to the text stream ``out`` (cells
+    neutralised for spreadsheets); returns how many rows."""
+    writer = csv.writer(out)
+    writer.writerow(["list", "phone", "added_at", "source"])
+    count = 0
+    for name in lists:
+        for number, added_at, source in entries(name):
+            writer.writerow([csvout.neutralize(name), number, added_at.isoformat(),
+                             csvout.neutralize(source or "")])
+            count += 1
+    return count

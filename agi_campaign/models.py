@@ -26,6 +26,7 @@ class NumberStatus(str, enum.Enum):
     DONE = "done"
     FAILED = "failed"
     DNC = "dnc"
+    REMOVED = "removed"  # `numbers remove`: never claimed nor re-armed; row and attempts kept
 
 
 class AttemptStatus(str, enum.Enum):

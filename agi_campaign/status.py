@@ -1,8 +1,15 @@
-"""`agi-campaign status`: per campaign its state, why it is not dialing, and its counts."""
+"""`agi-campaign status`: per campaign its state, why it is not dialing, and its counts.
+
+``numbers`` counts every NumberStatus (``dnc``: numbers skipped as Do-Not-Call when they were
+claimed; ``removed``: taken out by ``numbers remove``) and ``total``, their sum, plus
+``blocked``: pending numbers that are now on one of the campaign's Do-Not-Call lists (added
+after the import); they are part of ``pending`` and become ``dnc`` when the claim reaches them.
+"""
 import peewee
 
 from agi_campaign import weektime
 from agi_campaign.clock import from_db
+from agi_campaign.db import database, is_postgres
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, Number,
                                  NumberStatus)
@@ -18,6 +25,39 @@ def number_counts(campaign_id):
         counts[row.status] = row.n
     counts["total"] = sum(counts.values())
     return counts
+
+
+def blocked_count(campaign_id, dnc_lists, pending):
+    """How many of the campaign's pending numbers (``pending`` of them: ``number_counts``) are
+    on one of ``dnc_lists``; a number on several lists counts once.
+
+    One COUNT that walks the smaller side: on SQLite, from the pending numbers (index
+    number(campaign, status, ...)) probing dnc_entry(list_name, phone), or from the lists' entries
+    probing number(campaign, phone); which side is smaller is read with a COUNT bounded by
+    ``pending + 1``. PostgreSQL's planner chooses itself (a hash semi-join at this size).
+    Measured at 900k pending numbers and 100k entries: SQLite 0.1-0.15 s (1.0 s walking the
+    numbers); PostgreSQL 0.25-0.3 s once the tables are analysed (6 s before autovacuum's first
+    ANALYZE after a bulk import).
+    """
+    lists = list(dnc_lists or ())
+    if not lists or not pending:
+        return 0
+    p = database.param
+    marks = ", ".join([p] * len(lists))
+    from_numbers = ("SELECT COUNT(*) FROM number n WHERE n.campaign_id = {p} AND n.status = {p} "
+                    "AND EXISTS (SELECT 1 FROM dnc_entry d WHERE d.list_name IN ({m}) "
+                    "AND d.phone = n.phone)")
+    if not is_postgres():
+        entries = database.execute_sql(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM dnc_entry WHERE list_name IN (%s) LIMIT %s) "
+            "AS e" % (marks, p), lists + [pending + 1]).fetchone()[0]
+        if entries < pending:
+            # `+n.status` keeps SQLite off the status index: the IN list drives the search
+            from_numbers = ("SELECT COUNT(*) FROM number n WHERE n.campaign_id = {p} AND "
+                            "+n.status = {p} AND n.phone IN (SELECT d.phone FROM dnc_entry d "
+                            "WHERE d.list_name IN ({m}))")
+    return database.execute_sql(from_numbers.format(p=p, m=marks),
+                                [campaign_id, NumberStatus.PENDING.value] + lists).fetchone()[0]
 
 
 def next_due(campaign_id):
@@ -59,6 +99,7 @@ def reason(row, cfg, now, counts, in_flight):
 
 def campaign_status(row, cfg, now):
     counts = number_counts(row.id)
+    counts["blocked"] = blocked_count(row.id, cfg.dnc_lists if cfg else (), counts["pending"])
     in_flight = (Attempt.select().where((Attempt.campaign == row.id)
                                         & Attempt.status.in_(IN_FLIGHT_STATUSES)).count())
     attempts = Attempt.select().where(Attempt.campaign == row.id).count()
@@ -83,10 +124,11 @@ def render(rows):
         c = r["numbers"]
         lines.append("%s [%s, %s] %s since %s — %s" % (r["name"], r["type"], r["server"],
                                                       r["state"], r["since"], r["reason"]))
-        lines.append("  numbers %d: pending %d, in flight %d, done %d, failed %d, dnc %d; "
-                     "attempts %d, calls in flight %d" % (
-                         c["total"], c["pending"], c["in_flight"], c["done"], c["failed"],
-                         c["dnc"], r["attempts"], r["in_flight"]))
+        blocked = " (%d blocked by DNC)" % c["blocked"] if c.get("blocked") else ""
+        lines.append("  numbers %d: pending %d%s, in flight %d, done %d, failed %d, dnc %d, "
+                     "removed %d; attempts %d, calls in flight %d" % (
+                         c["total"], c["pending"], blocked, c["in_flight"], c["done"],
+                         c["failed"], c["dnc"], c["removed"], r["attempts"], r["in_flight"]))
     return "\n".join(lines) if lines else "no campaigns"
 
 

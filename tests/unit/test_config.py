@@ -13,7 +13,8 @@ import pytest
 from agi_campaign import config as cfgmod
 from agi_campaign import yamlsafe
 from agi_campaign import db as db_mod
-from agi_campaign.config import campaign_settings_json, load_config, parse_config, to_display_dict
+from agi_campaign.config import (campaign_settings_json, load_config, missing_secrets,
+                                 parse_config, to_display_dict)
 from agi_campaign.dburl import mask_url
 from agi_campaign.errors import ConfigError
 
@@ -460,7 +461,8 @@ BAD_VALUES = [
     ("campaigns.bad name", {}, "campaigns: name 'bad name' must be 1-64 letters, digits, _ or -"),
     ("campaigns.c1", "x", "campaigns.c1 must be a mapping (key: value), got 'x'"),
     ("campaigns.c1.max_chanels", 5, "campaigns.c1: unknown key 'max_chanels' (valid: caller_id, "
-                                    "delay_ms, dial_timeout_s, dnc_lists, end, max_attempts, "
+                                    "countries, delay_ms, dial_timeout_s, dnc_lists, end, "
+                                    "max_attempts, "
                                     "max_channels, on_connect, region, retry_delay_s, server, "
                                     "start, timezone, type, week_time); did you mean "
                                     "'max_channels'?"),
@@ -829,3 +831,217 @@ def test_config_systemd_unit_outwaits_the_default_stop_deadline():
     unit = (pathlib.Path(__file__).parents[2] / "scheduler" / "agi-campaign.service").read_text()
     timeout = int(_re.search(r"^TimeoutStopSec=(\d+)$", unit, _re.M).group(1))
     assert timeout > SERVICE_FIELDS["stop_deadline_s"].default + 10
+
+
+# --- several problems at once -------------------------------------------------------------------
+
+def test_config_reports_every_problem_at_once_with_its_key_path():
+    data = with_value(base(), "campaigns.c1.max_channels", 0)
+    data = with_value(data, "servers.main.ami.port", 70000)
+    data = with_value(data, "fastagi.bogus", 1)
+    message = error_of(data)
+    lines = message.splitlines()
+    assert lines == ["config.yaml: 3 problems:",
+                     "  fastagi: unknown key 'bogus' (valid: allow, host, max_connections, "
+                     "max_line_bytes, port)",
+                     "  servers.main.ami.port must be an integer 1..65535, got 70000",
+                     "  campaigns.c1.max_channels must be an integer 1..1000, got 0"]
+
+
+def test_config_one_problem_keeps_the_one_line_message():
+    assert error_of(with_value(base(), "campaigns.c1.max_channels", 0)) == (
+        "config.yaml: campaigns.c1.max_channels must be an integer 1..1000, got 0")
+
+
+def test_config_every_key_of_a_section_and_every_campaign_is_checked():
+    data = base()
+    data["campaigns"]["c2"] = copy.deepcopy(data["campaigns"]["c1"])
+    data["campaigns"]["c1"].update(max_attempts=0, delay_ms=-1, bogus=1)
+    del data["campaigns"]["c2"]["caller_id"]
+    data["campaigns"]["c2"]["on_connect"] = {"type": "queue", "timeout_s": 0}
+    data["campaigns"]["c2"]["dnc_lists"] = ["global", "nope", "gone"]
+    message = error_of(data)
+    assert message.startswith("config.yaml: 8 problems:\n")
+    for text in ("campaigns.c1: unknown key 'bogus'", "campaigns.c1.max_attempts must be",
+                 "campaigns.c1.delay_ms must be",
+                 "campaigns.c2: missing required key 'caller_id'",
+                 "campaigns.c2.dnc_lists[1] 'nope' is not defined",
+                 "campaigns.c2.dnc_lists[2] 'gone' is not defined",
+                 "campaigns.c2.on_connect: missing required key 'queue'",
+                 "campaigns.c2.on_connect.timeout_s must be an integer 1..86400, got 0"):
+        assert "\n  " + text in message, text
+
+
+def test_config_scheduled_campaign_reports_start_end_and_week_time_together():
+    data = scheduled()
+    data["campaigns"]["c1"].update(start="tomorrow", end=None, week_time="mon-fro 09:00-10:00")
+    message = error_of(data)
+    assert message.startswith("config.yaml: 3 problems:\n")
+    assert "\n  campaigns.c1.start must be a date and time" in message
+    assert "\n  campaigns.c1.end is required for scheduled campaigns" in message
+    assert "\n  campaigns.c1.week_time 'mon-fro 09:00-10:00': unknown day" in message
+
+
+def test_config_unusable_section_is_not_reported_again_through_references():
+    data = with_value(base(), "servers", ["main"])
+    data["campaigns"]["c1"]["server"] = "main"
+    data["dnc_lists"] = "global"
+    data["campaigns"]["c1"]["dnc_lists"] = ["global"]
+    message = error_of(data)
+    assert message.splitlines() == [
+        "config.yaml: 2 problems:",
+        "  servers must be a mapping (key: value), got a list",
+        "  dnc_lists must be a mapping (key: value), got 'global'"]
+
+
+def test_config_bad_server_name_is_still_a_defined_server():
+    data = base()
+    data["servers"] = {"Main": data["servers"]["main"]}
+    data["campaigns"]["c1"]["server"] = "Main"
+    assert error_of(data) == ("config.yaml: servers: name 'Main' must be 1-32 characters of "
+                              "a-z 0-9 _ -")
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("servers:\n  main: [1, 2\n  other: 3\n", "line 3 column "),
+    ("- a\n- b\n", "the top level must be a mapping of sections"),
+    ("", "the file is empty"),
+])
+def test_config_unreadable_file_stops_at_the_first_problem(tmp_path, content, expected):
+    message = load_error(write(tmp_path, content))
+    assert "problems:" not in message and expected in message and "\n" not in message
+
+
+def test_config_file_with_several_mistakes_names_the_file_once(tmp_path):
+    text = MINIMAL_YAML + ("service: {tick_ms: 0, stop_deadline_s: -1}\n"
+                           "fastagi: {port: 0}\n")
+    path = write(tmp_path, text)
+    assert load_error(path) == (
+        "%s: 3 problems:\n"
+        "  fastagi.port must be an integer 1..65535, got 0\n"
+        "  service.tick_ms must be an integer 10..1000, got 0\n"
+        "  service.stop_deadline_s must be an integer 0..3600, got -1" % path)
+
+
+# --- secrets only where needed ------------------------------------------------------------------
+
+def test_config_need_secrets_false_loads_without_the_secret_variable(monkeypatch):
+    monkeypatch.delenv("AGI_CAMPAIGN_AMI_SECRET", raising=False)
+    cfg = load_config(EXAMPLE, need_secrets=False)
+    server = cfg.servers["main"]
+    assert server.ami_secret is None and server.ami_secret_env == "AGI_CAMPAIGN_AMI_SECRET"
+    assert missing_secrets(cfg) == ["AGI_CAMPAIGN_AMI_SECRET"]
+    assert to_display_dict(cfg)["servers"]["main"]["ami"] == {
+        "host": "127.0.0.1", "port": 5038, "username": "agi-campaign",
+        "secret_env": "AGI_CAMPAIGN_AMI_SECRET"}
+    message = load_error(EXAMPLE)          # need_secrets=True is the default
+    assert message == ("%s: servers.main.ami.secret_env: environment variable "
+                       "AGI_CAMPAIGN_AMI_SECRET is not set (or empty); export "
+                       "AGI_CAMPAIGN_AMI_SECRET=<AMI secret> before starting, or use secret:"
+                       % EXAMPLE)
+    with pytest.raises(ConfigError, match="AGI_CAMPAIGN_AMI_SECRET is not set"):
+        load_config(EXAMPLE, need_secrets=True)
+
+
+def test_config_need_secrets_false_still_reads_a_set_secret(monkeypatch):
+    monkeypatch.setenv("AGI_CAMPAIGN_AMI_SECRET", "s3cret")
+    cfg = load_config(EXAMPLE, need_secrets=False)
+    assert cfg.servers["main"].ami_secret == "s3cret" and missing_secrets(cfg) == []
+    assert to_display_dict(cfg)["servers"]["main"]["ami"]["secret"] == "***"
+    assert missing_secrets(parse_config(base(), "x", need_secrets=False)) == []
+
+
+def test_config_need_secrets_false_keeps_the_other_secret_checks(monkeypatch):
+    monkeypatch.delenv("ACAMP_TEST_SECRET", raising=False)
+    monkeypatch.setenv("ACAMP_BAD_SECRET", "pw\nAction: Logoff")
+    for ami, expected in (
+            ({"username": "u", "secret": "pw", "secret_env": "ACAMP_TEST_SECRET"},
+             "servers.main.ami has both secret and secret_env"),
+            ({"username": "u"}, "servers.main.ami: missing secret_env (or secret)"),
+            ({"username": "u", "secret_env": "1BAD"}, "must be an environment variable name"),
+            ({"username": "u", "secret_env": "ACAMP_BAD_SECRET"},
+             "environment variable ACAMP_BAD_SECRET must be a non-empty string")):
+        with pytest.raises(ConfigError) as info:
+            parse_config(with_value(base(), "servers.main.ami", ami), "x", need_secrets=False)
+        assert expected in str(info.value) and "Logoff" not in str(info.value)
+
+
+def test_config_missing_secrets_lists_each_variable_once(monkeypatch):
+    monkeypatch.delenv("ACAMP_A", raising=False)
+    monkeypatch.delenv("ACAMP_B", raising=False)
+    data = base()
+    data["servers"] = {name: {"ami": {"username": "u", "secret_env": var},
+                              "dial_template": "PJSIP/{number}@t"}
+                       for name, var in (("a", "ACAMP_A"), ("b", "ACAMP_B"), ("c", "ACAMP_A"),
+                                         ("d", None))}
+    data["servers"]["d"]["ami"] = {"username": "u", "secret": "pw"}
+    data["campaigns"]["c1"]["server"] = "d"
+    cfg = parse_config(data, "x", need_secrets=False)
+    assert missing_secrets(cfg) == ["ACAMP_A", "ACAMP_B"]
+    message = error_of(data)
+    assert message.startswith("config.yaml: 3 problems:\n")
+    assert message.count("is not set (or empty)") == 3
+
+
+# --- allowed countries --------------------------------------------------------------------------
+
+def test_config_countries_default_is_every_country():
+    c1 = parse_config(base(), "x").campaigns["c1"]
+    assert c1.countries == ()
+    assert to_display_dict(parse_config(base(), "x"))["campaigns"]["c1"]["countries"] == []
+
+
+def test_config_countries_are_upper_cased_and_shown():
+    cfg = parse_config(with_value(base(), "campaigns.c1.countries", ["us", "CA", "Gb"]), "x")
+    assert cfg.campaigns["c1"].countries == ("US", "CA", "GB")
+    display = json.loads(json.dumps(to_display_dict(cfg)))
+    assert display["campaigns"]["c1"]["countries"] == ["US", "CA", "GB"]
+    del display["path"]
+    assert parse_config(display, "display").campaigns == cfg.campaigns
+    assert json.loads(campaign_settings_json(cfg.campaigns["c1"]))["countries"] == \
+        ["US", "CA", "GB"]
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("US", "campaigns.c1.countries must be a list of two-letter regions like [US, CA] ([] = "
+           "every country), got 'US'"),
+    (["US", "XX"], "campaigns.c1.countries[1] must be a two-letter region known to phonenumbers "
+                   "like US, GB or DE, got 'XX'"),
+    (["USA"], "campaigns.c1.countries[0] must be a two-letter region"),
+    ([1], "campaigns.c1.countries[0] must be a two-letter region known to phonenumbers like US, "
+          "GB or DE, got 1"),
+    (["001"], "campaigns.c1.countries[0] must be a two-letter region"),
+    ([False], "campaigns.c1.countries[0] must be a two-letter region known to phonenumbers like "
+              "US, GB or DE, got false (a boolean); YAML reads NO (Norway) as false: write 'NO' "
+              "in quotes"),
+    (["US", "CA", "us"], "campaigns.c1.countries[2] 'US' is listed twice (also "
+                         "campaigns.c1.countries[0]); keep one"),
+])
+def test_config_countries_rejects_bad_value(value, expected):
+    message = error_of(with_value(base(), "campaigns.c1.countries", value))
+    assert message.startswith("config.yaml: " + expected) and "\n" not in message
+
+
+def test_config_region_no_read_as_false_gets_a_hint():
+    assert "YAML reads NO (Norway) as false: write 'NO' in quotes" in \
+        error_of(with_value(base(), "campaigns.c1.region", False))
+
+
+def test_config_countries_in_the_example_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGI_CAMPAIGN_AMI_SECRET", "s3cret")
+    text = EXAMPLE.read_text().replace("# countries: [US, CA]", "countries: [US, CA]")
+    assert "countries: [US, CA]" in text
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.campaigns["reminders"].countries == ("US", "CA")
+    assert load_config(EXAMPLE).campaigns["reminders"].countries == ()
+
+
+def test_config_bad_name_is_not_checked_further_so_it_never_reaches_a_key_path():
+    data = base()
+    data["campaigns"]["bad\nAction: Originate"] = {"max_channels": 0}
+    data["dnc_lists"][5] = {"description": 5}
+    message = error_of(data)
+    assert message.splitlines() == [
+        "config.yaml: 2 problems:",
+        "  dnc_lists: name 5 must be 1-64 characters of a-z 0-9 _ -",
+        "  campaigns: name 'bad\\nAction: Originate' must be 1-64 letters, digits, _ or -"]

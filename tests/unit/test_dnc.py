@@ -51,7 +51,7 @@ def test_dnc_remove_counts_and_invalid_removes_nothing(db):
         dnc.remove("global", ["2025550101", "abc"], "US", known_lists=KNOWN)
     assert len(entries()) == 3
     assert dnc.remove("global", ["+1 202 555 0101", "(202) 555-0101", "2025550109"], "US",
-                      known_lists=KNOWN) == 1
+                      known_lists=KNOWN) == (["+12025550101"], ["+12025550109"])
     assert entries("global") == ["+12025550102"] and entries("vip") == ["+12025550101"]
 
 
@@ -100,7 +100,12 @@ def test_dnc_import_file_counts_add_up(db, tmp_path):
     report = dnc.import_file("global", path, "US", NOW, known_lists=KNOWN, source="crm")
     assert (report.rows, report.added, report.already, report.invalid, report.blank) == \
         (6, 2, 2, 2, 1)
-    assert report.rejects == [(5, "hello", "contains letters"), (7, "12", "too short")]
+    assert report.shown == [(5, "hello", "contains letters"), (7, "12", "too short")]
+    assert report.rejects_path == str(path) + ".rejects.csv"
+    with open(report.rejects_path, encoding="utf-8") as fh:
+        assert fh.read().splitlines() == ["line,raw,reason", "5,hello,contains letters,hello",
+                                          "7,12,too short,12"]
+    assert report.exit_status() == 3
     assert entries() == ["+12025550101", "+12025550102", "+12025550104"]
     assert "2 added, 2 already listed, 2 invalid" in report.summary()
     assert "line 5: 'hello': contains letters" in report.summary()

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from agi_campaign import csvreader, dnc, importer
+from agi_campaign import csvlayout, csvreader, dnc, importer
 from agi_campaign.clock import to_db
 from agi_campaign.errors import CsvImportError, NotFoundError
 from agi_campaign.models import Campaign, DncEntry, ImportBatch, Number
@@ -146,7 +146,9 @@ def test_importer_multiline_field_without_phone_numbers_is_allowed_and_lines_cou
     assert json.loads(Number.get(Number.phone == us(1)).extra) == {
         "address": "12 Main St\r\nApt 4\r\nSpringfield, IL 62704"}
     assert report.summary() == ("numbers.csv: 3 rows: 3 imported, 0 duplicates, 0 invalid, 0 on "
-                                "Do-Not-Call lists; 7 lines read; 1 blank lines skipped")
+                                "Do-Not-Call lists; 7 lines read; 1 blank lines skipped\n"
+                                "read as: UTF-8, comma-separated, header on line 1, phone "
+                                "column: 'phone' (column 1)")
 
 
 def test_csvreader_count_lines():
@@ -158,19 +160,27 @@ def test_importer_non_utf8_names_line_offset_and_fix(campaign, tmp_path):
     path = write(tmp_path, b"phone,name\n2025550101,Ann\n2025550102,Jos\xe9\n")
     with pytest.raises(CsvImportError) as err:
         run(campaign, path)
-    assert str(err.value) == ("numbers.csv line 3 (byte offset 40): not UTF-8 (byte 0xe9); "
-                              "save it as UTF-8")
+    assert str(err.value) == (
+        "numbers.csv line 3 (byte offset 40): not UTF-8 (byte 0xe9); if Excel on Windows saved "
+        "it (\"CSV (Comma delimited)\"), import again with --encoding cp1252 (read so, the line "
+        "is '2025550102,José'), else name the file's encoding with --encoding (e.g. latin-1), or "
+        "save it as CSV UTF-8")
     assert Number.select().count() == 0 and ImportBatch.select().count() == 0
+    report = run(campaign, path, encoding="cp1252")
+    assert (report.rows, report.imported, report.read_as[:7]) == (2, 2, "cp1252,")
+    assert json.loads(Number.get(Number.phone == us(2)).extra) == {"name": "José"}
 
 
 def test_importer_binary_data_is_refused(campaign, tmp_path):
     path = write(tmp_path, b"phone\n2025550101\n\x89PNG\x00\x00\x1a")
     with pytest.raises(CsvImportError, match=r"line 3 .*NUL byte.*binary"):
         run(campaign, path)
-    path = write(tmp_path, "phone\n2025550101\n".encode("utf-16"), name="u16.csv")
-    with pytest.raises(CsvImportError, match="UTF-16; save it as UTF-8"):
-        run(campaign, path)
     assert ImportBatch.select().count() == 0
+    path = write(tmp_path, "phone\tname\n2025550101\tJosé\n".encode("utf-16"), name="u16.csv")
+    report = run(campaign, path)        # Excel's "Unicode Text": UTF-16 with a BOM, tabs
+    assert (report.rows, report.imported) == (1, 1)
+    assert report.read_as.startswith("UTF-16, tab-separated")
+    assert json.loads(Number.get(Number.phone == us(1)).extra) == {"name": "José"}
 
 
 def test_importer_missing_file_and_unknown_campaign(campaign, tmp_path):
@@ -215,8 +225,9 @@ def test_importer_unknown_phone_column_lists_headers(campaign, tmp_path):
     path = write(tmp_path, "id,Name,Cell\n7,Ann,202-555-0101\n")
     with pytest.raises(CsvImportError) as err:
         run(campaign, path, phone_column="mobile")
-    assert str(err.value) == ("numbers.csv: no column named 'mobile'; the first row has: "
-                              "id, Name, Cell")
+    assert str(err.value) == ("numbers.csv: --phone-column mobile: no column named 'mobile'; "
+                              "the first row has: id, Name, Cell (or give a column number, "
+                              "counting from 1)")
 
 
 def test_importer_rows_with_more_or_fewer_fields_than_header(campaign, tmp_path):
@@ -353,7 +364,7 @@ def test_importer_dry_run_writes_nothing(campaign, tmp_path):
 
 def test_importer_exception_mid_import_leaves_nothing(campaign, tmp_path, monkeypatch):
     monkeypatch.setattr(csvreader, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(importer, "PROGRESS_EVERY_ROWS", 50)
+    monkeypatch.setattr(csvlayout, "PROGRESS_EVERY_S", 0)
     monkeypatch.setattr(importer, "INSERT_ROWS", 7)
     path = write(tmp_path, "phone\n" + "\n".join(us(i) for i in range(120)) + "\nbad\n")
     calls = []
@@ -365,21 +376,21 @@ def test_importer_exception_mid_import_leaves_nothing(campaign, tmp_path, monkey
 
     with pytest.raises(RuntimeError, match="disk on fire"):
         run(campaign, path, progress=progress)
-    assert calls == [50, 100]
+    assert calls == list(range(10, 101, 10))
     assert Number.select().count() == 0 and ImportBatch.select().count() == 0
     assert [p for p in os.listdir(tmp_path) if "rejects" in p] == []
 
 
 def test_importer_progress_reports_rows_and_bytes(campaign, tmp_path, monkeypatch):
     monkeypatch.setattr(csvreader, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(importer, "PROGRESS_EVERY_ROWS", 50)
+    monkeypatch.setattr(csvlayout, "PROGRESS_EVERY_S", 0)
     path = write(tmp_path, "phone\n" + "\n".join(us(i) for i in range(120)) + "\n")
     calls = []
     run(campaign, path, progress=lambda *a: calls.append(a))
     size = os.path.getsize(path)
-    assert [c[0] for c in calls] == [50, 100, 120]
+    assert [c[0] for c in calls] == list(range(10, 121, 10))
     assert all(c[2] == size for c in calls) and calls[-1][1] == size
-    assert 0 < calls[0][1] < calls[1][1] < size
+    assert 0 < calls[0][1] < calls[5][1] < size
 
 
 def test_importer_rejects_path_given_and_unwritable(campaign, tmp_path):
@@ -408,3 +419,15 @@ def test_importer_dnc_import_file_with_worker_pool(db, tmp_path):
     path = write(tmp_path, "\n".join([us(i % 40) for i in range(100)] + ["bad"]), "d.csv")
     report = dnc.import_file("global", path, "US", NOW, known_lists=["global"], workers=2)
     assert (report.rows, report.added, report.already, report.invalid) == (101, 40, 60, 1)
+
+
+def test_importer_countries_reject_other_countries_with_the_reason(campaign, tmp_path):
+    path = write(tmp_path, "phone\n2025550101\n+44 20 7946 0000\n+1 416 555 0123\n"
+                           "+33 1 42 68 53 00\n")
+    report = run(campaign, path, countries=("US", "CA"))
+    assert (report.rows, report.imported, report.invalid) == (4, 2, 2)
+    assert sorted(n.phone for n in Number.select()) == ["+12025550101", "+14165550123"]
+    assert [row[2] for row in read_rejects(report.rejects_path)[1:]] == [
+        "country GB is not allowed in this campaign (countries: US, CA)",
+        "country FR is not allowed in this campaign (countries: US, CA)"]
+    assert report.exit_status() == 3
