@@ -191,6 +191,9 @@ def _write_out(output, write):
     if output in (None, "-"):
         write(sys.stdout)
         return 0
+    if os.path.isdir(output):
+        raise UsageError("--output %s is a folder; name a file, e.g. %s"
+                         % (output, os.path.join(output, "export.csv")))
     folder = os.path.dirname(os.path.abspath(output))
     try:
         fd, temp = tempfile.mkstemp(prefix=".export-", suffix=".tmp", dir=folder)
@@ -201,6 +204,11 @@ def _write_out(output, write):
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             count = write(out)
         os.replace(temp, output)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise UsageError("--output %s: cannot write it: %s" % (output, err.strerror or err)) \
+            from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)

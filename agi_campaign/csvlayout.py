@@ -1,12 +1,13 @@
 """Which column of a CSV file holds the phone number, and whether its first record is a header.
 
-``open_table(path, region, phone_column, delimiter, encoding)`` reads a file (``csvreader``)
-and returns a ``Table``: its ``Layout``, its records and how it was read; ``settled(table,
-counts, Preparer(table, region, pool, countries), progress)`` yields its rows a segment at a
-time, parsed, split and normalised (in a pool of worker processes for large files: the main
-process only cuts the text at record boundaries, ``csvreader.segments``, and writes). Both imports (numbers and Do-Not-Call lists) read files through them, so one file
-is read the same way by both.
-The rules, applied to the first non-blank record and the ``SAMPLE_ROWS`` records after it:
+``open_table(path, region, phone_column, delimiter, encoding, purpose)`` reads a file
+(``csvreader``) and returns a ``Table``: its ``Layout``, its text, where the data starts and how
+it was read; ``settled(table, counts, Preparer(table, region, pool, countries), progress)``
+yields its rows a segment at a time, parsed, split and normalised (in a pool of worker
+processes for large files: the main process only cuts the text at record boundaries,
+``csvreader.segments``, and writes). Both imports (numbers and Do-Not-Call lists) read files
+through them, so one file is read the same way by both. The rules, applied to the first
+non-blank record and the ``SAMPLE_ROWS`` records after it:
 
 - Phone column, in this order: ``phone_column`` (``spec``) when given: a header name (compared
   by ``header_key``: case, accents and punctuation ignored), a 1-based column number, or
@@ -17,14 +18,19 @@ The rules, applied to the first non-blank record and the ``SAMPLE_ROWS`` records
   rows, if at least half of them are. Otherwise the file is refused (CsvImportError, naming
   the columns, and ``--phone-column A+B`` when two adjacent columns together are valid).
 - Header: the first record is a header when ``spec`` names a header, or one of its cells is a
-  synonym, or none of its cells is a valid phone number and one has letters. Otherwise it is
-  data and is kept (a headerless file whose first row is a number loses nothing).
+  synonym, or none of its cells is a valid phone number and one has letters - unless its cell
+  in the phone column looks like a number (a first row with a name and a bad number is data).
+  Otherwise it is data and is kept (a headerless file whose first row is a number loses
+  nothing). A header and no data row is a file of 0 rows.
+- ``purpose="dnc"`` (a Do-Not-Call list): no other column is kept or checked, and a file where
+  a column besides the phone column holds mostly valid numbers is refused unless ``spec``
+  names the column: each is imported on its own, none is left out unnoticed.
 - ``Layout.split(cells)`` -> ``(raw phone, extra JSON, None)`` or ``(raw, None, reason)``: the
-  other columns are kept as a JSON object ``{header: value}`` (``col2``, ``col3``... by
-  position without a header; a row with fewer cells gets ``""``). At most
-  ``MAX_EXTRA_COLUMNS`` such columns and ``MAX_EXTRA_CHARS`` characters a value; a too large
-  record (``csvreader.record_problem``) or more cells than the header (unless the extra ones
-  are empty) make the row invalid.
+  first ``MAX_EXTRA_COLUMNS`` other columns are kept as a JSON object ``{header: value}``
+  (``col2``, ``col3``... by position without a header; a row with fewer cells gets ``""``;
+  ``describe()`` says how many more were not kept). A value over ``MAX_EXTRA_CHARS``, a too
+  large record (``csvreader.record_problem``) or more cells than the header (unless the extra
+  ones are empty) make the row invalid.
 """
 import collections
 import csv
@@ -32,6 +38,7 @@ import dataclasses
 import io
 import json
 import multiprocessing
+import operator
 import os
 import re
 import time
@@ -40,10 +47,12 @@ import unicodedata
 from agi_campaign import csvreader, phone
 from agi_campaign.errors import CsvImportError, PhoneError
 
-MAX_EXTRA_COLUMNS = 20
-MAX_EXTRA_CHARS = 200
+MAX_EXTRA_COLUMNS = 20         # other columns kept with a number (the first ones)
+MAX_EXTRA_CHARS = 1000         # a longer value makes its row invalid
 MAX_HEADER_CHARS = 100
 SAMPLE_ROWS = 200
+MAX_SCAN_COLUMNS = 100         # columns searched for numbers by content
+MAX_SCAN_CELLS = 20_000        # cells read to find the phone column (fewer rows when wide)
 MIN_VALID_SHARE = 0.5
 PROGRESS_EVERY_S = 0.5
 WORKER_TIMEOUT_S = 120      # for one chunk; a pool whose workers cannot start never answers
@@ -95,25 +104,37 @@ def _column_label(index, header):
 
 
 class Layout:
-    """The phone column(s) and the names of the other columns."""
+    """The phone column(s), the names of the other columns and which of them are kept
+    (``keep_extra=False``, for Do-Not-Call lists: none, and no check of them)."""
 
-    def __init__(self, phone_indexes, header, found_by):
+    def __init__(self, phone_indexes, header, found_by, header_line=1, keep_extra=True):
         self.phone_indexes = tuple(phone_indexes)
         self.header = header            # list of names, or None when the file has no header
         self.found_by = found_by        # "--phone-column", "header name" or "content"
+        self.header_line = header_line
+        self.keep_extra = keep_extra
         self.names = ([name or "col%d" % (i + 1) for i, name in enumerate(header)]
                       if header is not None else [])
+        others = [i for i in range(len(self.names)) if i not in self.phone_indexes]
+        self.kept = others[:MAX_EXTRA_COLUMNS] if keep_extra else []
+        self.dropped = len(others) - len(self.kept) if keep_extra else 0
         self._template = None           # the extra JSON of a full row, as a % template
-        if header is not None and len(self.phone_indexes) == 1:
-            keys = [_encode(n) for i, n in enumerate(self.names) if i != self.phone_indexes[0]]
+        if header is not None and keep_extra and len(self.phone_indexes) == 1:
+            keys = [_encode(self.names[i]) for i in self.kept]
             self._template = "{%s}" % ", ".join(key.replace("%", "%%") + ": %s" for key in keys)
+            self._kept_cells = (operator.itemgetter(*self.kept) if len(self.kept) > 1
+                                else _Cells(self.kept))
 
     def describe(self):
         columns = " + ".join(_column_label(i, self.header) for i in self.phone_indexes)
-        return "%s, phone %s: %s" % (
-            "header on line 1" if self.header is not None else "no header",
+        text = "%s, phone %s: %s" % (
+            "header on line %d" % self.header_line if self.header is not None else "no header",
             "columns" if len(self.phone_indexes) > 1 else "column", columns
             + {"content": " (found by its content)", "header name": ""}.get(self.found_by, ""))
+        if self.dropped:
+            text += "; %d more columns not kept (at most %d are stored)" % (self.dropped,
+                                                                             MAX_EXTRA_COLUMNS)
+        return text
 
     def split(self, cells):
         """``(raw phone, extra JSON, None)`` or ``(raw, None, reason)`` for one record."""
@@ -122,8 +143,8 @@ class Layout:
                 and sum(map(len, cells)) <= MAX_EXTRA_CHARS):
             # The usual row, short and as wide as the header: the same JSON as below
             # (test_csvlayout checks they agree), built ~4x faster.
-            i = self.phone_indexes[0]
-            return cells[i], self._template % tuple(map(_encode, cells[:i] + cells[i + 1:])), None
+            return (cells[self.phone_indexes[0]],
+                    self._template % tuple(map(_encode, self._kept_cells(cells))), None)
         return self._split(cells, count)
 
     def _split(self, cells, count):
@@ -132,25 +153,23 @@ class Layout:
             raw = cells[indexes[0]] if indexes[0] < count else ""
         else:
             raw = "".join(cells[i].strip() for i in indexes if i < count)
+        if max(indexes) >= count:
+            return raw, None, "no phone column (only %d fields)" % count
+        if not self.keep_extra:
+            return raw, None, None
         problem = csvreader.record_problem(cells)
         if problem:
             return raw, None, problem
-        if max(indexes) >= count:
-            return raw, None, "no phone column (only %d fields)" % count
         if self.header is None:
-            if count - len(indexes) > MAX_EXTRA_COLUMNS:
-                return raw, None, ("%d columns besides the phone; at most %d are kept"
-                                   % (count - len(indexes), MAX_EXTRA_COLUMNS))
             names = ["col%d" % (i + 1) for i in range(count)]
+            kept = [i for i in range(count) if i not in indexes][:MAX_EXTRA_COLUMNS]
         else:
-            names = self.names
-            if count != len(names):
-                if count > len(names) and not csvreader.is_blank(cells[len(names):]):
-                    return raw, None, ("%d fields but the header has %d (a delimiter in an "
-                                       "unquoted field?)" % (count, len(names)))
-                cells = (cells + [""] * len(names))[:len(names)]
-        extra = {name: cell for i, (name, cell) in enumerate(zip(names, cells))
-                 if i not in indexes}
+            names, kept = self.names, self.kept
+            if count > len(names) and not csvreader.is_blank(cells[len(names):]):
+                return raw, None, ("%d fields but the header has %d (a delimiter in an "
+                                   "unquoted field?)" % (count, len(names)))
+            cells = (cells + [""] * len(names))[:len(names)]
+        extra = {names[i]: cells[i] for i in kept}
         if max(map(len, extra.values()), default=0) > MAX_EXTRA_CHARS:
             long_name = next(k for k, v in extra.items() if len(v) > MAX_EXTRA_CHARS)
             return raw, None, "column %r longer than %d characters" % (long_name,
@@ -158,32 +177,76 @@ class Layout:
         return raw, _to_json(extra), None
 
 
+class _Cells:
+    """``itemgetter`` that always returns a tuple (for 0 or 1 index too); picklable."""
+
+    def __init__(self, indexes):
+        self.indexes = tuple(indexes)
+
+    def __call__(self, cells):
+        return tuple(cells[i] for i in self.indexes)
+
+
 _to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 _encode = json.encoder.encode_basestring        # one string as _to_json writes it
 
 
-def detect(sample, region, name, spec=None):
+def detect(sample, region, name, spec=None, purpose="numbers", header_line=1):
     """The Layout of a file whose first non-blank records are ``sample`` (the first one
-    first); ``name`` names the file in errors. See the module docstring for the rules."""
+    first, on physical line ``header_line``); ``name`` names the file in errors; ``purpose``
+    ``"dnc"`` keeps no other column and refuses a file where several columns hold numbers.
+    See the module docstring for the rules."""
     first = [cell.strip() for cell in sample[0]]
-    keys = [header_key(cell) for cell in first]
+    layout = _layout(sample, first, region, name, spec, purpose == "numbers", header_line)
+    if purpose == "dnc" and not (spec and spec.strip()):
+        _one_phone_column(layout, sample, region, name)
+    return _checked(layout, name)
+
+
+def _layout(sample, first, region, name, spec, keep, line):
     if spec is not None and spec.strip():
         indexes, named = _resolve(spec, first, name)
-        header = named or _looks_like_header(first, region)
-        return _checked(Layout(indexes, first if header else None, "--phone-column"), name)
-    synonyms = [i for i, key in enumerate(keys) if key in SYNONYMS]
+        header = named or (_looks_like_header(first, region) and not (
+            len(indexes) == 1 and csvreader.PHONE_LIKE.fullmatch(first[indexes[0]])))
+        return Layout(indexes, first if header else None, "--phone-column", line, keep)
+    synonyms = [i for i, cell in enumerate(first) if header_key(cell) in SYNONYMS]
     if synonyms:
         shares = _valid_shares(sample[1:], region, len(first))
         best = max(synonyms, key=lambda i: (shares[i], -i))
-        return _checked(Layout([best], first, "header name"), name)
+        return Layout([best], first, "header name", line, keep)
     header = _looks_like_header(first, region)
     rows = sample[1:] if header else sample
-    width = max(map(len, rows), default=len(first))
+    if not rows:                        # a header and nothing else: no data row to import
+        return Layout([0], first, "content", line, keep)
+    width = min(max(map(len, rows)), MAX_SCAN_COLUMNS)
+    rows = rows[:max(MAX_SCAN_CELLS // width, 10)]
     shares = _valid_shares(rows, region, width)
-    best = max(range(width), key=lambda i: (shares[i], -i), default=None)
-    if best is not None and rows and shares[best] >= MIN_VALID_SHARE:
-        return _checked(Layout([best], first if header else None, "content"), name)
-    raise CsvImportError(_no_phone_column(rows, region, width, first if header else None, name))
+    best = max(range(width), key=lambda i: (shares[i], -i))
+    if shares[best] < MIN_VALID_SHARE:
+        raise CsvImportError(_no_phone_column(rows, region, width, first if header else None,
+                                              name))
+    if header and best < len(first) and csvreader.PHONE_LIKE.fullmatch(first[best]):
+        header = False                  # letters elsewhere, a (bad) number in the phone column
+    return Layout([best], first if header else None, "content", line, keep)
+
+
+def _one_phone_column(layout, sample, region, name):
+    """CsvImportError when a column besides the chosen one holds mostly valid numbers: a
+    Do-Not-Call import takes one column, and must not leave the other one's numbers out."""
+    rows = sample[1:] if layout.header is not None else sample
+    if not rows:
+        return
+    width = min(max(map(len, rows)), MAX_SCAN_COLUMNS)
+    shares = _valid_shares(rows[:max(MAX_SCAN_CELLS // width, 10)], region, width)
+    others = [i for i in range(width)
+              if i not in layout.phone_indexes and shares[i] >= MIN_VALID_SHARE]
+    if others:
+        columns = [layout.phone_indexes[0]] + others
+        raise CsvImportError(
+            "%s: several columns hold phone numbers (%s); a Do-Not-Call import takes one column "
+            "at a time, so that none is left out unnoticed: import the file once for each, "
+            "with %s" % (name, ", ".join(_column_label(i, layout.header) for i in columns),
+                         " and then ".join("--phone-column %d" % (i + 1) for i in columns)))
 
 
 def _resolve(spec, first, name):
@@ -193,6 +256,9 @@ def _resolve(spec, first, name):
     indexes, named = [], False
     for part in parts:
         part = part.strip()
+        if not part:
+            raise CsvImportError("%s: --phone-column %s: an empty column name; give names or "
+                                 "numbers joined by + (e.g. 1+2)" % (name, spec))
         if part.isdigit():
             index = int(part) - 1
             if not 0 <= index < len(first):
@@ -210,16 +276,17 @@ def _resolve(spec, first, name):
 
 def _looks_like_header(cells, region):
     """No cell is a phone number and one has letters."""
+    like = csvreader.PHONE_LIKE.fullmatch
     return (any(any(char.isalpha() for char in cell) for cell in cells)
-            and not any(_is_phone(cell, region) for cell in cells))
+            and not any(like(cell) and _is_phone(cell, region) for cell in cells))
 
 
 def _valid_shares(rows, region, width):
     """For each column, the share of ``rows`` whose cell there is a valid number."""
-    valid = [0] * width
+    valid, like = [0] * width, csvreader.PHONE_LIKE.fullmatch
     for cells in rows:
         for i, cell in enumerate(cells[:width]):
-            if cell.strip() and _is_phone(cell, region):
+            if like(cell) and _is_phone(cell, region):
                 valid[i] += 1
     return [count / len(rows) if rows else 0.0 for count in valid]
 
@@ -242,19 +309,14 @@ def _checked(layout, name):
     header = layout.header
     if header is None:
         return layout
-    if len(header) - len(layout.phone_indexes) > MAX_EXTRA_COLUMNS:
-        raise CsvImportError("%s: the header has %d columns besides the phone column; at "
-                             "most %d are kept: remove the others"
-                             % (name, len(header) - len(layout.phone_indexes),
-                                MAX_EXTRA_COLUMNS))
     seen = set()
     for cell in header:
         if len(cell) > MAX_HEADER_CHARS:
-            raise CsvImportError("%s line 1: header %r... is longer than %d characters"
-                                 % (name, cell[:20], MAX_HEADER_CHARS))
+            raise CsvImportError("%s line %d: header %r... is longer than %d characters"
+                                 % (name, layout.header_line, cell[:20], MAX_HEADER_CHARS))
         if cell and cell.lower() in seen:
-            raise CsvImportError("%s line 1: column name %r appears twice; rename one"
-                                 % (name, cell))
+            raise CsvImportError("%s line %d: column name %r appears twice; rename one"
+                                 % (name, layout.header_line, cell))
         seen.add(cell.lower())
     return layout
 
@@ -283,7 +345,8 @@ class Table:
                                delimiter=self.delimiter), [])
 
 
-def open_table(path, region, phone_column=None, delimiter=None, encoding=None):
+def open_table(path, region, phone_column=None, delimiter=None, encoding=None,
+               purpose="numbers"):
     """Read ``path`` and find its layout (CsvImportError when it cannot be read, has a stray
     quote in its first records, or has no phone column). An empty file (or only blank lines)
     gets a Layout of column 1, no header."""
@@ -302,7 +365,7 @@ def open_table(path, region, phone_column=None, delimiter=None, encoding=None):
     layout = Layout([0], None, "content")
     if head:
         sample = [cells for _, cells, _ in head if not csvreader.is_blank(cells)]
-        layout = detect(sample, region, name, phone_column)
+        layout = detect(sample, region, name, phone_column, purpose, head[0][0])
     start = head[0][2] if layout.header is not None else 0
     if layout.header is None:
         blank = 0                       # counted again with the data
@@ -380,8 +443,9 @@ class _Pooled:
         try:
             return self.job.get(WORKER_TIMEOUT_S)
         except multiprocessing.TimeoutError:
-            raise CsvImportError("the phone-number worker processes did not answer within %d s; "
-                                 "import again with workers=0" % WORKER_TIMEOUT_S) from None
+            raise CsvImportError("the worker processes reading the file did not answer within "
+                                 "%d s (is the machine overloaded?); nothing was imported: "
+                                 "import again" % WORKER_TIMEOUT_S) from None
 
 
 class Progress:

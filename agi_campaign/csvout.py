@@ -112,7 +112,8 @@ def summary_details(report):
 
 def exit_status(rows, taken, invalid):
     """0, EXIT_SOME_REJECTED or EXIT_NOTHING_IMPORTED (see the module docstring); ``taken``:
-    rows imported or added to a list, or already there."""
+    the rows that were not invalid (imported, duplicates, on a DNC list; added to a list or
+    already on it)."""
     if rows == 0 or (invalid and not taken):
         return EXIT_NOTHING_IMPORTED
     return EXIT_SOME_REJECTED if invalid else 0

@@ -48,7 +48,7 @@ from agi_campaign.errors import CsvImportError, PhoneError
 
 MAX_FIELD_CHARS = 1000
 MAX_RECORD_CHARS = 10_000
-_PHONE_LIKE = re.compile(r"[ \t]*\+?[0-9 \t().-]{4,64}")     # worth phone.normalize
+PHONE_LIKE = re.compile(r"[ \t]*\+?[0-9 \t().-]{4,64}")      # worth phone.normalize
 CHUNK_ROWS = 10_000
 PARALLEL_MIN_BYTES = 2_000_000
 
@@ -81,31 +81,40 @@ def read_text(path, encoding=None):
         text = data[start:].decode("utf-8")
     except UnicodeDecodeError as err:
         offset = start + err.start
-        line_start = data.rfind(b"\n", 0, offset) + 1
-        line_end = data.find(b"\n", offset)
-        as_cp1252 = data[line_start:line_end if line_end >= 0 else len(data)].decode(
-            "cp1252", "replace").strip()
+        line_start = max(data.rfind(b"\n", 0, offset), data.rfind(b"\r", 0, offset)) + 1
+        line_end = min([at for at in (data.find(b"\n", offset), data.find(b"\r", offset))
+                        if at >= 0] or [len(data)])
+        as_cp1252 = data[line_start:line_end].decode("cp1252", "replace").strip()
         raise CsvImportError(
             "%s line %d (byte offset %d): not UTF-8 (byte 0x%02x); if Excel on Windows saved "
             "it (\"CSV (Comma delimited)\"), import again with --encoding cp1252 (read so, "
             "the line is %r), else name the file's encoding with --encoding (e.g. latin-1), "
-            "or save it as CSV UTF-8" % (name, data.count(b"\n", 0, offset) + 1, offset,
-                                          data[offset], as_cp1252[:60])) from None
+            "or save it as CSV UTF-8" % (name, _line_of(data, offset), offset, data[offset],
+                                          as_cp1252[:60])) from None
     return text, len(data), "UTF-8 with BOM" if bom else "UTF-8"
 
 
+def _line_of(data, offset):
+    """The physical line (CRLF, LF or CR ends) of byte ``offset`` of ``data``."""
+    return (data.count(b"\n", 0, offset) + data.count(b"\r", 0, offset)
+            - data.count(b"\r\n", 0, offset) + 1)
+
+
 def _decode_as(data, encoding, name):
-    """``data`` decoded strictly with ``encoding`` (its own BOM removed)."""
+    """``data`` decoded strictly with ``encoding``, a BOM removed; a UTF-8 BOM under another
+    encoding is refused (the file is UTF-8: decoding it otherwise would garble it)."""
     family = codecs.lookup(encoding).name
-    if family == "utf-8":
-        family = "utf-8-sig"
+    if data.startswith(codecs.BOM_UTF8) and family not in ("utf-8", "utf-8-sig"):
+        raise CsvImportError("%s: the file starts with a UTF-8 byte order mark, so it is UTF-8, "
+                             "not %s: import it without --encoding" % (name, encoding))
     try:
         text = data.decode(family)
     except UnicodeDecodeError as err:
         raise CsvImportError("%s line %d (byte offset %d): not valid %s (byte 0x%02x); check "
                              "the file's encoding and pass it with --encoding"
-                             % (name, data.count(b"\n", 0, err.start) + 1, err.start, encoding,
+                             % (name, _line_of(data, err.start), err.start, encoding,
                                 data[err.start])) from None
+    text = text[1:] if text.startswith("\ufeff") else text
     if family not in ("utf-16", "utf-16-le", "utf-16-be", "utf-32"):
         _refuse_nul(data, name)
     if "\x00" in text:
@@ -120,7 +129,7 @@ def _refuse_nul(data, name):
         raise CsvImportError("%s line %d (byte offset %d): NUL byte: this is binary data (or "
                              "UTF-16 without a BOM: pass --encoding utf-16-le), not a CSV text "
                              "file; export it as CSV (UTF-8)"
-                             % (name, data.count(b"\n", 0, nul) + 1, nul))
+                             % (name, _line_of(data, nul), nul))
 
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -188,14 +197,15 @@ def quoted_at(text, start, end, delimiter, inside=False):
 
 def segments(text, start, size, delimiter):
     """``(begin, end)`` pieces covering ``text[start:]``, about ``size`` characters each,
-    each ending just after a line feed outside any quoted field (``quoted_at``), or at the
-    end: so every piece holds whole records and can be parsed on its own. A quote left open
+    each ending just after a line feed (a CR in a file without line feeds) outside any quoted
+    field (``quoted_at``), or at the end: so every piece holds whole records and can be parsed on its own. A quote left open
     (a stray one) makes the piece run to the end, where its parser reports it."""
     total, begin = len(text), start
+    eol = "\n" if text.find("\n", start) >= 0 else "\r"       # CR alone: old Mac files
     while begin < total:
         end, scanned, inside = begin, begin, False
         while True:
-            nl = text.find("\n", max(end, begin + size - 1))
+            nl = text.find(eol, max(end, begin + size - 1))
             if nl < 0:
                 end = total
                 break
@@ -247,6 +257,27 @@ def check_quotes(record, line, region, name, delimiter=","):
             "%s line %d: a quoted field opens here and is never closed (it runs to the end of "
             "the file, line %d); check line %d for a stray \" quote (a quote inside a field is "
             "written \"\"), fix it and import again" % (name, at, line + len(lines) - 1, at))
+    if len(lines) > 1:
+        try:        # a field that runs over lines must close cleanly: `"..."` then , or the end
+            for _ in csv.reader(io.StringIO(record, newline=""), delimiter=delimiter,
+                                strict=True):
+                pass
+        except csv.Error:
+            at = line + next(i for i in opened if i is not None)
+            raise CsvImportError(
+                "%s line %d: a quoted field opens here, runs over %d lines and its closing "
+                "quote is followed by more text (%s), so the lines it swallowed may be rows; "
+                "check line %d for a stray \" quote (a quote inside a field is written \"\"), "
+                "fix it and import again" % (name, at, len(lines), _after_close(lines, opened),
+                                             at)) from None
+
+
+def _after_close(lines, opened):
+    """Where the quoted field that spans lines closes: ``line +N: '...'`` for the message."""
+    for i in range(1, len(lines)):
+        if opened[i] is None or opened[i] != opened[i - 1]:
+            return "%r" % lines[i].rstrip("\r\n")[:40]
+    return "at the end"
 
 
 def _inside_quotes(text):
@@ -292,7 +323,7 @@ def _quote_openings(lines, delimiter):
 def _looks_like_row(text, region, delimiter):
     """True when a cell of one physical line, read as CSV on its own, is a phone number."""
     for cell in next(csv.reader([text], delimiter=delimiter), []):
-        if _PHONE_LIKE.fullmatch(cell):
+        if PHONE_LIKE.fullmatch(cell):
             try:
                 phone.normalize(cell, region)
                 return True

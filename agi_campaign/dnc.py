@@ -16,6 +16,7 @@ listed twice in the file counts as ``already`` the second time. Its exit status 
 ``list,phone,added_at,source`` rows, a file ``import_file`` reads back (its ``phone`` header
 names the column).
 """
+import contextlib
 import csv
 import dataclasses
 import os
@@ -192,13 +193,15 @@ def import_file(list_name, path, region, now, *, known_lists, source=None, worke
     ``progress``: as for ``importer.import_csv``."""
     require_list(list_name, known_lists)
     path = str(path)
-    table = csvlayout.open_table(path, region, phone_column, delimiter, encoding)
+    table = csvlayout.open_table(path, region, phone_column, delimiter, encoding,
+                                   "dnc")
     report = DncImportReport(list_name=list_name, filename=path, blank=table.blank,
                              lines=table.lines, read_as=table.read_as, dry_run=dry_run)
     source = source or ("file " + os.path.basename(path))[:DncEntry.source.max_length]
     rejects = csvout.open_rejects(path, rejects_path, dry_run, table.layout.header)
     try:
-        with csvreader.pool_for(workers, table.total_bytes) as pool, database.atomic():
+        transaction = contextlib.nullcontext() if dry_run else database.atomic()
+        with csvreader.pool_for(workers, table.total_bytes) as pool, transaction:
             preparer = csvlayout.Preparer(table, region, pool)
             seen = set()
             for rows in csvlayout.settled(table, report, preparer,

@@ -89,7 +89,8 @@ class ImportReport:
         return ["rows not imported:"] + csvout.show_rejects(self.shown, rejected)
 
     def exit_status(self):
-        return csvout.exit_status(self.rows, self.imported, self.invalid)
+        return csvout.exit_status(self.rows, self.imported + self.duplicates + self.dnc,
+                                  self.invalid)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -185,8 +186,20 @@ class _Run:
     def take(self, rows, table):
         """Classify one segment's ``csvlayout.Preparer`` rows (the rejected ones' cells are
         read again from ``table`` for the rejects file)."""
+        seen, existing, report = self.seen, self.existing, self.report
+        numbers = [row[6] for row in rows]
+        if (None not in numbers and len(set(numbers)) == len(numbers)
+                and seen.keys().isdisjoint(numbers) and existing.isdisjoint(numbers)
+                and not self.dnc.holding(numbers)):
+            # the usual segment: every row valid, new and not on a list (set operations,
+            # not a loop a row; the same outcome as the loop below)
+            seen.update(zip(numbers, [row[0] for row in rows]))
+            if self.inserter is not None:
+                self.inserter.extend([(row[6], row[3], row[4]) for row in rows])
+            report.rows += len(rows)
+            report.imported += len(rows)
+            return
         fresh, rejected = [], []
-        seen, existing = self.seen, self.existing
         for line, begin, end, raw, extra, why, e164 in rows:
             if why is not None:
                 rejected.append(("invalid", line, raw, why, begin, end))
@@ -208,7 +221,6 @@ class _Run:
         if self.inserter is not None:
             self.inserter.extend([(e164, raw, extra) for _, _, _, raw, extra, e164 in fresh
                                   if e164 not in listed])
-        report = self.report
         report.rows += len(rows)
         report.imported += len(fresh) - len(listed)
         for kind, line, raw, reason, begin, end in sorted(rejected, key=lambda r: r[1]):

@@ -46,6 +46,7 @@ class Expected:
     args: tuple = ()
     error: tuple = ()
     phone_column: int = None
+    dnc_args: tuple = ()        # what `dnc import` needs besides `args` (one phone column)
 
     def invalid_lines(self):
         return {n: raw for n, (kind, raw, _) in self.lines.items() if kind == "bad"}
@@ -72,7 +73,8 @@ def _cell(text, sep, quote_all):
 
 
 def _file(records, *, region, exit, sep=",", eol=EXCEL_EOL, codec="utf-8", bom=b"",
-          final_eol=True, quote_all=False, phone=None, header=True, args=(), error=()):
+          final_eol=True, quote_all=False, phone=None, header=True, args=(), error=(),
+          dnc_args=()):
     """Serialise `records` (the header first when `header`) and work out the expectation.
     `phone`: 0-based index of the phone cell, or a tuple of indexes joined (1+2);
     `quote_all`: True quotes every field, None writes the cells verbatim."""
@@ -105,7 +107,7 @@ def _file(records, *, region, exit, sep=",", eol=EXCEL_EOL, codec="utf-8", bom=b
         numbers=frozenset(e for k, e in taken if k == "ok"),
         dnc_seed=frozenset(e for k, e in taken if k == "dnc"), lines=lines, encoding=read,
         delimiter=sep, header=header, args=tuple(args), error=tuple(error),
-        phone_column=phone + 1 if isinstance(phone, int) else None)
+        phone_column=phone + 1 if isinstance(phone, int) else None, dnc_args=tuple(dnc_args))
     return data, expected
 
 
@@ -260,9 +262,11 @@ def crm_export():
     """A CRM contacts export of 20 columns (HubSpot's column names), the phone in column 7
     ("Mobile Phone"), written as CRM/Data Loader style writers do: every field quoted, UTF-8
     without BOM, CRLF. "Fax Number" holds a valid number on every row (more valid cells than
-    the phone column): the header synonym must win over content. "Number of Employees"
-    contains the word "number" but is not a synonym; postcodes and revenues are digits but
-    no phone numbers. A row with no mobile phone is invalid (its fax is not dialed)."""
+    the phone column): the header synonym must win over content - for a call list; a
+    Do-Not-Call import refuses a file with two number columns unless --phone-column says
+    which (each column is imported on its own). "Number of Employees" contains the word
+    "number" but is not a synonym; postcodes and revenues are digits but no phone numbers. A
+    row with no mobile phone is invalid (its fax is not dialed)."""
     head = ["Record ID", "First Name", "Last Name", "Company Name", "Job Title", "Email",
             "Mobile Phone", "Street Address", "City", "State/Region", "Postal Code",
             "Country/Region", "Fax Number", "Lifecycle Stage", "Lead Status", "Contact owner",
@@ -278,7 +282,8 @@ def crm_export():
             "p%d@example.com" % i, mobile, "%d Main St" % (10 + i), "Hoboken", "NJ", "07030",
             "United States", "(973) 555-01%02d" % (10 + i), "lead", "New", "Sam Seller",
             "2024-01-0%d 10:00" % (i + 1), "2024-02-0%d" % (i + 1), "2500000", "250"]))
-    return _file(records, region="US", exit=3, quote_all=True, phone=6)
+    return _file(records, region="US", exit=3, quote_all=True, phone=6,
+                 dnc_args=("--phone-column", "7"))
 
 
 def dnc_registry():

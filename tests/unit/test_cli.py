@@ -284,3 +284,11 @@ def test_cli_encoding_unknown_or_not_text_is_an_argument_error(capsys, given):
 def test_cli_demo_numbers_checked_by_the_parser(capsys, given, message):
     code, err = parse_error(capsys, "demo", "--numbers", given)
     assert code == 2 and message in err
+
+
+def test_cli_export_to_a_folder_or_a_missing_folder_is_a_clear_error(cfg, capsys, tmp_path):
+    for argv in (("numbers", "export", "reminders"), ("dnc", "export")):
+        code, _, err = run(capsys, "-c", cfg, *argv, "--output", str(tmp_path))
+        assert code == 2 and "is a folder; name a file" in err and "Traceback" not in err
+        code, _, err = run(capsys, "-c", cfg, *argv, "--output", str(tmp_path / "no" / "x.csv"))
+        assert code == 2 and "cannot write there" in err

@@ -124,8 +124,9 @@ def test_split_fast_path_writes_the_same_json_as_the_general_one():
         cells = [US1] + ["".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
                          for _ in header[1:]]
         assert layout.split(cells) == layout._split(cells, len(cells))
-    long_row = [US1, "x" * 201, "", "", "", ""]
-    assert layout.split(long_row)[2] == "column 'na\"me' longer than 200 characters"
+    long_row = [US1, "x" * 1001, "", "", "", ""]
+    assert layout.split(long_row)[2] == "field 2 longer than 1000 characters"
+    assert layout.split([US1, "x" * 999, "y", "", "", ""])[2] is None
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
@@ -148,3 +149,58 @@ def test_segments_cut_only_between_records(delimiter):
             cut = list(csvreader.segments(text, 0, size, delimiter))
             assert "".join(text[b:e] for b, e in cut) == text
             assert [r for b, e in cut for r in records(text[b:e])] == records(text), text
+
+
+def test_headerless_first_row_with_a_bad_number_is_data_not_a_header(tmp_path):
+    opened, rows = table(tmp_path, "Smith,555-01\nJones,%s\nBrown,%s\n" % (US1, US2))
+    assert opened.layout.header is None and opened.layout.phone_indexes == (1,)
+    assert rows[0] == (1, ["Smith", "555-01"])
+    opened, rows = table(tmp_path, "Smith,555-01\nJones,%s\n" % US1, phone_column="2")
+    assert opened.layout.header is None and len(rows) == 2
+
+
+def test_header_only_file_without_a_phone_header_has_no_data_rows(tmp_path):
+    opened, rows = table(tmp_path, "name,contact\n")
+    assert opened.layout.header == ["name", "contact"] and rows == []
+
+
+def test_empty_part_of_a_joined_phone_column_is_refused(tmp_path):
+    with pytest.raises(CsvImportError, match=r"--phone-column 2\+: an empty column name"):
+        table(tmp_path, "name,Phone,\nAnn,%s,x\n" % US1, phone_column="2+")
+
+
+def test_header_line_is_named_after_blank_lines(tmp_path):
+    opened, _ = table(tmp_path, "\n\n\nname,phone\nAnn,%s\n" % US1)
+    assert "header on line 4" in opened.read_as and opened.blank == 3
+    with pytest.raises(CsvImportError, match=r"list.csv line 3: column name 'Name' appears"):
+        table(tmp_path, "\n\nphone,name,Name\n%s,a,b\n" % US1)
+
+
+def test_utf8_bom_under_a_single_byte_encoding_is_refused_and_bom_removed_otherwise(tmp_path):
+    data = "\ufeffName,Phone\nAnn,%s\n" % US1
+    with pytest.raises(CsvImportError, match="starts with a UTF-8 byte order mark"):
+        table(tmp_path, data.encode("utf-8"), encoding="cp1252")
+    opened, _ = table(tmp_path, data.encode("utf-16-le"), encoding="utf-16-le")
+    assert opened.layout.header == ["Name", "Phone"]
+
+
+@pytest.mark.parametrize("data, line", [
+    # a registry file: no single cell is a number, a stray quote swallows three rows
+    ('area,number,name\n202,5550701,"Smith\n202,5550702,Jones\n202,5550703,Brown\n'
+     '202,5550704,O"Neil\n202,5550705,Lee\n', 2),
+    # every field quoted: a field left open ends at the next row's first quote
+    ('"name","phone","note"\n"A","+12015550123","line one\n"B","+12015550124","x"\n', 2),
+])
+def test_stray_quote_whose_closing_quote_is_followed_by_text_refuses(tmp_path, data, line):
+    spec = "area+number" if "area" in data else None
+    with pytest.raises(CsvImportError, match=r"list.csv line %d: a quoted field opens here, "
+                                             r"runs over \d lines and its closing quote is "
+                                             r"followed by more text" % line):
+        table(tmp_path, data, phone_column=spec)
+
+
+def test_cr_only_files_are_cut_into_segments():
+    text = "".join("a%d,b\r" % i for i in range(100))
+    cut = list(csvreader.segments(text, 0, 50, ","))
+    assert len(cut) > 5 and "".join(text[b:e] for b, e in cut) == text
+    assert all(text[e - 1] == "\r" for _, e in cut)

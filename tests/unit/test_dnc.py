@@ -146,3 +146,30 @@ def test_dnc_import_file_is_one_transaction(db, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         dnc.import_file("global", path, "US", NOW, known_lists=KNOWN)
     assert entries() == []
+
+
+def test_dnc_import_takes_the_number_whatever_the_other_columns_hold(db, tmp_path):
+    """Limits on the other columns (kept with a campaign's numbers) do not apply to a list:
+    a long note or a 30-column export must not keep a number off it."""
+    path = tmp_path / "list.csv"
+    header = ["c%d" % i for i in range(6)] + ["Phone"] + ["d%d" % i for i in range(23)]
+    path.write_text(",".join(header) + "\n"
+                    + ",".join(["x"] * 6 + ["2025550101"] + ["n" * 2000] + ["y"] * 22) + "\n")
+    report = dnc.import_file("global", path, "US", NOW, known_lists=KNOWN)
+    assert (report.rows, report.added, report.invalid) == (1, 1, 0)
+    assert entries("global") == ["+12025550101"]
+
+
+def test_dnc_import_dry_run_leaves_the_database_unlocked(db, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("phone\n2025550101\n")
+    seen = []
+
+    def progress(*_):
+        # another writer can take the write lock while the dry run reads the file
+        dnc.add("vip", ["2025550199"], "US", NOW, "x", known_lists=KNOWN)
+        seen.append(True)
+
+    report = dnc.import_file("global", path, "US", NOW, known_lists=KNOWN, dry_run=True,
+                             progress=progress)
+    assert seen and (report.added, entries("global")) == (1, [])

@@ -82,7 +82,9 @@ class Workspace:
         """Run `numbers import c1 FILE` or `dnc import global FILE` with the file's `args`."""
         argv = (["numbers", "import", "c1"] if command == "numbers"
                 else ["dnc", "import", "global"]) + [str(self.file)]
-        return self.run(*argv, *(self.expected.args if args else ()), *extra)
+        if args:
+            argv += self.expected.args + (self.expected.dnc_args if command == "dnc" else ())
+        return self.run(*argv, *extra)
 
     def stored(self):
         """({E.164: status} of the campaign's numbers, {E.164} on list "global"), read with
@@ -262,6 +264,15 @@ def test_realfiles_dry_run_creates_no_database_and_exits_alike(workspace, name, 
         assert summary(out, DNC_SUMMARY, ws.file) == expected_dnc(exp)
     for line in exp.invalid_lines():
         assert re.search(r"\bline %d\b" % line, out), "reject of line %d not shown" % line
+
+
+def test_realfiles_dnc_import_of_two_number_columns_is_refused_naming_both(workspace):
+    ws = workspace("crm_export")
+    status, out, err = ws.run("dnc", "import", "global", str(ws.file))
+    assert status == 2 and out == "", (out, err)
+    assert ("several columns hold phone numbers ('Mobile Phone' (column 7), 'Fax Number' "
+            "(column 13))") in err and "--phone-column 7 and then --phone-column 13" in err
+    assert ws.stored() in (None, ({}, set()))
 
 
 # ---- files refused as a whole: exit 2, the file, the line and the fix named ----------------
