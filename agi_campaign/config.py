@@ -27,10 +27,10 @@ from typing import Any, Callable, NamedTuple
 
 import phonenumbers
 
-from agi_campaign import yamlsafe
+from agi_campaign import phone, yamlsafe
 from agi_campaign.dburl import (POSTGRES_SCHEMES, POSTGRES_URL_HINT, mask_url,
                                 parse_postgres_url, with_password)
-from agi_campaign.errors import ConfigError, WeekTimeError
+from agi_campaign.errors import ConfigError, PhoneError, WeekTimeError
 from agi_campaign.weektime import WeekTime, parse_week_time
 
 DIAL_PLACEHOLDERS = ("number", "national")
@@ -100,6 +100,19 @@ class OnConnect:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetryRule:
+    """What an outcome does to its number: pending again after ``delay_s``, or failed once
+    the number had ``max`` attempts with this outcome (None: only max_attempts caps it)."""
+    outcome: str
+    delay_s: int
+    max: int | None
+
+
+RETRY_OUTCOMES = ("busy", "noanswer", "congestion", "unavailable", "failed", "cancelled", "lost",
+                  "machine")
+
+
+@dataclasses.dataclass(frozen=True)
 class CampaignConfig:
     name: str
     caller_id: str
@@ -119,6 +132,8 @@ class CampaignConfig:
     retry_delay_s: int
     server: str
     countries: tuple = ()             # allowed regions of numbers (US, CA...); () = every country
+    retry: tuple = ()                 # RetryRule per outcome with a rule of its own
+    caller_id_internal: bool = False  # caller_id may be an internal extension, not a number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -609,6 +624,28 @@ def _caller_id(value, path):
     return value
 
 
+def _bool(value, path):
+    if not isinstance(value, bool):
+        _fail("%s must be true or false, got %s" % (path, _show(value)))
+    return value
+
+
+def _caller_id_number(value, path, region):
+    """The number part of a caller ID must be a valid phone number: E.164 digits (with or
+    without +) or national for the campaign's region; ``caller_id_internal: true`` allows an
+    internal extension instead."""
+    number = re.search(r"\+?[0-9]+(?=>?\s*$)", value).group()
+    for text in ("+" + number.lstrip("+"), number):
+        try:
+            phone.normalize(text, region)
+            return
+        except PhoneError:
+            pass
+    _fail("%s.caller_id: %s is not a valid phone number (E.164 like 12025550100, or national "
+          "for region %s): a campaign must not present a malformed caller ID; for an internal "
+          "extension set caller_id_internal: true" % (path, number, region))
+
+
 def _timezone(value, path):
     if isinstance(value, str) and value:
         try:
@@ -685,8 +722,38 @@ CAMPAIGN_FIELDS = {
     "max_attempts": _F(_integer(1, 20), 3),
     "delay_ms": _F(_integer(0, 600000), 0),
     "retry_delay_s": _F(_integer(0, 604800), 300),
+    "retry": _F(None, None),
+    "caller_id_internal": _F(_bool, False),
     "server": _F(_NAME),
 }
+RETRY_FIELDS = {
+    "delay_s": _F(_integer(0, 2592000), None),
+    "max": _F(_integer(0, 100), None),
+}
+
+
+def _retry(value, path, default_delay, problems):
+    """``retry: {busy: {delay_s: 120, max: 5}, ...}`` -> a tuple of RetryRule (outcomes
+    without a rule keep the campaign's retry_delay_s and only max_attempts caps them)."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        _fail("%s must map outcomes (%s) to {delay_s: SECONDS, max: COUNT}, got %s"
+              % (path, ", ".join(RETRY_OUTCOMES), _show(value)))
+    rules, before = [], len(problems)
+    for outcome, raw in value.items():
+        where = _join(path, str(outcome))
+        if outcome not in RETRY_OUTCOMES:
+            problems.add("%s: %r is not an outcome with a retry rule; use one of %s"
+                         % (path, outcome, ", ".join(RETRY_OUTCOMES)))
+            continue
+        known = len(problems)
+        fields = problems.check(_section, raw, where, RETRY_FIELDS, problems)
+        if fields is not None and len(problems) == known:
+            delay = fields["delay_s"]
+            rules.append(RetryRule(outcome, default_delay if delay is None else delay,
+                                   fields["max"]))
+    return tuple(rules) if len(problems) == before else None
 
 
 def _campaign(name, raw, servers, dnc_lists, problems):
@@ -707,6 +774,11 @@ def _campaign(name, raw, servers, dnc_lists, problems):
                                     problems)
     if "server" in fields and servers is not None:
         server = problems.check(_server_ref, fields["server"], path, servers)
+    retry = problems.check(_retry, fields.get("retry"), path + ".retry",
+                           fields.get("retry_delay_s", 300), problems)
+    internal = fields.get("caller_id_internal", True)      # True when that key is bad
+    if "caller_id" in fields and "region" in fields and not internal:
+        problems.check(_caller_id_number, fields["caller_id"], path, fields["region"])
     if len(problems) > before:
         return None
     return CampaignConfig(
@@ -716,7 +788,8 @@ def _campaign(name, raw, servers, dnc_lists, problems):
         dial_timeout_s=fields["dial_timeout_s"], on_connect=on_connect,
         max_channels=fields["max_channels"], max_attempts=fields["max_attempts"],
         delay_ms=fields["delay_ms"], retry_delay_s=fields["retry_delay_s"], server=server,
-        countries=fields["countries"])
+        countries=fields["countries"], retry=retry,
+        caller_id_internal=fields["caller_id_internal"])
 
 
 def _server_ref(name, path, servers):
@@ -848,6 +921,11 @@ def _campaign_dict(campaign):
                max_channels=campaign.max_channels, max_attempts=campaign.max_attempts,
                delay_ms=campaign.delay_ms, retry_delay_s=campaign.retry_delay_s,
                server=campaign.server)
+    if campaign.caller_id_internal:
+        out["caller_id_internal"] = True
+    if campaign.retry:
+        out["retry"] = {rule.outcome: {"delay_s": rule.delay_s, "max": rule.max}
+                        for rule in campaign.retry}
     return out
 
 

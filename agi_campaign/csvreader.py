@@ -198,8 +198,9 @@ def quoted_at(text, start, end, delimiter, inside=False):
 def segments(text, start, size, delimiter):
     """``(begin, end)`` pieces covering ``text[start:]``, about ``size`` characters each,
     each ending just after a line feed (a CR in a file without line feeds) outside any quoted
-    field (``quoted_at``), or at the end: so every piece holds whole records and can be parsed on its own. A quote left open
-    (a stray one) makes the piece run to the end, where its parser reports it."""
+    field (``quoted_at``), or at the end: so every piece holds whole records and can be
+    parsed on its own. A quote left open (a stray one) makes the piece run to the end, where
+    its parser reports it."""
     total, begin = len(text), start
     eol = "\n" if text.find("\n", start) >= 0 else "\r"       # CR alone: old Mac files
     while begin < total:

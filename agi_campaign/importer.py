@@ -236,9 +236,9 @@ def import_csv(campaign_id, path, region, dnc_lists, now, dry_run=False, rejects
     ``phone_column``, ``delimiter``, ``encoding``: as ``csvlayout.open_table`` (None: detected).
     ``countries``: when not empty, numbers of other countries are invalid rows.
     ``progress(done_rows, bytes_done, total_bytes)`` is called about every
-    ``csvlayout.PROGRESS_EVERY_S`` seconds and once at the end, inside the transaction (an exception from
-    it rolls the import back; bytes are estimated from characters). ``workers``: normalising
-    processes (None: 2 for large files).
+    ``csvlayout.PROGRESS_EVERY_S`` seconds and once at the end, inside the transaction (an
+    exception from it rolls the import back; bytes are estimated from characters).
+    ``workers``: worker processes reading the file (None: 2 for large files).
     """
     path = str(path)
     if Campaign.get_or_none(Campaign.id == campaign_id) is None:

@@ -44,6 +44,7 @@ class Outcome(str, enum.Enum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     LOST = "lost"
+    MACHINE = "machine"  # an answering machine (AMD), hung up on: retryable
     REFUSED = "refused"  # Asterisk refused the Originate: no call placed, does not count
 
 
@@ -121,6 +122,11 @@ class Attempt(BaseModel):
     duration_s = peewee.FloatField(null=True)
     billsec_s = peewee.FloatField(null=True)
     note = peewee.CharField(max_length=200, null=True)
+    # Added after the first release (create_tables adds them to older databases):
+    amd_status = peewee.CharField(max_length=16, null=True)   # AMD(): MACHINE, HUMAN, NOTSURE...
+    amd_cause = peewee.CharField(max_length=64, null=True)    # e.g. LONGGREETING-1500-1500
+    digits = peewee.CharField(max_length=32, null=True)       # keys the callee pressed (collect)
+    opted_out = peewee.BooleanField(null=True)                # True: the opt-out key was pressed
 
     class Meta:
         indexes = ((("campaign", "status"), False),)
@@ -166,5 +172,29 @@ def open_database(url, base_dir=None, create=True):
 
 
 def create_tables():
+    """Create missing tables, and add the columns a newer version declares to the tables of
+    an older database (nullable columns only: ALTER TABLE ADD COLUMN, no data rewritten)."""
     with database.connection_context():
         database.create_tables(ALL_MODELS, safe=True)
+        _add_missing_columns()
+
+
+def _add_missing_columns():
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    for model in ALL_MODELS:
+        table = model._meta.table_name
+        have = {column.name for column in database.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name in have:
+                continue
+            if not field.null:
+                raise StartupError("database table %s lacks column %s, which this version "
+                                   "cannot add by itself; upgrade the database by hand"
+                                   % (table, field.column_name))
+            try:
+                migrate(SchemaMigrator.from_database(database.obj).add_column(
+                    table, field.column_name, field))
+            except peewee.DatabaseError:    # another process added it first
+                if field.column_name not in {c.name for c in database.get_columns(table)}:
+                    raise

@@ -5,9 +5,13 @@ Three writers touch an attempt: the `connect` FastAGI session (answer, destinati
 HANGUPCAUSE), and recovery (an attempt whose call no longer exists becomes `lost`). Each write is
 conditional on the attempt not being ended yet, so a second or late writer changes nothing.
 
-When an attempt ends, its number moves on: answered -> done; otherwise back to pending after
-the campaign's retry delay, or failed once it has had max_attempts attempts. An attempt whose
-Originate Asterisk refused (`refused`: no call was placed) does not count toward max_attempts.
+When an attempt ends, its number moves on: answered -> done; otherwise failed once it has had
+as many attempts with this outcome as the outcome's rule allows (``retry: {busy: {max: 3}}``;
+``max: 0``: final at once), or max_attempts attempts in all; else back to pending after the
+outcome's delay (its rule's ``delay_s``, else the campaign's retry delay). Attempts count since
+the number was last re-armed (``campaign reset`` sets its count to 0): the last ``attempts`` of
+its attempts that were placed. An attempt whose Originate Asterisk refused (`refused`: no call
+was placed) does not count toward either.
 """
 import collections
 import dataclasses
@@ -38,8 +42,17 @@ def outcome_for(dial_status):
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
+    """``rules``: ``{outcome value: (delay_s, max or None)}`` for outcomes with a rule of their
+    own (config ``retry:``); the others wait ``retry_delay_s``, capped by max_attempts only."""
     max_attempts: int
     retry_delay_s: int
+    rules: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, campaign):
+        """The policy of a config.CampaignConfig."""
+        return cls(campaign.max_attempts, campaign.retry_delay_s,
+                   {rule.outcome: (rule.delay_s, rule.max) for rule in campaign.retry})
 
 
 class Recorder:
@@ -132,7 +145,12 @@ class Recorder:
             att.id)).rowcount
         if not ended:
             return False
-        database.execute_sql(_sql("number"), _number_move(att, outcome, policy, now))
+        rule = policy.rules.get(outcome.value)
+        same = None
+        if rule is not None and rule[1] is not None:
+            same = database.execute_sql(_sql("same_outcome"), (
+                att.number_id, att.attempts, outcome.value)).fetchone()[0]
+        database.execute_sql(_sql("number"), _number_move(att, outcome, policy, now, same))
         # The one INFO line a call gets (the others are DEBUG: at hundreds of calls a second,
         # logging's handler lock showed in bench/ profiles).
         log.info("attempt=%s campaign=%s outcome=%s dialstatus=%s", att.id, att.campaign_id,
@@ -154,6 +172,11 @@ _SQL = {
     "end": "UPDATE attempt SET status = 'ended', outcome = {p}, ended_at = {p}, "
            "duration_s = {p}, note = {p}, dial_status = {p}, hangup_cause = {p}, "
            "billsec_s = {p} WHERE id = {p} AND status <> 'ended'",
+    # this number's placed attempts since it was last re-armed (its last `attempts`) that
+    # ended with an outcome; the attempt ending now is already ended in this transaction
+    "same_outcome": "SELECT COUNT(*) FROM (SELECT outcome FROM attempt WHERE number_id = {p} "
+                    "AND (outcome IS NULL OR outcome <> 'refused') ORDER BY id DESC LIMIT {p}) "
+                    "AS recent WHERE outcome = {p}",
     "number": "UPDATE number SET status = {p}, last_outcome = {p}, attempts = attempts - {p}, "
               "next_attempt_at = COALESCE({p}, next_attempt_at), updated_at = {p} "
               "WHERE id = {p} AND status = 'in_flight'",
@@ -165,20 +188,24 @@ def _sql(name):
     return _SQL[name].format(p=database.param)
 
 
-def _number_move(att, outcome, policy, now):
+def _number_move(att, outcome, policy, now, same=None):
     """Parameters of the number's UPDATE: answered -> done; refused -> pending again, the
-    attempt given back (nobody was called); else pending after the retry delay, or failed once
-    it had max_attempts attempts."""
+    attempt given back (nobody was called); else failed once it had its outcome's ``max``
+    attempts with that outcome (``same``: how many, this one included) or max_attempts in
+    all, or pending after the outcome's delay."""
+    rule = policy.rules.get(outcome.value)
     if outcome == Outcome.REFUSED:
         status, give_back = NumberStatus.PENDING, 1
         next_at = to_db(now + dt.timedelta(seconds=REFUSED_RETRY_S))
     elif outcome == Outcome.ANSWERED:
         status, give_back, next_at = NumberStatus.DONE, 0, None
-    elif att.attempts >= policy.max_attempts:
+    elif ((rule is not None and rule[1] is not None and same >= rule[1])
+          or att.attempts >= policy.max_attempts):
         status, give_back, next_at = NumberStatus.FAILED, 0, None
     else:
         status, give_back = NumberStatus.PENDING, 0
-        next_at = to_db(now + dt.timedelta(seconds=policy.retry_delay_s))
+        delay = rule[0] if rule is not None else policy.retry_delay_s
+        next_at = to_db(now + dt.timedelta(seconds=delay))
     return (status.value, outcome.value, give_back, next_at, to_db(now), att.number_id)
 
 

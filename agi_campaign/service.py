@@ -111,7 +111,7 @@ class Service:
                 log.warning("campaign %s is no longer in the config: results of its calls are "
                             "recorded, its numbers are not retried", name)
             return ORPHAN_POLICY
-        return RetryPolicy(cfg.max_attempts, cfg.retry_delay_s)
+        return RetryPolicy.of(cfg)
 
     def _on_connect_for(self, name):
         return self.config.campaigns[name].on_connect

@@ -216,7 +216,7 @@ def test_hostile_yaml_secret_env_with_newline_not_echoed(work, monkeypatch):
 
 def test_hostile_yaml_merge_keys_still_checked(work):
     path = work / "config.yaml"
-    path.write_text(SERVERS + "campaigns:\n  base: &base {caller_id: '1', type: on_demand, "
+    path.write_text(SERVERS + "campaigns:\n  base: &base {caller_id: '12025550100', type: on_demand, "
                     "on_connect: {type: message, sounds: [a]}, evil: 1}\n  c1: {<<: *base}\n")
     with pytest.raises(ConfigError, match="campaigns.base: unknown key 'evil'"):
         load_config(str(path))

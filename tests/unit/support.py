@@ -147,8 +147,7 @@ def engine_for(count=10, **campaign):
     row = Campaign.get(Campaign.name == "c1")
     make_numbers(row, count)
     ami = FakeAmi()
-    rec = Recorder(lambda name: RetryPolicy(cfg.campaigns[name].max_attempts,
-                                            cfg.campaigns[name].retry_delay_s))
+    rec = Recorder(lambda name: RetryPolicy.of(cfg.campaigns[name]))
     return Engine(cfg, clock, {"main": ami}, rec, instance="t1"), ami, clock, row, rec
 
 

@@ -461,10 +461,11 @@ BAD_VALUES = [
     ("campaigns.bad name", {}, "campaigns: name 'bad name' must be 1-64 letters, digits, _ or -"),
     ("campaigns.c1", "x", "campaigns.c1 must be a mapping (key: value), got 'x'"),
     ("campaigns.c1.max_chanels", 5, "campaigns.c1: unknown key 'max_chanels' (valid: caller_id, "
+                                    "caller_id_internal, "
                                     "countries, delay_ms, dial_timeout_s, dnc_lists, end, "
                                     "max_attempts, "
-                                    "max_channels, on_connect, region, retry_delay_s, server, "
-                                    "start, timezone, type, week_time); did you mean "
+                                    "max_channels, on_connect, region, retry, retry_delay_s, "
+                                    "server, start, timezone, type, week_time); did you mean "
                                     "'max_channels'?"),
     ("campaigns.c1.caller_id", DELETE, "campaigns.c1: missing required key 'caller_id'; add e.g. "
                                        "caller_id: '\"Clinic\" <12025550100>'"),
@@ -708,7 +709,8 @@ def test_config_load_minimal_file_resolves_sqlite_path(tmp_path):
 def test_config_load_accepts_bom_and_merge_keys(tmp_path):
     text = "\ufeff" + MINIMAL_YAML + (
         "campaigns:\n"
-        "  a: &common {caller_id: '1', type: on_demand, on_connect: {type: conference, room: r}}\n"
+        "  a: &common {caller_id: '12025550100', type: on_demand,\n"
+        "              on_connect: {type: conference, room: r}}\n"
         "  b: {<<: *common, max_channels: 2}\n")
     cfg = load_config(write(tmp_path, text))
     assert cfg.campaigns["b"].max_channels == 2 and cfg.campaigns["b"].on_connect.room == "r"
@@ -1045,3 +1047,63 @@ def test_config_bad_name_is_not_checked_further_so_it_never_reaches_a_key_path()
         "config.yaml: 2 problems:",
         "  dnc_lists: name 5 must be 1-64 characters of a-z 0-9 _ -",
         "  campaigns: name 'bad\\nAction: Originate' must be 1-64 letters, digits, _ or -"]
+
+
+# --- retry rules per outcome ----------------------------------------------------------------
+
+def test_config_retry_rules_defaults_and_display():
+    from agi_campaign.config import RetryRule
+
+    data = with_value(base(), "campaigns.c1.retry_delay_s", 600)
+    data = with_value(data, "campaigns.c1.retry", {"busy": {"delay_s": 120, "max": 5},
+                                                   "noanswer": {"max": 0}, "lost": {}})
+    c1 = parse_config(data, "x").campaigns["c1"]
+    assert c1.retry == (RetryRule("busy", 120, 5), RetryRule("noanswer", 600, 0),
+                        RetryRule("lost", 600, None))
+    assert to_display_dict(parse_config(data, "x"))["campaigns"]["c1"]["retry"] == {
+        "busy": {"delay_s": 120, "max": 5}, "noanswer": {"delay_s": 600, "max": 0},
+        "lost": {"delay_s": 600, "max": None}}
+    assert parse_config(base(), "x").campaigns["c1"].retry == ()
+
+
+@pytest.mark.parametrize("value, message", [
+    ([1], r"campaigns.c1.retry must map outcomes \(busy, noanswer, congestion, unavailable, "
+          r"failed, cancelled, lost, machine\) to \{delay_s: SECONDS, max: COUNT\}, got a "
+          r"list"),
+    ({"answered": {}}, r"campaigns.c1.retry: 'answered' is not an outcome with a retry rule; "
+                       r"use one of busy, noanswer"),
+    ({"busy": {"delay_s": -1}}, r"campaigns.c1.retry.busy.delay_s must be an integer "
+                                r"0..2592000, got -1"),
+    ({"busy": {"max": 101}}, r"campaigns.c1.retry.busy.max must be an integer 0..100, got 101"),
+    ({"busy": {"tries": 3}}, r"campaigns.c1.retry.busy.*tries"),
+    ({"busy": 3}, r"campaigns.c1.retry.busy"),
+])
+def test_config_retry_rule_errors_name_the_key(value, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(with_value(base(), "campaigns.c1.retry", value), "x")
+
+
+# --- caller ID must be a valid number -------------------------------------------------------
+
+@pytest.mark.parametrize("caller_id, region", [
+    ("12025550100", "US"), ("+12025550100", "US"), ('"Clinic" <12025550100>', "US"),
+    ('"Clinic" <+442079460000>', "US"), ("442079460000", "US"), ("02079460000", "GB"),
+])
+def test_config_caller_id_valid_numbers(caller_id, region):
+    data = with_value(base(), "campaigns.c1.caller_id", caller_id)
+    data = with_value(data, "campaigns.c1.region", region)
+    assert parse_config(data, "x").campaigns["c1"].caller_id == caller_id
+
+
+@pytest.mark.parametrize("caller_id", ["1", "100", '"Desk" <555>', "12025550", "99999999999"])
+def test_config_caller_id_malformed_number_is_refused_unless_internal(caller_id):
+    data = with_value(base(), "campaigns.c1.caller_id", caller_id)
+    with pytest.raises(ConfigError, match=r"campaigns.c1.caller_id: [0-9]+ is not a valid phone "
+                                          r"number .* caller_id_internal: true"):
+        parse_config(data, "x")
+    data = with_value(data, "campaigns.c1.caller_id_internal", True)
+    c1 = parse_config(data, "x").campaigns["c1"]
+    assert c1.caller_id_internal and to_display_dict(parse_config(data, "x"))[
+        "campaigns"]["c1"]["caller_id_internal"] is True
+    with pytest.raises(ConfigError, match=r"caller_id_internal must be true or false, got 'yes'"):
+        parse_config(with_value(data, "campaigns.c1.caller_id_internal", "yes"), "x")

@@ -81,3 +81,63 @@ def test_results_forged_token_or_unknown_id_is_refused(db):
     with pytest.raises(NotFoundError):
         rec.lookup(999999, c.token)
     assert Attempt.get_by_id(c.attempt_id).status == "dialing"
+
+
+# ---- retry rules per outcome (config `retry:`) ----------------------------------------------
+
+def ended(rec, camp, at, status, max_attempts=5):
+    """Claim the campaign's one number at `at` and end the attempt with DIALSTATUS `status`;
+    the number afterwards."""
+    claimed = claim_due(camp.id, 1, at, "main", (), max_attempts)
+    assert claimed, "nothing due at %s" % at
+    c = claimed[0]
+    rec.record_result(c.attempt_id, c.token, status, "17", "", "3", at)
+    return Number.get_by_id(c.number_id)
+
+
+def test_results_retry_rule_delay_and_cap_per_outcome(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = Recorder(lambda name: RetryPolicy(5, 600, {"busy": (20, 2), "noanswer": (90, None)}))
+    n = ended(rec, camp, T0, "BUSY")
+    assert (n.status, from_db(n.next_attempt_at)) == ("pending", T0 + dt.timedelta(seconds=20))
+    t1 = T0 + dt.timedelta(seconds=20)
+    n = ended(rec, camp, t1, "NOANSWER")       # another outcome: its own delay, no cap hit
+    assert (n.status, from_db(n.next_attempt_at)) == ("pending", t1 + dt.timedelta(seconds=90))
+    t2 = t1 + dt.timedelta(seconds=90)
+    n = ended(rec, camp, t2, "CONGESTION")     # no rule: the campaign's retry delay
+    assert from_db(n.next_attempt_at) == t2 + dt.timedelta(seconds=600)
+    t3 = t2 + dt.timedelta(seconds=600)
+    n = ended(rec, camp, t3, "BUSY")           # the second busy: busy's max 2 reached
+    assert (n.status, n.last_outcome, n.attempts) == ("failed", "busy", 4)
+
+
+def test_results_retry_max_0_is_final_at_once_and_max_attempts_still_caps(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = Recorder(lambda name: RetryPolicy(2, 60, {"busy": (0, 0), "noanswer": (1, 10)}))
+    assert ended(rec, camp, T0, "BUSY", 2).status == "failed"
+    camp2 = make_campaign("c2")
+    make_numbers(camp2, 1)
+    assert ended(rec, camp2, T0, "NOANSWER", 2).status == "pending"
+    n = ended(rec, camp2, T0 + dt.timedelta(seconds=1), "NOANSWER", 2)
+    assert (n.status, n.attempts) == ("failed", 2)     # max_attempts 2 before noanswer's 10
+
+
+def test_results_retry_counts_restart_after_reset_and_ignore_refused(db):
+    from agi_campaign import campaigns
+    from agi_campaign.models import Campaign
+
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = Recorder(lambda name: RetryPolicy(5, 60, {"busy": (0, 2)}))
+    ended(rec, camp, T0, "BUSY")
+    c = claim_due(camp.id, 1, T0, "main", (), 5)[0]
+    rec.finish(c.attempt_id, Outcome.REFUSED, T0)   # no call placed: not a busy, not counted
+    later = T0 + dt.timedelta(seconds=60)
+    assert ended(rec, camp, later, "BUSY").status == "failed"
+    campaigns.apply_command(Campaign.get_by_id(camp.id).name, "pause", later)
+    campaigns.apply_command(Campaign.get_by_id(camp.id).name, "reset", later)
+    n = ended(rec, camp, later, "BUSY")             # a fresh set: one busy since the reset
+    assert (n.status, n.attempts) == ("pending", 1)
+    assert ended(rec, camp, later, "BUSY").status == "failed"
