@@ -88,6 +88,24 @@ class DncListConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class OptOut:
+    """``opt_out:`` of a message: the key that puts the callee's number on ``dnc_list`` while
+    the message plays; ``confirm_sounds`` are played after the number is listed."""
+    digit: str
+    dnc_list: str
+    confirm_sounds: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Collect:
+    """``collect:`` of a message: after it, play ``sounds`` and read up to ``max_digits`` keys,
+    ``timeout_s`` after the last sound (or key) ending the input."""
+    max_digits: int
+    timeout_s: int
+    sounds: tuple
+
+
+@dataclasses.dataclass(frozen=True)
 class OnConnect:
     type: str
     sounds: tuple | None = None
@@ -97,6 +115,8 @@ class OnConnect:
     queue: str | None = None
     room: str | None = None
     timeout_s: int | None = None
+    opt_out: OptOut | None = None
+    collect: Collect | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -700,7 +720,7 @@ def _sound(value, path):
 _TYPE = _F(None, _REQUIRED, "message")
 ON_CONNECT_FIELDS = {
     "message": {"type": _TYPE, "sounds": _F(_list_of(_sound, True), _REQUIRED, "[hello-world]"),
-                "repeat": _F(_integer(1, 10), 1)},
+                "repeat": _F(_integer(1, 10), 1), "opt_out": _F(None), "collect": _F(None)},
     "extension": {"type": _TYPE, "extension": _F(_text(r"[0-9A-Za-z*#+_-]+", "an extension like "
                                                        "\"1000\""), _REQUIRED, '"1000"'),
                   "context": _F(_NAME, "default"), "timeout_s": _F(_integer(1, 600), 30)},
@@ -725,6 +745,26 @@ CAMPAIGN_FIELDS = {
     "retry": _F(None, None),
     "caller_id_internal": _F(_bool, False),
     "server": _F(_NAME),
+}
+def _digit(value, path):
+    """One key: 0-9, * or #; an unquoted YAML 0..9 is taken as that digit."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return str(value)
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9*#]", value):
+        _fail("%s must be one key of 0-9, * or # (quote * and #: \"#\"), got %s"
+              % (path, _show(value)))
+    return value
+
+
+OPT_OUT_FIELDS = {
+    "digit": _F(_digit, _REQUIRED, '"9"'),
+    "dnc_list": _F(_NAME, _REQUIRED, "optout"),
+    "confirm_sounds": _F(_list_of(_sound), ()),
+}
+COLLECT_FIELDS = {
+    "max_digits": _F(_integer(1, 20), _REQUIRED, "1"),
+    "timeout_s": _F(_integer(1, 60), 5),
+    "sounds": _F(_list_of(_sound, True), _REQUIRED, "[beep]"),
 }
 RETRY_FIELDS = {
     "delay_s": _F(_integer(0, 2592000), None),
@@ -771,7 +811,12 @@ def _campaign(name, raw, servers, dnc_lists, problems):
     on_connect = server = None
     if "on_connect" in fields:
         on_connect = problems.check(_on_connect, fields["on_connect"], path + ".on_connect",
-                                    problems)
+                                    problems, dnc_lists)
+    opt_out = on_connect.opt_out if on_connect is not None else None
+    if opt_out is not None and opt_out.dnc_list not in fields.get("dnc_lists", (opt_out.dnc_list,)):
+        problems.add("%s.on_connect.opt_out.dnc_list %r must also be in %s.dnc_lists, so that "
+                     "this campaign never calls back a number that opted out (after a reset); "
+                     "add it there" % (path, opt_out.dnc_list, path))
     if "server" in fields and servers is not None:
         server = problems.check(_server_ref, fields["server"], path, servers)
     retry = problems.check(_retry, fields.get("retry"), path + ".retry",
@@ -857,8 +902,9 @@ def _local_datetime(value, path, zone):
     return parsed.astimezone(zone)
 
 
-def _on_connect(value, path, problems):
-    """The OnConnect, or None when it has a problem."""
+def _on_connect(value, path, problems, dnc_lists=None):
+    """The OnConnect, or None when it has a problem. dnc_lists: the defined lists (None when
+    that section is unusable: opt_out.dnc_list is then not checked)."""
     mapping = _mapping(value, path)
     if "type" not in mapping:
         _fail("%s: missing required key 'type'; add type: %s"
@@ -866,10 +912,42 @@ def _on_connect(value, path, problems):
     kind = _choice(*ON_CONNECT_FIELDS)(mapping["type"], path + ".type")
     before = len(problems)
     fields = _section(mapping, path, ON_CONNECT_FIELDS[kind], problems, " for type %s" % kind)
+    if kind == "message":
+        fields["opt_out"] = problems.check(_opt_out, fields.get("opt_out"), path + ".opt_out",
+                                           dnc_lists, problems)
+        fields["collect"] = problems.check(_collect, fields.get("collect"), path + ".collect",
+                                           problems)
     if len(problems) > before:
         return None
     fields["type"] = kind
     return OnConnect(**fields)
+
+
+def _opt_out(value, path, dnc_lists, problems):
+    """``opt_out: {digit, dnc_list, confirm_sounds}`` -> OptOut (None when absent)."""
+    if value is None:
+        return None
+    before = len(problems)
+    fields = _section(value, path, OPT_OUT_FIELDS, problems)
+    name = fields.get("dnc_list")
+    if name is not None and dnc_lists is not None and name not in dnc_lists:
+        problems.add("%s.dnc_list %r is not defined under dnc_lists (defined: %s); the "
+                     "opted-out numbers must go on a configured list"
+                     % (path, name, ", ".join(dnc_lists) or "none"))
+    if len(problems) > before:
+        return None
+    return OptOut(fields["digit"], fields["dnc_list"], fields["confirm_sounds"])
+
+
+def _collect(value, path, problems):
+    """``collect: {max_digits, timeout_s, sounds}`` -> Collect (None when absent)."""
+    if value is None:
+        return None
+    before = len(problems)
+    fields = _section(value, path, COLLECT_FIELDS, problems)
+    if len(problems) > before:
+        return None
+    return Collect(fields["max_digits"], fields["timeout_s"], fields["sounds"])
 
 
 # --- display -----------------------------------------------------------------------------------
@@ -912,9 +990,7 @@ def _campaign_dict(campaign):
         out.update(start=campaign.start.isoformat(), end=campaign.end.isoformat())
         if campaign.week_time_text is not None:
             out["week_time"] = campaign.week_time_text
-    on_connect = {key: list(value) if isinstance(value, tuple) else value
-                  for key, value in dataclasses.asdict(campaign.on_connect).items()
-                  if value is not None}
+    on_connect = _plain(dataclasses.asdict(campaign.on_connect))
     out.update(timezone=campaign.timezone, region=campaign.region,
                countries=list(campaign.countries), dnc_lists=list(campaign.dnc_lists),
                dial_timeout_s=campaign.dial_timeout_s, on_connect=on_connect,
@@ -927,6 +1003,13 @@ def _campaign_dict(campaign):
         out["retry"] = {rule.outcome: {"delay_s": rule.delay_s, "max": rule.max}
                         for rule in campaign.retry}
     return out
+
+
+def _plain(mapping):
+    """A dataclasses.asdict() result without None values, its tuples as lists (YAML's shape)."""
+    return {key: (_plain(value) if isinstance(value, dict)
+                  else list(value) if isinstance(value, tuple) else value)
+            for key, value in mapping.items() if value is not None}
 
 
 def campaign_settings_json(campaign):

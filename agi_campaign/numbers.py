@@ -34,7 +34,7 @@ IN_FLIGHT_REASON = "in flight; remove it after the call ends"
 LIST_COLUMNS = ("phone", "raw", "status", "attempts", "last_outcome", "next_attempt_at",
                 "updated_at")
 EXPORT_COLUMNS = ("phone", "raw", "status", "attempts", "last_outcome", "last_attempt_at",
-                  "last_dial_status")
+                  "last_dial_status", "last_digits", "last_opted_out")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,13 +223,20 @@ def extra_keys(campaign_id, upto=None, page=PAGE):
 
 
 def _latest_attempts(first_id, last_id):
-    """``{number id: (created_at, dial_status)}`` of the latest attempt of each number whose id
-    is in ``first_id..last_id`` (the index attempt(number_id) serves the range)."""
+    """``{number id: (created_at, dial_status, digits, opted_out)}`` of the latest attempt of
+    each number whose id is in ``first_id..last_id`` (the index attempt(number_id) serves the
+    range)."""
     p = database.param
     rows = database.execute_sql(
-        "SELECT number_id, created_at, dial_status FROM attempt WHERE number_id >= %s AND "
-        "number_id <= %s ORDER BY number_id, id" % (p, p), (first_id, last_id)).fetchall()
-    return {number_id: (created_at, dial_status) for number_id, created_at, dial_status in rows}
+        "SELECT number_id, created_at, dial_status, digits, opted_out FROM attempt WHERE "
+        "number_id >= %s AND number_id <= %s ORDER BY number_id, id" % (p, p),
+        (first_id, last_id)).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def _yes_no(flag):
+    """opted_out: 'yes' when the key was pressed, '' otherwise (not asked or not pressed)."""
+    return "yes" if flag else ""
 
 
 def _cell(value):
@@ -244,7 +251,8 @@ def export(campaign_id, out, page=PAGE):
     """Write the campaign's numbers as CSV to the text stream ``out``; returns how many rows.
 
     Columns: EXPORT_COLUMNS (``last_attempt_at``: when the latest attempt was placed, UTC ISO
-    8601; ``last_dial_status``: its Asterisk DIALSTATUS), then every extra column of the import
+    8601; ``last_dial_status``: its Asterisk DIALSTATUS; ``last_digits``: the keys it collected
+    or its opt-out key; ``last_opted_out``: ``yes`` when the callee opted out), then every extra column of the import
     (a first pass collects their names). Rows in id order; a number without a value for an
     extra column gets an empty cell.
     """
@@ -260,10 +268,11 @@ def export(campaign_id, out, page=PAGE):
     for rows in _pages(campaign_id, columns, upto=upto, page=page):
         latest = _latest_attempts(rows[0][0], rows[-1][0])
         for number_id, e164, raw, status, attempts, outcome, extra in rows:
-            at, dial_status = latest.get(number_id, (None, None))
+            at, dial_status, digits, opted_out = latest.get(number_id, (None,) * 4)
             values = _extra(extra)
             writer.writerow([e164, _cell(raw), status, attempts, outcome or "",
-                             _iso(from_db(at)), _cell(dial_status)]
+                             _iso(from_db(at)), _cell(dial_status), _cell(digits),
+                             _yes_no(opted_out)]
                             + [_cell(values.get(k)) for k in keys])
             count += 1
     return count

@@ -117,6 +117,30 @@ class Recorder:
             _sql("destination"), (str(dest_result)[:100], int(attempt_id), token)),
             "attempt=%s destination result" % attempt_id)
 
+    def record_opt_out(self, attempt_id, token, digit, dnc_list, now):
+        """The callee pressed the opt-out key: their number goes on `dnc_list` and the attempt
+        records ``opted_out`` and the key, in one transaction, waited for (committed when this
+        returns) so the number is listed before the call ends. Also after the attempt ended (a
+        hangup racing the key press): the press happened. Returns True when the number was
+        not on the list yet. NotFoundError if the attempt is unknown or forged."""
+        def write():
+            att = self._row(attempt_id, token)
+            added = database.execute_sql(_sql("dnc_add"), (
+                dnc_list, to_db(now), "opt-out attempt=%s campaign=%s"
+                % (att.id, self._campaign_name(att.campaign_id)), att.number_id)
+            ).rowcount
+            database.execute_sql(_sql("opt_out"), (str(digit)[:32], att.id, token))
+            log.info("attempt=%s campaign=%s opted out: number put on Do-Not-Call list %s",
+                     att.id, att.campaign_id, dnc_list)
+            return bool(added)
+        return self._write(write)
+
+    def record_digits(self, attempt_id, token, digits):
+        """The keys a `collect` read ('' when none); queued, not waited for."""
+        self._write_later(lambda: database.execute_sql(
+            _sql("digits"), (str(digits)[:32], int(attempt_id), token)),
+            "attempt=%s digits" % attempt_id)
+
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
                       now, note=None):
         """The outcome from the hangup handler. Returns False if the attempt had already ended."""
@@ -169,6 +193,13 @@ _SQL = {
     "answer": "UPDATE attempt SET status = 'answered', answered_at = {p} "
               "WHERE id = {p} AND token = {p} AND status = 'dialing'",
     "destination": "UPDATE attempt SET dest_result = {p} WHERE id = {p} AND token = {p}",
+    "digits": "UPDATE attempt SET digits = {p} WHERE id = {p} AND token = {p}",
+    "opt_out": "UPDATE attempt SET opted_out = TRUE, digits = {p} WHERE id = {p} AND token = {p}",
+    # the attempt's number onto the list, unless it is there already (unique list_name, phone;
+    # SQLite needs the WHERE to read ON CONFLICT as the INSERT's)
+    "dnc_add": "INSERT INTO dnc_entry (list_name, phone, added_at, source) "
+               "SELECT {p}, n.phone, {p}, {p} FROM number n WHERE n.id = {p} "
+               "ON CONFLICT (list_name, phone) DO NOTHING",
     "end": "UPDATE attempt SET status = 'ended', outcome = {p}, ended_at = {p}, "
            "duration_s = {p}, note = {p}, dial_status = {p}, hangup_cause = {p}, "
            "billsec_s = {p} WHERE id = {p} AND status <> 'ended'",

@@ -2,8 +2,18 @@
 
 `connect` runs on the answered `;1` half of the originated Local channel (already answered:
 no ANSWER is sent); it plays the message or bridges the callee to an extension, a queue or a
-conference, then records what happened as `dest_result`. `result` runs in the hangup handler
-of the `;2` half and records the call's outcome; it sends no AGI command.
+conference, then records what happened as `dest_result`.
+
+A message can listen for keys (config ``opt_out`` and ``collect``). The opt-out key is an
+escape digit of every STREAM FILE of the message: when pressed, the number goes on the
+Do-Not-Call list at once, waited for (``Recorder.record_opt_out``: one transaction with the
+attempt's ``opted_out`` and ``digits``), and only then are the confirm sounds played, so the
+entry exists before the call can end; dest_result is ``opted_out``. ``collect`` runs after a
+message played whole: its sounds interrupt on any key and GET DATA reads up to max_digits
+(``#`` ends the input early); the keys ('' when none) go to ``Recorder.record_digits``.
+
+`result` runs in the hangup handler of the `;2` half and records the call's outcome; it sends
+no AGI command.
 
 Every log line carries `attempt=`, `script=` and `uniqueid=`. The FastAGI server catches
 anything that escapes, so a failure here ends only this connection.
@@ -23,7 +33,9 @@ _ATTEMPT_RE = re.compile(r"^[0-9]{1,18}$")
 _TOKEN_RE = re.compile(r"^[0-9a-f]{8,64}$")
 
 PLAYED = "played"
+OPTED_OUT = "opted_out"
 HANGUP_DURING_MESSAGE = "hangup_during_message"
+HANGUP_DURING_COLLECT = "hangup_during_collect"
 PLAYBACK_FAILED = "playback_failed"
 HANGUP = "hangup"
 ERROR = "error"
@@ -68,7 +80,8 @@ class Router:
         dest_result = ERROR
         try:
             on_connect = self._on_connect_for(campaign)
-            dest_result = run_destination(channel, on_connect)
+            keys = Keys(self._recorder, attempt_id, token, self._clock)
+            dest_result = run_destination(channel, on_connect, keys)
         except AgiHangup as err:
             dest_result = HANGUP
             log.debug("attempt=%s script=%s uniqueid=%s hung up: %s",
@@ -90,6 +103,24 @@ class Router:
         log.debug("attempt=%s script=%s uniqueid=%s dialstatus=%s hangupcause=%s",
                  attempt_id, channel.script, channel.uniqueid, dial_status, hangup_cause)
         _forget_saved_result(channel, attempt_id, astdb_key(self._instance, attempt_id))
+
+
+class Keys:
+    """Where the keys a callee presses go: the attempt `attempt_id` on `recorder`."""
+
+    def __init__(self, recorder, attempt_id, token, clock):
+        self._recorder = recorder
+        self._attempt_id = attempt_id
+        self._token = token
+        self._clock = clock
+
+    def opted_out(self, digit, dnc_list):
+        """Committed when this returns (the number is on the list)."""
+        self._recorder.record_opt_out(self._attempt_id, self._token, digit, dnc_list,
+                                      self._clock.now())
+
+    def collected(self, digits):
+        self._recorder.record_digits(self._attempt_id, self._token, digits)
 
 
 def _forget_saved_result(channel, attempt_id, key):
@@ -124,34 +155,104 @@ def _seconds(text):
     return int(text) if text.isdigit() else None
 
 
-def run_destination(channel, on_connect):
-    """Run on_connect on the channel; the dest_result string to record."""
+def run_destination(channel, on_connect, keys=None):
+    """Run on_connect on the channel; the dest_result string to record. `keys` (a Keys)
+    receives an opt-out and collected digits; without it a message listens for no key."""
     runner = _DESTINATIONS.get(on_connect.type)
     if runner is None:
         raise AgiError("on_connect type %r is not message, extension, queue or conference"
                        % (on_connect.type,))
+    if runner is play_message:
+        return play_message(channel, on_connect, keys)
     return runner(channel, on_connect)
 
 
-def play_message(channel, on_connect):
-    """STREAM FILE each sound `repeat` times; stops at the first sign of hangup.
+def play_message(channel, on_connect, keys=None):
+    """STREAM FILE each sound `repeat` times; stops at the first sign of hangup; then
+    `collect`, if configured.
 
-    'played', 'hangup_during_message', or 'playback_failed' (result -1 on a live channel,
-    e.g. a missing sound file: logged, not retried). repeat None or below 1 plays once.
+    'played', 'opted_out' (see the module's docstring), 'hangup_during_message',
+    'hangup_during_collect', or 'playback_failed' (result -1 on a live channel, e.g. a missing
+    sound file: logged, not retried). repeat None or below 1 plays once.
     """
     sounds = tuple(on_connect.sounds or ())
+    opt_out = on_connect.opt_out if keys is not None else None
+    collect = on_connect.collect if keys is not None else None
+    escape = opt_out.digit if opt_out is not None else ""
     try:
-        for _ in range(max(on_connect.repeat or 1, 1)):
-            for sound in sounds:
-                if channel.hung_up:
-                    return HANGUP_DURING_MESSAGE
-                channel.stream_file(sound)
+        pressed = _play_sounds(channel, sounds * max(on_connect.repeat or 1, 1), escape)
     except AgiHangup:
         return HANGUP_DURING_MESSAGE
     except AgiError as err:
         log.warning("uniqueid=%s playback failed: %s", channel.uniqueid, err)
         return PLAYBACK_FAILED
-    return HANGUP_DURING_MESSAGE if channel.hung_up else PLAYED
+    if opt_out is not None and pressed == opt_out.digit:  # recorded even if the callee hangs up now
+        keys.opted_out(pressed, opt_out.dnc_list)
+        log.debug("uniqueid=%s opted out with key %s onto list %s", channel.uniqueid, pressed,
+                  opt_out.dnc_list)
+        _play_quietly(channel, opt_out.confirm_sounds)
+        return OPTED_OUT
+    if channel.hung_up:
+        return HANGUP_DURING_MESSAGE
+    if collect is not None:
+        return _collect(channel, collect, keys)
+    return PLAYED
+
+
+ALL_KEYS = "0123456789*#"
+
+
+def _play_sounds(channel, sounds, escape):
+    """STREAM FILE each sound until one of the `escape` keys is pressed: that key, or ''.
+    AgiHangup when the channel hangs up before the last sound (or during one)."""
+    for sound in sounds:
+        if channel.hung_up:
+            raise AgiHangup("the channel hung up during the message")
+        pressed = channel.stream_file(sound, escape)
+        if pressed:
+            return pressed
+    return ""
+
+
+def _collect(channel, collect, keys):
+    """Play collect.sounds, any key interrupting; GET DATA reads the rest (up to max_digits,
+    timeout_s after the last sound or key, `#` ends early and is not kept)."""
+    sounds = tuple(collect.sounds)
+    digits = ""
+    try:
+        for sound in sounds[:-1]:
+            digits = channel.stream_file(sound, ALL_KEYS)
+            if digits:
+                break
+        if digits == "#":
+            digits = ""
+        elif not digits:
+            digits = channel.get_data(sounds[-1], collect.timeout_s * 1000, collect.max_digits)
+        elif collect.max_digits > 1:
+            digits += channel.get_data("silence/1", collect.timeout_s * 1000,
+                                       collect.max_digits - 1)
+    except AgiHangup:
+        keys.collected(digits)
+        return HANGUP_DURING_COLLECT
+    except AgiError as err:
+        log.warning("uniqueid=%s collect failed: %s", channel.uniqueid, err)
+        keys.collected(digits)
+        return PLAYBACK_FAILED
+    keys.collected(digits)
+    return PLAYED
+
+
+def _play_quietly(channel, sounds):
+    """Play `sounds` (no key interrupts); a hangup or a failure only ends the playing."""
+    try:
+        for sound in sounds:
+            if channel.hung_up:
+                return
+            channel.stream_file(sound)
+    except AgiHangup:
+        return
+    except AgiError as err:
+        log.warning("uniqueid=%s confirm sound failed: %s", channel.uniqueid, err)
 
 
 def dial_extension(channel, on_connect):

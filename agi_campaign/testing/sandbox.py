@@ -61,6 +61,7 @@ MODULES = (
     "pbx_config",
     "app_dial", "app_playback", "app_stack", "app_exec", "app_verbose", "app_userevent",
     "app_queue", "app_confbridge", "app_echo",
+    "app_senddtmf",  # the opt-out callee (d4 = 6) presses a key with SendDTMF
     "func_channel", "func_callerid", "func_logic", "func_strings", "func_hangupcause",
     "func_dialplan", "func_global", "func_db",
     "bridge_simple", "bridge_softmix", "bridge_holding", "bridge_builtin_features",

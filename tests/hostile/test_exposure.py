@@ -234,8 +234,8 @@ class _FakeChannel:
         self.script, self.args = script, args
         self.uniqueid, self.peer, self.hung_up = "1700000000.1", "127.0.0.1", False
 
-    def stream_file(self, sound):
-        return "0"
+    def stream_file(self, sound, escape_digits=""):
+        return ""  # no key pressed (fastagi.Channel.stream_file's contract)
 
     def command(self, *args):
         return "1"
@@ -260,7 +260,8 @@ def test_exposure_phone_numbers_masked_at_info_and_above(db, work, caplog):
     claimed = claim_due(campaign.id, 10, NOW, "main", ["global"], 3)
     recorder = Recorder(lambda name: RetryPolicy(3, 60))
     router = Router(lambda name: type("OC", (), {"type": "message", "sounds": ("hi",),
-                                                 "repeat": 1})(), recorder,
+                                                 "repeat": 1, "opt_out": None,
+                                                 "collect": None})(), recorder,
                     type("Clock", (), {"now": staticmethod(lambda: NOW)})(), "ab12")
     for i, c in enumerate(claimed):
         if i % 2:

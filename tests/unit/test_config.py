@@ -545,7 +545,7 @@ BAD_VALUES = [
     ("campaigns.c1.on_connect.repeat", 11, "campaigns.c1.on_connect.repeat must be an integer "
                                            "1..10, got 11"),
     ("campaigns.c1.on_connect.queue", "sales", "campaigns.c1.on_connect: unknown key 'queue' for "
-                                               "type message (valid: repeat, sounds, type)"),
+                                               "type message (valid: collect, opt_out, repeat, sounds, type)"),
 ]
 
 
@@ -1107,3 +1107,109 @@ def test_config_caller_id_malformed_number_is_refused_unless_internal(caller_id)
         "campaigns"]["c1"]["caller_id_internal"] is True
     with pytest.raises(ConfigError, match=r"caller_id_internal must be true or false, got 'yes'"):
         parse_config(with_value(data, "campaigns.c1.caller_id_internal", "yes"), "x")
+
+
+# ---- on_connect message: opt_out and collect (issue 11 item 2) ------------------------------
+
+MSG = {"type": "message", "sounds": ["hello-world"]}
+
+
+def listing():
+    """base() with the campaign checking the list its opt-out writes to."""
+    return with_value(base(), "campaigns.c1.dnc_lists", ["global"])
+
+
+def test_config_message_opt_out_and_collect_loaded():
+    on_connect = dict(MSG, opt_out={"digit": "9", "dnc_list": "global",
+                                    "confirm_sounds": ["beep"]},
+                      collect={"max_digits": 3, "timeout_s": 4, "sounds": ["beep", "vm-intro"]})
+    cfg = parse_config(with_value(listing(), "campaigns.c1.on_connect", on_connect), "c.yaml")
+    got = cfg.campaigns["c1"].on_connect
+    assert got.opt_out == cfgmod.OptOut("9", "global", ("beep",))
+    assert got.collect == cfgmod.Collect(3, 4, ("beep", "vm-intro"))
+    shown = to_display_dict(cfg)["campaigns"]["c1"]["on_connect"]
+    assert shown["opt_out"] == {"digit": "9", "dnc_list": "global", "confirm_sounds": ["beep"]}
+    assert shown["collect"] == {"max_digits": 3, "timeout_s": 4, "sounds": ["beep", "vm-intro"]}
+    json.loads(campaign_settings_json(cfg.campaigns["c1"]))
+
+
+def test_config_message_opt_out_defaults_and_unquoted_digit():
+    on_connect = dict(MSG, opt_out={"digit": 0, "dnc_list": "global"},
+                      collect={"max_digits": 1, "sounds": ["beep"]})
+    got = parse_config(with_value(listing(), "campaigns.c1.on_connect", on_connect),
+                       "c.yaml").campaigns["c1"].on_connect
+    assert got.opt_out == cfgmod.OptOut("0", "global", ())
+    assert got.collect == cfgmod.Collect(1, 5, ("beep",))
+
+
+def test_config_message_without_opt_out_or_collect_has_none():
+    got = parse_config(base(), "c.yaml").campaigns["c1"].on_connect
+    assert got.opt_out is None and got.collect is None
+
+
+OPT_OUT_BAD = [
+    ({"opt_out": {"digit": "99", "dnc_list": "global"}},
+     "campaigns.c1.on_connect.opt_out.digit must be one key of 0-9, * or #"),
+    ({"opt_out": {"digit": 10, "dnc_list": "global"}},
+     "campaigns.c1.on_connect.opt_out.digit must be one key of 0-9, * or #"),
+    ({"opt_out": {"digit": "A", "dnc_list": "global"}},
+     "campaigns.c1.on_connect.opt_out.digit must be one key of 0-9, * or #"),
+    ({"opt_out": {"dnc_list": "global"}},
+     "campaigns.c1.on_connect.opt_out: missing required key 'digit'"),
+    ({"opt_out": {"digit": "9"}},
+     "campaigns.c1.on_connect.opt_out: missing required key 'dnc_list'"),
+    ({"opt_out": {"digit": "9", "dnc_list": "nosuch"}},
+     "campaigns.c1.on_connect.opt_out.dnc_list 'nosuch' is not defined under dnc_lists "
+     "(defined: global)"),
+    ({"opt_out": {"digit": "9", "dnc_list": "global", "confirm_sounds": ["a b"]}},
+     "campaigns.c1.on_connect.opt_out.confirm_sounds[0] must be a sound file name"),
+    ({"opt_out": {"digit": "9", "dnc_list": "global", "confirm_sounds": "beep"}},
+     "campaigns.c1.on_connect.opt_out.confirm_sounds must be a list"),
+    ({"opt_out": {"digit": "9", "dnc_list": "global", "list": "x"}},
+     "campaigns.c1.on_connect.opt_out: unknown key 'list'"),
+    ({"opt_out": "9"}, "campaigns.c1.on_connect.opt_out must be a mapping"),
+    ({"collect": {"max_digits": 0, "sounds": ["beep"]}},
+     "campaigns.c1.on_connect.collect.max_digits must be an integer 1..20, got 0"),
+    ({"collect": {"max_digits": 21, "sounds": ["beep"]}},
+     "campaigns.c1.on_connect.collect.max_digits must be an integer 1..20, got 21"),
+    ({"collect": {"max_digits": 2, "timeout_s": 0, "sounds": ["beep"]}},
+     "campaigns.c1.on_connect.collect.timeout_s must be an integer 1..60, got 0"),
+    ({"collect": {"max_digits": 2, "timeout_s": 61, "sounds": ["beep"]}},
+     "campaigns.c1.on_connect.collect.timeout_s must be an integer 1..60, got 61"),
+    ({"collect": {"max_digits": 2}},
+     "campaigns.c1.on_connect.collect: missing required key 'sounds'"),
+    ({"collect": {"sounds": ["beep"]}},
+     "campaigns.c1.on_connect.collect: missing required key 'max_digits'"),
+    ({"collect": {"max_digits": 2, "sounds": []}},
+     "campaigns.c1.on_connect.collect.sounds must be a non-empty list"),
+    ({"collect": {"max_digits": 2, "sounds": ["x"], "digits": 3}},
+     "campaigns.c1.on_connect.collect: unknown key 'digits'"),
+]
+
+
+@pytest.mark.parametrize("extra,expected", OPT_OUT_BAD, ids=[e for _, e in OPT_OUT_BAD])
+def test_config_rejects_bad_opt_out_or_collect(extra, expected):
+    message = error_of(with_value(listing(), "campaigns.c1.on_connect", dict(MSG, **extra)))
+    assert "config.yaml: " + expected in message
+
+
+def test_config_opt_out_only_for_message():
+    on_connect = {"type": "queue", "queue": "sales",
+                  "opt_out": {"digit": "9", "dnc_list": "global"}}
+    message = error_of(with_value(listing(), "campaigns.c1.on_connect", on_connect))
+    assert "campaigns.c1.on_connect: unknown key 'opt_out' for type queue" in message
+
+
+def test_config_opt_out_and_collect_problems_reported_together():
+    on_connect = dict(MSG, opt_out={"digit": "x", "dnc_list": "nosuch"},
+                      collect={"max_digits": 0, "sounds": ["beep"]})
+    message = error_of(with_value(listing(), "campaigns.c1.on_connect", on_connect))
+    assert "opt_out.digit" in message and "opt_out.dnc_list 'nosuch'" in message
+    assert "collect.max_digits" in message
+
+
+def test_config_opt_out_list_must_be_checked_by_the_campaign_itself():
+    on_connect = dict(MSG, opt_out={"digit": "9", "dnc_list": "global"})
+    message = error_of(with_value(base(), "campaigns.c1.on_connect", on_connect))
+    assert ("config.yaml: campaigns.c1.on_connect.opt_out.dnc_list 'global' must also be in "
+            "campaigns.c1.dnc_lists") in message

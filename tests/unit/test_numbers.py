@@ -218,12 +218,27 @@ def test_numbers_export_columns_last_attempt_and_extra_union(db):
         table = read_export(row.id, page)
         assert table[0] == list(numbers.EXPORT_COLUMNS) + ["name", "city", "plan"]
         assert table[1] == [phone(0), "'" + phone(0), "done", "2", "answered",
-                            LATER.isoformat(), "ANSWER", "Ann", "Paris", ""]
-        assert table[2] == [phone(1), "'" + phone(1), "pending", "0", "", "", "", "Bob", "",
-                            "gold"]
+                            LATER.isoformat(), "ANSWER", "", "", "Ann", "Paris", ""]
+        assert table[2] == [phone(1), "'" + phone(1), "pending", "0", "", "", "", "", "", "Bob",
+                            "", "gold"]
         assert table[3] == [phone(2), "'" + phone(2), "failed", "2", "busy", T0.isoformat(),
-                            "BUSY", "", "", ""]
+                            "BUSY", "", "", "", "", ""]
         assert len(table) == 4
+
+
+def test_numbers_export_digits_and_opt_out_of_the_latest_attempt(db):
+    row = c1()
+    a = add_number(row, phone(0), "done", 2, "answered")
+    b = add_number(row, phone(1), "done", 1, "answered")
+    first = add_attempt(a, 1, T0, "ANSWER")
+    Attempt.update(digits="9", opted_out=True).where(Attempt.id == first.id).execute()
+    add_attempt(a, 2, LATER, "ANSWER")                # the latest: nothing pressed
+    Attempt.update(digits="123").where(Attempt.id == add_attempt(b, 1, T0, "ANSWER").id).execute()
+    table = read_export(row.id)
+    cols = table[0].index("last_digits"), table[0].index("last_opted_out")
+    assert [[r[i] for i in cols] for r in table[1:]] == [["", ""], ["123", ""]]
+    Attempt.update(digits="9", opted_out=True).where(Attempt.number == a.id).execute()
+    assert [read_export(row.id)[1][i] for i in cols] == ["9", "yes"]
 
 
 def test_numbers_export_neutralises_formula_like_cells(db):

@@ -1,11 +1,14 @@
 import datetime as dt
 
+import peewee
 import pytest
 
 from agi_campaign.claim import claim_due
 from agi_campaign.clock import from_db
 from agi_campaign.errors import NotFoundError
-from agi_campaign.models import Attempt, Number, Outcome
+from agi_campaign import results as results_mod
+from agi_campaign.models import Attempt, DncEntry, Number, Outcome
+from agi_campaign.result_writer import BatchWriter
 from agi_campaign.results import Recorder, RetryPolicy, outcome_for
 
 from tests.unit.support import T0, make_campaign, make_numbers
@@ -141,3 +144,96 @@ def test_results_retry_counts_restart_after_reset_and_ignore_refused(db):
     n = ended(rec, camp, later, "BUSY")             # a fresh set: one busy since the reset
     assert (n.status, n.attempts) == ("pending", 1)
     assert ended(rec, camp, later, "BUSY").status == "failed"
+
+
+# ---- opt-out by keypress and collected digits (issue 11 item 2) -----------------------------
+
+def _opt_out_setup():
+    camp = make_campaign()
+    make_numbers(camp, 2)
+    claims = claim_due(camp.id, 2, T0, "main", ("optout",), 2)
+    return camp, claims
+
+
+def _dnc_rows():
+    return [(e.list_name, e.phone, from_db(e.added_at), e.source)
+            for e in DncEntry.select().order_by(DncEntry.id)]
+
+
+def test_results_opt_out_lists_the_number_and_marks_the_attempt_in_one_write(db):
+    rec = recorder()
+    camp, (c, other) = _opt_out_setup()
+    pressed = T0 + dt.timedelta(seconds=4)
+    assert rec.record_opt_out(c.attempt_id, c.token, "9", "optout", pressed) is True
+    phone = Number.get_by_id(c.number_id).phone
+    assert _dnc_rows() == [("optout", phone, pressed,
+                            "opt-out attempt=%s campaign=c1" % c.attempt_id)]
+    att = Attempt.get_by_id(c.attempt_id)
+    assert (att.opted_out, att.digits, att.status) == (True, "9", "dialing")
+    assert Attempt.get_by_id(other.attempt_id).opted_out is None
+    # the call then ends answered: the number is done, the outcome stays answered
+    rec.record_result(c.attempt_id, c.token, "ANSWER", "16", "5", "8",
+                      T0 + dt.timedelta(seconds=8))
+    att = Attempt.get_by_id(c.attempt_id)
+    assert (att.outcome, att.opted_out, att.digits) == ("answered", True, "9")
+    assert Number.get_by_id(c.number_id).status == "done"
+    assert from_db(att.ended_at) > pressed
+
+
+def test_results_opt_out_twice_or_already_listed_keeps_one_entry(db):
+    rec = recorder()
+    _, (c, _) = _opt_out_setup()
+    assert rec.record_opt_out(c.attempt_id, c.token, "9", "optout", T0) is True
+    assert rec.record_opt_out(c.attempt_id, c.token, "9", "optout", T0) is False
+    assert len(_dnc_rows()) == 1
+
+
+def test_results_opt_out_after_the_attempt_ended_still_recorded(db):
+    rec = recorder()
+    _, (c, _) = _opt_out_setup()
+    rec.record_result(c.attempt_id, c.token, "ANSWER", "16", "5", "8", T0)
+    rec.record_opt_out(c.attempt_id, c.token, "#", "optout", T0)
+    assert Attempt.get_by_id(c.attempt_id).opted_out is True and len(_dnc_rows()) == 1
+
+
+def test_results_opt_out_forged_token_writes_nothing(db):
+    rec = recorder()
+    _, (c, _) = _opt_out_setup()
+    with pytest.raises(NotFoundError):
+        rec.record_opt_out(c.attempt_id, "f" * 16, "9", "optout", T0)
+    assert _dnc_rows() == [] and Attempt.get_by_id(c.attempt_id).opted_out is None
+
+
+def test_results_opt_out_through_the_batch_writer_is_committed_on_return(db):
+    """The write the caller waits for (`_write`): committed when record_opt_out returns, so
+    another connection already sees the entry while the call is up."""
+    writer = BatchWriter(db)
+    writer.start()
+    try:
+        rec = Recorder(lambda name: RetryPolicy(2, 60), writer)
+        _, (c, _) = _opt_out_setup()
+        assert rec.record_opt_out(c.attempt_id, c.token, "9", "optout", T0) is True
+        assert len(_dnc_rows()) == 1
+        assert Attempt.get_by_id(c.attempt_id).opted_out is True
+    finally:
+        writer.stop()
+
+
+def test_results_opt_out_failure_lists_nothing(db, monkeypatch):
+    """One transaction: when the attempt's update fails, the DNC entry is rolled back."""
+    rec = recorder()
+    _, (c, _) = _opt_out_setup()
+    monkeypatch.setitem(results_mod._SQL, "opt_out", "UPDATE no_such_table SET x = 1")
+    with pytest.raises(peewee.DatabaseError):
+        rec.record_opt_out(c.attempt_id, c.token, "9", "optout", T0)
+    assert _dnc_rows() == []
+
+
+def test_results_collected_digits_stored_on_the_attempt(db):
+    rec = recorder()
+    _, (c, other) = _opt_out_setup()
+    rec.record_digits(c.attempt_id, c.token, "123")
+    rec.record_digits(other.attempt_id, other.token, "")
+    assert Attempt.get_by_id(c.attempt_id).digits == "123"
+    assert Attempt.get_by_id(other.attempt_id).digits == ""
+    assert Attempt.get_by_id(c.attempt_id).opted_out is None

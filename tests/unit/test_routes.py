@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from agi_campaign import agi
+from agi_campaign.config import Collect, OptOut
 from agi_campaign.errors import NotFoundError
 from agi_campaign.fastagi import Channel
 from agi_campaign.routes import CONNECT_SCRIPT, RESULT_SCRIPT, Router
@@ -29,6 +30,8 @@ class OnConnect:
     queue: str = None
     room: str = None
     timeout_s: int = None
+    opt_out: object = None
+    collect: object = None
 
 
 class ScriptedAsterisk:
@@ -67,6 +70,14 @@ class FakeRecorder:
 
     def record_destination(self, attempt_id, token, dest_result, now):
         self.calls.append(("destination", attempt_id, dest_result))
+
+    def record_opt_out(self, attempt_id, token, digit, dnc_list, now):
+        self._check(attempt_id, token)
+        self.calls.append(("opt_out", attempt_id, digit, dnc_list, now))
+        return True
+
+    def record_digits(self, attempt_id, token, digits):
+        self.calls.append(("digits", attempt_id, digits))
 
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
                       now):
@@ -227,3 +238,117 @@ def test_routes_result_unknown_attempt_is_logged_not_raised(caplog):
     _, calls, _ = run(None, script=RESULT_SCRIPT, args=("999", TOKEN, "BUSY", "17", "", ""))
     assert calls == [("result", 999, "BUSY", "17", None, None)]
     assert "attempt=999 script=result" in caplog.text
+
+
+# ---- opt-out by keypress and collect (issue 11 item 2) --------------------------------------
+
+OPT = OptOut("9", "optout", ("beep", "vm-goodbye"))
+
+
+def test_routes_message_opt_out_key_lists_before_confirming():
+    """STREAM FILE result=57 is '9': the opt-out is recorded (waited for) before the confirm
+    sounds are sent, and the rest of the message is not played."""
+    on_connect = OnConnect("message", sounds=("hello-world", "tt-monkeys"), repeat=2,
+                           opt_out=OPT)
+    sent, calls, clock = run(on_connect, ["200 result=57 endpos=4000"],
+                             ["200 result=0 endpos=100"], ["200 result=0 endpos=100"])
+    assert sent == ['STREAM FILE "hello-world" "9" "0"', 'STREAM FILE "beep" "" "0"',
+                    'STREAM FILE "vm-goodbye" "" "0"']
+    assert calls == [("lookup", 101, TOKEN), ("answer", 101, clock.now()),
+                     ("opt_out", 101, "9", "optout", clock.now()),
+                     ("destination", 101, "opted_out")]
+
+
+def test_routes_message_opt_out_recorded_when_the_callee_hangs_up_at_once():
+    on_connect = OnConnect("message", sounds=("hello-world",), opt_out=OPT)
+    sent, calls, _ = run(on_connect, ["HANGUP", "200 result=57 endpos=4000"])
+    assert sent == ['STREAM FILE "hello-world" "9" "0"']  # no confirm on a dead channel
+    assert [c[0] for c in calls[2:]] == ["opt_out", "destination"]
+    assert destination(calls) == ["opted_out"]
+
+
+def test_routes_message_with_opt_out_played_whole_records_no_opt_out():
+    on_connect = OnConnect("message", sounds=("hello-world", "beep"), opt_out=OPT)
+    sent, calls, _ = run(on_connect, *[["200 result=0 endpos=8000"]] * 2)
+    assert sent == ['STREAM FILE "hello-world" "9" "0"', 'STREAM FILE "beep" "9" "0"']
+    assert [c[0] for c in calls] == ["lookup", "answer", "destination"]
+    assert destination(calls) == ["played"]
+
+
+def test_routes_message_opt_out_star_and_hash_keys():
+    for key, code in (("*", 42), ("#", 35)):
+        on_connect = OnConnect("message", sounds=("hello-world",),
+                               opt_out=OptOut(key, "optout", ()))
+        sent, calls, _ = run(on_connect, ["200 result=%d endpos=10" % code])
+        assert sent == ['STREAM FILE "hello-world" "%s" "0"' % key]
+        assert ("opt_out", 101, key, "optout") == calls[2][:4]
+
+
+def test_routes_message_opt_out_confirm_failure_still_opted_out(caplog):
+    on_connect = OnConnect("message", sounds=("hello-world",), opt_out=OPT)
+    sent, calls, _ = run(on_connect, ["200 result=57 endpos=10"], ["200 result=-1 endpos=0"],
+                         ["200 result=0"])
+    assert sent[-1] == "NOOP" and destination(calls) == ["opted_out"]
+    assert "confirm sound failed" in caplog.text
+
+
+def test_routes_message_opt_out_record_failure_records_error_and_confirms_nothing():
+    """No DNC entry, no confirmation: the callee must not hear a promise not kept."""
+    class Failing(FakeRecorder):
+        def record_opt_out(self, *args):
+            raise RuntimeError("database down")
+
+    on_connect = OnConnect("message", sounds=("hello-world",), opt_out=OPT)
+    transport, recorder = ScriptedAsterisk(["200 result=57 endpos=10"]), Failing()
+    router = Router(lambda name: on_connect, recorder, FakeClock(), "ab12")
+    with pytest.raises(RuntimeError):
+        router(make_channel(transport))
+    assert transport.sent == ['STREAM FILE "hello-world" "9" "0"']
+    assert destination(recorder.calls) == ["error"]
+
+
+COLLECT = Collect(max_digits=3, timeout_s=4, sounds=("press-1", "beep"))
+
+
+def test_routes_collect_reads_digits_after_the_message():
+    on_connect = OnConnect("message", sounds=("hello-world",), collect=COLLECT)
+    sent, calls, _ = run(on_connect, ["200 result=0 endpos=10"], ["200 result=0 endpos=10"],
+                         ["200 result=42"])
+    assert sent == ['STREAM FILE "hello-world" "" "0"',
+                    'STREAM FILE "press-1" "0123456789*#" "0"',
+                    'GET DATA "beep" "4000" "3"']
+    assert ("digits", 101, "42") in calls and destination(calls) == ["played"]
+
+
+def test_routes_collect_key_during_a_sound_then_the_rest_by_get_data():
+    on_connect = OnConnect("message", sounds=("hello-world",), collect=COLLECT)
+    sent, calls, _ = run(on_connect, ["200 result=0 endpos=10"], ["200 result=49 endpos=10"],
+                         ["200 result=2 (timeout)"])
+    assert sent[1:] == ['STREAM FILE "press-1" "0123456789*#" "0"',
+                        'GET DATA "silence/1" "4000" "2"']
+    assert ("digits", 101, "12") in calls
+
+
+def test_routes_collect_timeout_without_keys_stores_empty():
+    on_connect = OnConnect("message", sounds=("hello-world",),
+                           collect=Collect(1, 2, ("beep",)))
+    sent, calls, _ = run(on_connect, ["200 result=0 endpos=10"], ["200 result= (timeout)"])
+    assert sent[1:] == ['GET DATA "beep" "2000" "1"']
+    assert ("digits", 101, "") in calls and destination(calls) == ["played"]
+
+
+def test_routes_collect_hangup_keeps_the_first_key():
+    on_connect = OnConnect("message", sounds=("hello-world",), collect=COLLECT)
+    sent, calls, _ = run(on_connect, ["200 result=0 endpos=10"], ["200 result=55 endpos=10"],
+                         ["HANGUP", "200 result=-1"])
+    assert ("digits", 101, "7") in calls
+    assert destination(calls) == ["hangup_during_collect"]
+
+
+def test_routes_collect_not_run_after_an_opt_out_or_a_hangup():
+    on_connect = OnConnect("message", sounds=("hello-world",), opt_out=OPT, collect=COLLECT)
+    _, calls, _ = run(on_connect, ["200 result=57 endpos=10"], ["200 result=0"], ["200 result=0"])
+    assert not [c for c in calls if c[0] == "digits"]
+    _, calls, _ = run(on_connect, ["HANGUP", "200 result=0 endpos=10"])
+    assert not [c for c in calls if c[0] == "digits"]
+    assert destination(calls) == ["hangup_during_message"]
