@@ -60,6 +60,7 @@ class ServiceConfig:
     stop_deadline_s: int
     stuck_after_s: int
     instance: str = None
+    callee_hours: str | None = None   # week-time text: the default of campaigns that set none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +155,8 @@ class CampaignConfig:
     countries: tuple = ()             # allowed regions of numbers (US, CA...); () = every country
     retry: tuple = ()                 # RetryRule per outcome with a rule of its own
     caller_id_internal: bool = False  # caller_id may be an internal extension, not a number
+    callee_hours: WeekTime | None = None   # in each number's own zones; None: any time
+    callee_hours_text: str | None = None   # its text (the campaign's, or service.callee_hours)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,12 +394,31 @@ def _or_null(check):
     return lambda value, path: None if value is None else check(value, path)
 
 
+def _hours_text(value, path):
+    """A callee_hours value: null, or week-time text that parses (checked here, parsed again
+    where it is used: the text is what the config shows)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        _fail("%s must be a week-time string like \"mon-fri 08:00-21:00; sat 09:00-18:00\" (in "
+              "each callee's local time), got %s" % (path, _show(value)))
+    try:
+        parse_week_time(value)
+    except WeekTimeError as err:
+        message = str(err)
+        if message.startswith("week_time "):
+            message = message[len("week_time "):]
+        _fail("%s %s" % (path, message))
+    return value
+
+
 SERVICE_FIELDS = {
     "tick_ms": _F(_integer(10, 1000), 200),
     "stop_deadline_s": _F(_integer(0, 3600), 30),
     "stuck_after_s": _F(_integer(10, 86400), 3600),
     "instance": _F(_or_null(_text(r"[a-z0-9]{1,16}", "1 to 16 lower-case letters or digits")),
                    None),
+    "callee_hours": _F(_hours_text, None),
 }
 
 
@@ -440,7 +462,9 @@ def _parse(data, source, base_dir, need_secrets, problems):
                                "1-64 letters, digits, _ or -", problems) or {}
     known_servers = _defined(servers, data.get("servers"))
     known_lists = _defined(dnc_lists, data.get("dnc_lists"))
-    campaigns = {name: problems.check(_campaign, name, raw, known_servers, known_lists, problems)
+    hours = service.callee_hours if service else None
+    campaigns = {name: problems.check(_campaign, name, raw, known_servers, known_lists, problems,
+                                      hours)
                  for name, raw in campaigns.items()}
     if problems:
         return None
@@ -745,6 +769,7 @@ CAMPAIGN_FIELDS = {
     "retry": _F(None, None),
     "caller_id_internal": _F(_bool, False),
     "server": _F(_NAME),
+    "callee_hours": _F(_hours_text, None),
 }
 def _digit(value, path):
     """One key: 0-9, * or #; an unquoted YAML 0..9 is taken as that digit."""
@@ -796,13 +821,15 @@ def _retry(value, path, default_delay, problems):
     return tuple(rules) if len(problems) == before else None
 
 
-def _campaign(name, raw, servers, dnc_lists, problems):
+def _campaign(name, raw, servers, dnc_lists, problems, default_hours=None):
     """The CampaignConfig, or None when it has a problem. servers and dnc_lists are the defined
-    ones, or None when their section is unusable (references are then not checked)."""
+    ones, or None when their section is unusable (references are then not checked).
+    default_hours: service.callee_hours, for a campaign that sets no callee_hours."""
     path = _join("campaigns", name)
     before = len(problems)
     fields = _section(_mapping(raw, path), path, CAMPAIGN_FIELDS, problems)
     start, end, week_time = _schedule(fields, path, problems)
+    hours_text = fields.get("callee_hours") or default_hours
     if "dnc_lists" in fields and dnc_lists is not None:
         for i, list_name in enumerate(fields["dnc_lists"]):
             if list_name not in dnc_lists:
@@ -834,7 +861,8 @@ def _campaign(name, raw, servers, dnc_lists, problems):
         max_channels=fields["max_channels"], max_attempts=fields["max_attempts"],
         delay_ms=fields["delay_ms"], retry_delay_s=fields["retry_delay_s"], server=server,
         countries=fields["countries"], retry=retry,
-        caller_id_internal=fields["caller_id_internal"])
+        caller_id_internal=fields["caller_id_internal"], callee_hours_text=hours_text,
+        callee_hours=parse_week_time(hours_text) if hours_text is not None else None)
 
 
 def _server_ref(name, path, servers):
@@ -1002,6 +1030,8 @@ def _campaign_dict(campaign):
     if campaign.retry:
         out["retry"] = {rule.outcome: {"delay_s": rule.delay_s, "max": rule.max}
                         for rule in campaign.retry}
+    if campaign.callee_hours_text is not None:    # absent: settings stored before it existed
+        out["callee_hours"] = campaign.callee_hours_text
     return out
 
 

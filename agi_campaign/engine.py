@@ -110,7 +110,8 @@ class Engine:
             allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms, window, at=mark)
             if allowed:
                 claimed = claim_due(row.id, allowed, now, cfg.server, cfg.dnc_lists,
-                                    cfg.max_attempts)
+                                    cfg.max_attempts, callee_hours=cfg.callee_hours,
+                                    timezone=cfg.timezone)
                 if not claimed:
                     return
                 pacer.started(len(claimed), at=mark)

@@ -25,6 +25,7 @@ through phonenumbers itself, so every reject and its reason come from phonenumbe
 tests/unit/test_phone_exact.py compares the two on a large generated corpus, and
 bench/bench_import.py on every row of the benchmark file.
 """
+import functools
 import re
 
 import phonenumbers
@@ -327,7 +328,19 @@ def mask(e164):
 
 def timezone_for(e164):
     """The first IANA time zone phonenumbers gives for the number, or None if unknown."""
-    zones = _pn_timezone.time_zones_for_number(_parse(e164))
-    if not zones or zones[0] == _pn_timezone.UNKNOWN_TIMEZONE:
-        return None
-    return zones[0]
+    zones = time_zones(e164)
+    return zones[0] if zones else None
+
+
+@functools.lru_cache(maxsize=65536)
+def time_zones(e164):
+    """Every IANA time zone phonenumbers' data gives for the number (``time_zones_for_number``:
+    by prefix for a geographic number, the country's zones for a mobile or toll-free one), as a
+    sorted tuple; ``()`` when unknown (a non-geographic code such as +800, or an invalid number).
+    A US toll-free number gives every zone of the NANP (40 and more). Cached per number: a
+    claim asks again for the numbers it defers and retries."""
+    try:
+        zones = _pn_timezone.time_zones_for_number(_parse(e164))
+    except phonenumbers.NumberParseException:
+        return ()
+    return tuple(sorted(z for z in zones if z != _pn_timezone.UNKNOWN_TIMEZONE))

@@ -4,11 +4,15 @@
 claimed; ``removed``: taken out by ``numbers remove``) and ``total``, their sum, plus
 ``blocked``: pending numbers that are now on one of the campaign's Do-Not-Call lists (added
 after the import); they are part of ``pending`` and become ``dnc`` when the claim reaches them.
+``outside_hours``: pending numbers whose calling hours (``callee_hours``) are closed now in
+one of their zones, also part of ``pending``; ``hours_open_next`` (top level) is when the first
+of them opens (ISO text, None when none waits or their hours never open in all their zones).
 """
 import peewee
 
 from agi_campaign import weektime
-from agi_campaign.clock import from_db
+from agi_campaign.claim import HoursCheck
+from agi_campaign.clock import from_db, to_db
 from agi_campaign.db import database, is_postgres
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, Number,
@@ -67,8 +71,37 @@ def next_due(campaign_id):
     return from_db(value)
 
 
-def reason(row, cfg, now, counts, in_flight):
-    """Why the campaign is (not) dialing, in words."""
+def hours_waiting(campaign_id, cfg, now):
+    """(pending numbers outside their calling hours now, due numbers inside them, the first
+    instant one of the former opens or None) for a campaign with callee_hours, else (0, None,
+    None).
+
+    Reads every pending number (phone, extra, next_attempt_at) and checks its zones as the
+    claim does (zones cached per number, openings per set of zones). Measured: 4-5 s for
+    100,000 pending US numbers (about 50 us a number, phonenumbers' parse and number type);
+    nothing without callee_hours.
+    """
+    if cfg is None or cfg.callee_hours is None:
+        return 0, None, None
+    check = HoursCheck(cfg.callee_hours, cfg.timezone, now)
+    waiting, dialable, first = 0, 0, None
+    stamp = to_db(now)
+    rows = (Number.select(Number.phone, Number.extra, Number.next_attempt_at)
+            .where((Number.campaign == campaign_id)
+                   & (Number.status == NumberStatus.PENDING.value)).tuples().iterator())
+    for phone, extra, due in rows:
+        opens = check.opens(check.zones(phone, extra))
+        if opens is not None and opens <= now:
+            dialable += due <= stamp
+            continue
+        waiting += 1
+        if opens is not None and (first is None or opens < first):
+            first = opens
+    return waiting, dialable, first
+
+
+def reason(row, cfg, now, counts, in_flight, hours=(0, None, None)):
+    """Why the campaign is (not) dialing, in words; `hours` as hours_waiting gives it."""
     state = S(row.state)
     if state == S.PAUSED:
         return "paused (agi-campaign campaign resume %s)" % row.name
@@ -89,6 +122,11 @@ def reason(row, cfg, now, counts, in_flight):
         return "window open; the service starts it within a second"
     if in_flight >= cfg.max_channels:
         return "no free channel (%d of %d in use)" % (in_flight, cfg.max_channels)
+    waiting, dialable, first = hours
+    if waiting and dialable == 0:
+        return ("%d number(s) outside their calling hours (callee_hours %r); the next opens %s"
+                % (waiting, cfg.callee_hours_text,
+                   "at " + first.isoformat() if first else "never in all their zones"))
     due = next_due(row.id)
     if due is not None and due > now:
         return "no due numbers until %s" % due.isoformat()
@@ -100,14 +138,18 @@ def reason(row, cfg, now, counts, in_flight):
 def campaign_status(row, cfg, now):
     counts = number_counts(row.id)
     counts["blocked"] = blocked_count(row.id, cfg.dnc_lists if cfg else (), counts["pending"])
+    hours = hours_waiting(row.id, cfg, now) if counts["pending"] else (0, None, None)
+    counts["outside_hours"] = hours[0]
     in_flight = (Attempt.select().where((Attempt.campaign == row.id)
                                         & Attempt.status.in_(IN_FLIGHT_STATUSES)).count())
     attempts = Attempt.select().where(Attempt.campaign == row.id).count()
     return {
         "name": row.name, "type": row.type, "server": row.server, "state": row.state.upper(),
         "since": from_db(row.state_changed_at).isoformat(),
-        "reason": reason(row, cfg, now, counts, in_flight) if cfg else "not in the config file",
+        "reason": (reason(row, cfg, now, counts, in_flight, hours) if cfg
+                   else "not in the config file"),
         "numbers": counts, "attempts": attempts, "in_flight": in_flight,
+        "hours_open_next": hours[2].isoformat() if hours[2] else None,
     }
 
 
@@ -124,7 +166,14 @@ def render(rows):
         c = r["numbers"]
         lines.append("%s [%s, %s] %s since %s — %s" % (r["name"], r["type"], r["server"],
                                                       r["state"], r["since"], r["reason"]))
-        blocked = " (%d blocked by DNC)" % c["blocked"] if c.get("blocked") else ""
+        notes = []
+        if c.get("blocked"):
+            notes.append("%d blocked by DNC" % c["blocked"])
+        if c.get("outside_hours"):
+            notes.append("%d outside calling hours%s" % (
+                c["outside_hours"], ", next open " + r["hours_open_next"]
+                if r.get("hours_open_next") else ""))
+        blocked = " (%s)" % "; ".join(notes) if notes else ""
         lines.append("  numbers %d: pending %d%s, in flight %d, done %d, failed %d, dnc %d, "
                      "removed %d; attempts %d, calls in flight %d" % (
                          c["total"], c["pending"], blocked, c["in_flight"], c["done"],

@@ -239,3 +239,36 @@ def next_close(wt, tz, now):
             return end
     return now_utc
 
+
+
+# A bound on next_open_all's search: a week and a day of DST margin. Windows open in every zone
+# at some instant repeat weekly, so none found within it means never.
+_ALL_HORIZON = _dt.timedelta(days=8)
+
+
+def is_open_all(wt, zones, now):
+    """True if ``now`` is inside the condition in every one of ``zones`` (at least one)."""
+    return all(is_open(wt, zone, now) for zone in zones)
+
+
+def next_open_all(wt, zones, now):
+    """The first instant at or after ``now`` (aware UTC) when the condition is open in every one
+    of ``zones`` at once (a number whose country spans several zones), or None if it never is.
+
+    Each step moves the candidate to the next opening of a zone that is closed at it; no common
+    open instant is skipped, because each is at or after every zone's next opening. Stops at
+    the first candidate open everywhere, or past a week (windows repeat weekly).
+    """
+    now_utc = _check_now(now)
+    candidate, horizon = now_utc, now_utc + _ALL_HORIZON
+    while candidate <= horizon:
+        moved = False
+        for zone in zones:
+            opens = next_open(wt, zone, candidate)
+            if opens is None:
+                return None
+            if opens > candidate:
+                candidate, moved = opens, True
+        if not moved:
+            return candidate
+    return None

@@ -81,6 +81,9 @@ def test_config_example_loads(monkeypatch):
     assert survey.type == "scheduled" and survey.on_connect.queue == "sales"
     assert survey.start.year == 2026 and survey.end.year == 2027
     assert survey.week_time is not None
+    assert cfg.service.callee_hours == "mon-sat 08:00-21:00"        # a lawful default
+    assert survey.callee_hours_text == "mon-sat 08:00-21:00"        # inherited
+    assert reminders.callee_hours_text == "mon-fri 09:00-20:00; sat 10:00-14:00"
     assert cfg.database.url == "sqlite:///" + str(EXAMPLE.parent / "agi-campaign.db")
 
 
@@ -396,8 +399,14 @@ BAD_VALUES = [
                                     "got 255"),
     ("fastagi.max_line_bytes", 65537, "fastagi.max_line_bytes must be an integer 256..65536, "
                                       "got 65537"),
-    ("service.bogus", 1, "service: unknown key 'bogus' (valid: instance, stop_deadline_s, "
-                         "stuck_after_s, tick_ms)"),
+    ("service.bogus", 1, "service: unknown key 'bogus' (valid: callee_hours, instance, "
+                         "stop_deadline_s, stuck_after_s, tick_ms)"),
+    ("service.callee_hours", 8, "service.callee_hours must be a week-time string like "
+                                "\"mon-fri 08:00-21:00; sat 09:00-18:00\" (in each callee's "
+                                "local time), got 8"),
+    ("service.callee_hours", "", "service.callee_hours '': empty; write e.g."),
+    ("service.callee_hours", "mon-sat 08:00-25:00", "service.callee_hours 'mon-sat 08:00-25:00': "
+                                                     "bad time in slot '08:00-25:00' at column 9"),
     ("service.instance", "Sales-1", "service.instance must be 1 to 16 lower-case letters or "
                                     "digits, got 'Sales-1'"),
     ("service.tick_ms", 9, "service.tick_ms must be an integer 10..1000, got 9"),
@@ -460,9 +469,17 @@ BAD_VALUES = [
     ("campaigns", ["c1"], "campaigns must be a mapping (key: value), got a list"),
     ("campaigns.bad name", {}, "campaigns: name 'bad name' must be 1-64 letters, digits, _ or -"),
     ("campaigns.c1", "x", "campaigns.c1 must be a mapping (key: value), got 'x'"),
-    ("campaigns.c1.max_chanels", 5, "campaigns.c1: unknown key 'max_chanels' (valid: caller_id, "
-                                    "caller_id_internal, "
-                                    "countries, delay_ms, dial_timeout_s, dnc_lists, end, "
+    ("campaigns.c1.callee_hours", ["mon 08:00-21:00"], "campaigns.c1.callee_hours must be a "
+                                                       "week-time string like"),
+    ("campaigns.c1.callee_hours", "weekdays 08:00-21:00", "campaigns.c1.callee_hours "
+                                                          "'weekdays 08:00-21:00': unknown day "
+                                                          "'weekdays' at column 1"),
+    ("campaigns.c1.callee_hours", "mon-fri 21:00-08:00", "campaigns.c1.callee_hours "
+                                                         "'mon-fri 21:00-08:00': overnight slot"),
+    ("campaigns.c1.max_chanels", 5, "campaigns.c1: unknown key 'max_chanels' (valid: "
+                                    "callee_hours, caller_id, caller_id_internal, countries, "
+                                    "delay_ms, "
+                                    "dial_timeout_s, dnc_lists, end, "
                                     "max_attempts, "
                                     "max_channels, on_connect, region, retry, retry_delay_s, "
                                     "server, start, timezone, type, week_time); did you mean "
@@ -983,6 +1000,39 @@ def test_config_missing_secrets_lists_each_variable_once(monkeypatch):
     message = error_of(data)
     assert message.startswith("config.yaml: 3 problems:\n")
     assert message.count("is not set (or empty)") == 3
+
+
+# --- calling hours in the callee's time --------------------------------------------------------
+
+def test_config_callee_hours_none_by_default():
+    cfg = parse_config(base(), "x")
+    assert cfg.service.callee_hours is None
+    assert (cfg.campaigns["c1"].callee_hours, cfg.campaigns["c1"].callee_hours_text) == (None, None)
+    assert "callee_hours" not in campaign_settings_json(cfg.campaigns["c1"])   # unchanged
+
+
+def test_config_callee_hours_service_default_and_campaign_own():
+    data = with_value(base(), "service.callee_hours", "mon-sat 08:00-21:00")
+    data["campaigns"]["c2"] = dict(data["campaigns"]["c1"], callee_hours="daily")
+    data["campaigns"]["c3"] = dict(data["campaigns"]["c1"], callee_hours=None)
+    cfg = parse_config(data, "x")
+    c1, c2, c3 = (cfg.campaigns[n] for n in ("c1", "c2", "c3"))
+    assert c1.callee_hours_text == c3.callee_hours_text == "mon-sat 08:00-21:00"
+    assert c1.callee_hours.days[6] == () and c1.callee_hours.days[0] == ((480, 1260),)
+    assert c2.callee_hours.always_open                 # a campaign's way out of the default
+    display = json.loads(json.dumps(to_display_dict(cfg)))
+    assert display["service"]["callee_hours"] == "mon-sat 08:00-21:00"
+    assert display["campaigns"]["c1"]["callee_hours"] == "mon-sat 08:00-21:00"
+    assert json.loads(campaign_settings_json(c2))["callee_hours"] == "daily"
+
+
+def test_config_callee_hours_problems_all_reported_with_their_paths():
+    data = with_value(base(), "service.callee_hours", "mon 8-9")
+    data = with_value(data, "campaigns.c1.callee_hours", 5)
+    message = error_of(data)
+    assert message.startswith("config.yaml: 2 problems:\n")
+    assert "service.callee_hours 'mon 8-9': bad time slot '8-9' at column 5" in message
+    assert "campaigns.c1.callee_hours must be a week-time string" in message
 
 
 # --- allowed countries --------------------------------------------------------------------------
