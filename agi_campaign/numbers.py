@@ -34,7 +34,8 @@ IN_FLIGHT_REASON = "in flight; remove it after the call ends"
 LIST_COLUMNS = ("phone", "raw", "status", "attempts", "last_outcome", "next_attempt_at",
                 "updated_at")
 EXPORT_COLUMNS = ("phone", "raw", "status", "attempts", "last_outcome", "last_attempt_at",
-                  "last_dial_status", "last_digits", "last_opted_out")
+                  "last_dial_status", "last_digits", "last_opted_out", "last_answered_at",
+                  "last_ended_at", "last_hangup_cause", "last_amd_status", "last_amd_cause")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,12 +224,13 @@ def extra_keys(campaign_id, upto=None, page=PAGE):
 
 
 def _latest_attempts(first_id, last_id):
-    """``{number id: (created_at, dial_status, digits, opted_out)}`` of the latest attempt of
-    each number whose id is in ``first_id..last_id`` (the index attempt(number_id) serves the
-    range)."""
+    """``{number id: (created_at, dial_status, digits, opted_out, answered_at, ended_at,
+    hangup_cause, amd_status, amd_cause)}`` of the latest attempt of each number whose id is
+    in ``first_id..last_id`` (the index attempt(number_id) serves the range)."""
     p = database.param
     rows = database.execute_sql(
-        "SELECT number_id, created_at, dial_status, digits, opted_out FROM attempt WHERE "
+        "SELECT number_id, created_at, dial_status, digits, opted_out, answered_at, ended_at, "
+        "hangup_cause, amd_status, amd_cause FROM attempt WHERE "
         "number_id >= %s AND number_id <= %s ORDER BY number_id, id" % (p, p),
         (first_id, last_id)).fetchall()
     return {row[0]: row[1:] for row in rows}
@@ -252,8 +254,9 @@ def export(campaign_id, out, page=PAGE):
 
     Columns: EXPORT_COLUMNS (``last_attempt_at``: when the latest attempt was placed, UTC ISO
     8601; ``last_dial_status``: its Asterisk DIALSTATUS; ``last_digits``: the keys it collected
-    or its opt-out key; ``last_opted_out``: ``yes`` when the callee opted out), then every extra column of the import
-    (a first pass collects their names). Rows in id order; a number without a value for an
+    or its opt-out key; ``last_opted_out``: ``yes`` when the callee opted out; when it was
+    answered and ended, its hangup cause, AMD status and cause), then every extra column of the
+    import (a first pass collects their names). Rows in id order; a number without a value for an
     extra column gets an empty cell.
     """
     upto = (Number.select(Number.id).where(Number.campaign == campaign_id)
@@ -268,11 +271,13 @@ def export(campaign_id, out, page=PAGE):
     for rows in _pages(campaign_id, columns, upto=upto, page=page):
         latest = _latest_attempts(rows[0][0], rows[-1][0])
         for number_id, e164, raw, status, attempts, outcome, extra in rows:
-            at, dial_status, digits, opted_out = latest.get(number_id, (None,) * 4)
+            (at, dial_status, digits, opted_out, answered, ended, cause, amd_status,
+             amd_cause) = latest.get(number_id, (None,) * 9)
             values = _extra(extra)
             writer.writerow([e164, _cell(raw), status, attempts, outcome or "",
                              _iso(from_db(at)), _cell(dial_status), _cell(digits),
-                             _yes_no(opted_out)]
+                             _yes_no(opted_out), _iso(from_db(answered)), _iso(from_db(ended)),
+                             _cell(cause), _cell(amd_status), _cell(amd_cause)]
                             + [_cell(values.get(k)) for k in keys])
             count += 1
     return count

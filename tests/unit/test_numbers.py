@@ -212,17 +212,22 @@ def test_numbers_export_columns_last_attempt_and_extra_union(db):
                             state_changed_at=to_db(T0), created_at=to_db(T0))
     add_attempt(add_number(other, phone(9), extra={"secret": "x"}), 1, T0, "ANSWER")
     add_attempt(a, 1, T0, "NOANSWER")
-    add_attempt(a, 2, LATER, "ANSWER")
+    (Attempt.update(answered_at=to_db(LATER), hangup_cause=16, amd_status="HUMAN",
+                    amd_cause="HUMAN-800-800")
+     .where(Attempt.id == add_attempt(a, 2, LATER, "ANSWER").id).execute())
     add_attempt(c, 1, T0, "BUSY")
     for page in (1, 2, 1000):
         table = read_export(row.id, page)
         assert table[0] == list(numbers.EXPORT_COLUMNS) + ["name", "city", "plan"]
+        ended = (LATER + dt.timedelta(seconds=30)).isoformat()
         assert table[1] == [phone(0), "'" + phone(0), "done", "2", "answered",
-                            LATER.isoformat(), "ANSWER", "", "", "Ann", "Paris", ""]
-        assert table[2] == [phone(1), "'" + phone(1), "pending", "0", "", "", "", "", "", "Bob",
-                            "", "gold"]
+                            LATER.isoformat(), "ANSWER", "", "", LATER.isoformat(), ended,
+                            "16", "HUMAN", "HUMAN-800-800", "Ann", "Paris", ""]
+        assert table[2] == [phone(1), "'" + phone(1), "pending", "0", "", "", "", "", "", "", "",
+                            "", "", "", "Bob", "", "gold"]
         assert table[3] == [phone(2), "'" + phone(2), "failed", "2", "busy", T0.isoformat(),
-                            "BUSY", "", "", "", "", ""]
+                            "BUSY", "", "", "", (T0 + dt.timedelta(seconds=30)).isoformat(),
+                            "", "", "", "", "", ""]
         assert len(table) == 4
 
 
