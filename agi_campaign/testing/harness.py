@@ -17,7 +17,8 @@ from agi_campaign.ami import AmiClient
 from agi_campaign.errors import AmiError
 from agi_campaign.testing.sandbox import DIAL_TEMPLATE
 
-BEHAVIOUR_DIGIT = {"answer": 1, "busy": 2, "noanswer": 3, "congestion": 4, "unavailable": 5}
+BEHAVIOUR_DIGIT = {"answer": 1, "busy": 2, "noanswer": 3, "congestion": 4, "unavailable": 5,
+                   "machine": 7, "person": 8}
 _CHANNEL = re.compile(r"^acamp-([a-z0-9]+)-(\d+)-[0-9a-f]+$")  # dialer.channel_id, first half
 AREAS = ("202", "212", "303", "415", "312", "617", "713", "206")
 
