@@ -129,6 +129,17 @@ class RetryRule:
     max: int | None
 
 
+@dataclasses.dataclass(frozen=True)
+class AmdConfig:
+    """Answering-machine detection (Asterisk's AMD() on the answered call): what to do when it
+    says MACHINE. ``hangup``: end the call, outcome ``machine``; ``message``: wait for the
+    silence after the beep, play ``sounds``; ``continue``: go on as with a person."""
+    action: str
+    sounds: tuple = ()
+
+
+AMD_ACTIONS = ("hangup", "message", "continue")
+
 RETRY_OUTCOMES = ("busy", "noanswer", "congestion", "unavailable", "failed", "cancelled", "lost",
                   "machine")
 
@@ -157,6 +168,7 @@ class CampaignConfig:
     caller_id_internal: bool = False  # caller_id may be an internal extension, not a number
     callee_hours: WeekTime | None = None   # in each number's own zones; None: any time
     callee_hours_text: str | None = None   # its text (the campaign's, or service.callee_hours)
+    amd: AmdConfig | None = None      # answering-machine detection; None: not run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -770,7 +782,14 @@ CAMPAIGN_FIELDS = {
     "caller_id_internal": _F(_bool, False),
     "server": _F(_NAME),
     "callee_hours": _F(_hours_text, None),
+    "amd": _F(None, None),
 }
+AMD_FIELDS = {
+    "action": _F(_choice(*AMD_ACTIONS), _REQUIRED, "hangup"),
+    "sounds": _F(_list_of(_sound, True), None),
+}
+
+
 def _digit(value, path):
     """One key: 0-9, * or #; an unquoted YAML 0..9 is taken as that digit."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
@@ -821,6 +840,30 @@ def _retry(value, path, default_delay, problems):
     return tuple(rules) if len(problems) == before else None
 
 
+def _amd(value, path, on_connect, problems):
+    """``amd: {action: hangup|message|continue, sounds: [...]}`` -> AmdConfig, or None when
+    absent or with a problem. ``sounds`` (for ``message``) default to the campaign's message
+    sounds; a campaign whose on_connect is not a message must give them."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _fail("%s must be a mapping like {action: hangup}, got %s" % (path, _show(value)))
+    before = len(problems)
+    fields = _section(value, path, AMD_FIELDS, problems)
+    if len(problems) > before:
+        return None
+    sounds = fields["sounds"]
+    if fields["action"] == "message" and sounds is None:
+        if on_connect is not None and on_connect.type == "message":
+            sounds = on_connect.sounds
+        elif on_connect is not None:
+            _fail("%s.sounds is required for action message when on_connect is not a message "
+                  "(type %s); add e.g. sounds: [vm-goodbye]" % (path, on_connect.type))
+    elif fields["action"] != "message" and sounds is not None:
+        _fail("%s.sounds is only for action message; remove it or set action: message" % path)
+    return AmdConfig(fields["action"], tuple(sounds or ()))
+
+
 def _campaign(name, raw, servers, dnc_lists, problems, default_hours=None):
     """The CampaignConfig, or None when it has a problem. servers and dnc_lists are the defined
     ones, or None when their section is unusable (references are then not checked).
@@ -848,6 +891,7 @@ def _campaign(name, raw, servers, dnc_lists, problems, default_hours=None):
         server = problems.check(_server_ref, fields["server"], path, servers)
     retry = problems.check(_retry, fields.get("retry"), path + ".retry",
                            fields.get("retry_delay_s", 300), problems)
+    amd = problems.check(_amd, fields.get("amd"), path + ".amd", on_connect, problems)
     internal = fields.get("caller_id_internal", True)      # True when that key is bad
     if "caller_id" in fields and "region" in fields and not internal:
         problems.check(_caller_id_number, fields["caller_id"], path, fields["region"])
@@ -862,7 +906,8 @@ def _campaign(name, raw, servers, dnc_lists, problems, default_hours=None):
         delay_ms=fields["delay_ms"], retry_delay_s=fields["retry_delay_s"], server=server,
         countries=fields["countries"], retry=retry,
         caller_id_internal=fields["caller_id_internal"], callee_hours_text=hours_text,
-        callee_hours=parse_week_time(hours_text) if hours_text is not None else None)
+        callee_hours=parse_week_time(hours_text) if hours_text is not None else None,
+        amd=amd)
 
 
 def _server_ref(name, path, servers):
@@ -1032,6 +1077,10 @@ def _campaign_dict(campaign):
                         for rule in campaign.retry}
     if campaign.callee_hours_text is not None:    # absent: settings stored before it existed
         out["callee_hours"] = campaign.callee_hours_text
+    if campaign.amd is not None:
+        out["amd"] = {"action": campaign.amd.action}
+        if campaign.amd.action == "message":
+            out["amd"]["sounds"] = list(campaign.amd.sounds)
     return out
 
 

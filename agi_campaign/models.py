@@ -48,6 +48,12 @@ class Outcome(str, enum.Enum):
     REFUSED = "refused"  # Asterisk refused the Originate: no call placed, does not count
 
 
+MACHINE_HANGUP = "machine_hangup"
+"""Attempt.dest_result of a call the `connect` script hung up on because AMD() found an
+answering machine (campaign ``amd: {action: hangup}``): written before the hang-up, it makes
+the result's DIALSTATUS=ANSWER the outcome `machine` (agi_campaign.results.outcome_for)."""
+
+
 class BaseModel(peewee.Model):
     class Meta:
         database = database

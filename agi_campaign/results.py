@@ -4,6 +4,9 @@ Three writers touch an attempt: the `connect` FastAGI session (answer, destinati
 `result` FastAGI session run by the dialplan's hangup handler (the real outcome: DIALSTATUS and
 HANGUPCAUSE), and recovery (an attempt whose call no longer exists becomes `lost`). Each write is
 conditional on the attempt not being ended yet, so a second or late writer changes nothing.
+The `connect` session also records answering-machine detection (AMDSTATUS, AMDCAUSE); when it
+hangs up on a machine it first commits dest_result `machine_hangup`, and the `result` session's
+DIALSTATUS=ANSWER then ends the attempt as `machine` (outcome_for), not answered.
 
 When an attempt ends, its number moves on: answered -> done; otherwise failed once it has had
 as many attempts with this outcome as the outcome's rule allows (``retry: {busy: {max: 3}}``;
@@ -21,7 +24,7 @@ import logging
 from agi_campaign.clock import from_db, to_db
 from agi_campaign.db import database
 from agi_campaign.errors import NotFoundError
-from agi_campaign.models import AttemptStatus, Campaign, NumberStatus, Outcome
+from agi_campaign.models import MACHINE_HANGUP, AttemptStatus, Campaign, NumberStatus, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +38,14 @@ DIALSTATUS_OUTCOME = {
 }
 
 
-def outcome_for(dial_status):
-    """Map Dial()'s DIALSTATUS to our Outcome; anything else (empty, INVALIDARGS...) is failed."""
-    return DIALSTATUS_OUTCOME.get((dial_status or "").strip().upper(), Outcome.FAILED)
+def outcome_for(dial_status, dest_result=None):
+    """Map Dial()'s DIALSTATUS to our Outcome; anything else (empty, INVALIDARGS...) is failed.
+    An answered call hung up on as an answering machine (dest_result MACHINE_HANGUP, written
+    before the hang-up) is `machine`: not answered, retried by its rule."""
+    outcome = DIALSTATUS_OUTCOME.get((dial_status or "").strip().upper(), Outcome.FAILED)
+    if outcome == Outcome.ANSWERED and dest_result == MACHINE_HANGUP:
+        return Outcome.MACHINE
+    return outcome
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,12 +148,26 @@ class Recorder:
         self._write_later(lambda: database.execute_sql(
             _sql("digits"), (str(digits)[:32], int(attempt_id), token)),
             "attempt=%s digits" % attempt_id)
+    def record_amd(self, attempt_id, token, amd_status, amd_cause, machine_hangup=False):
+        """AMD()'s AMDSTATUS and AMDCAUSE on the attempt. With `machine_hangup` (the connect
+        script is about to hang up on a machine) dest_result becomes MACHINE_HANGUP too, and the
+        write is waited for: it must be committed before the hang-up, so that the `result`
+        script's DIALSTATUS=ANSWER ends the attempt as `machine`. Otherwise queued, not
+        waited for (a person must not hear a slow database)."""
+        params = ((amd_status or "")[:16] or None, (amd_cause or "")[:64] or None)
+        if machine_hangup:
+            self._write(lambda: database.execute_sql(
+                _sql("amd_hangup"), params + (MACHINE_HANGUP, int(attempt_id), token)))
+        else:
+            self._write_later(lambda: database.execute_sql(
+                _sql("amd"), params + (int(attempt_id), token)), "attempt=%s amd" % attempt_id)
 
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
                       now, note=None):
         """The outcome from the hangup handler. Returns False if the attempt had already ended."""
         def write():
-            return self._finish(self._row(attempt_id, token), outcome_for(dial_status), now,
+            att = self._row(attempt_id, token)
+            return self._finish(att, outcome_for(dial_status, att.dest_result), now,
                                 note=note, dial_status=dial_status or None,
                                 hangup_cause=_int_or_none(hangup_cause),
                                 billsec_s=_float_or_none(answered_s))
@@ -185,13 +207,17 @@ class Recorder:
 REFUSED_RETRY_S = 10
 
 _Row = collections.namedtuple(
-    "_Row", "id token status campaign_id number_id created_at attempts")
+    "_Row", "id token status campaign_id number_id created_at attempts dest_result")
 
 _SQL = {
     "row": "SELECT a.id, a.token, a.status, a.campaign_id, a.number_id, a.created_at, "
-           "n.attempts FROM attempt a JOIN number n ON n.id = a.number_id WHERE a.id = {p}",
+           "n.attempts, a.dest_result FROM attempt a JOIN number n ON n.id = a.number_id "
+           "WHERE a.id = {p}",
     "answer": "UPDATE attempt SET status = 'answered', answered_at = {p} "
               "WHERE id = {p} AND token = {p} AND status = 'dialing'",
+    "amd": "UPDATE attempt SET amd_status = {p}, amd_cause = {p} WHERE id = {p} AND token = {p}",
+    "amd_hangup": "UPDATE attempt SET amd_status = {p}, amd_cause = {p}, dest_result = {p} "
+                  "WHERE id = {p} AND token = {p} AND status <> 'ended'",
     "destination": "UPDATE attempt SET dest_result = {p} WHERE id = {p} AND token = {p}",
     "digits": "UPDATE attempt SET digits = {p} WHERE id = {p} AND token = {p}",
     "opt_out": "UPDATE attempt SET opted_out = TRUE, digits = {p} WHERE id = {p} AND token = {p}",

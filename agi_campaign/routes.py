@@ -2,7 +2,10 @@
 
 `connect` runs on the answered `;1` half of the originated Local channel (already answered:
 no ANSWER is sent); it plays the message or bridges the callee to an extension, a queue or a
-conference, then records what happened as `dest_result`.
+conference, then records what happened as `dest_result`. With the campaign's `amd` set, it
+first runs AMD() and records AMDSTATUS/AMDCAUSE; on MACHINE it hangs up (`hangup`: recorded
+as dest_result `machine_hangup` before the hang-up, which makes the outcome `machine`), leaves
+the amd sounds after the greeting (`message`) or goes on as with a person (`continue`).
 
 A message can listen for keys (config ``opt_out`` and ``collect``). The opt-out key is an
 escape digit of every STREAM FILE of the message: when pressed, the number goes on the
@@ -22,6 +25,7 @@ import logging
 import re
 
 from agi_campaign.errors import AgiError, AgiHangup, NotFoundError
+from agi_campaign.models import MACHINE_HANGUP
 from agi_campaign.originate import ASTDB_FAMILY, astdb_key
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,15 @@ HANGUP_DURING_COLLECT = "hangup_during_collect"
 PLAYBACK_FAILED = "playback_failed"
 HANGUP = "hangup"
 ERROR = "error"
+MACHINE_MESSAGE = "machine_message"
+"""dest_result prefix for a message left on an answering machine: machine_message:played..."""
+
+AMD_MACHINE = "MACHINE"
+# WaitForSilence(<silence ms>,<iterations>,<timeout s>) after AMD() said MACHINE: the greeting
+# goes on after AMD decides (LONGGREETING after 1.5 s), so the message starts once the line
+# has been quiet this long after the beep, or after the timeout at the latest.
+AMD_SILENCE_MS = 1500
+AMD_SILENCE_TIMEOUT_S = 20
 
 
 class Router:
@@ -46,12 +59,15 @@ class Router:
 
     `on_connect_for(campaign_name) -> OnConnect`; `recorder` has lookup, record_answer,
     record_destination and record_result (agi_campaign.results.Recorder); `clock.now()`;
-    `instance` is this deployment's name (the AstDB keys of its result copies).
+    `instance` is this deployment's name (the AstDB keys of its result copies);
+    `amd_for(campaign_name) -> config.AmdConfig or None` (None, the default: no answering-
+    machine detection; with one, the recorder needs record_amd too).
     """
 
-    def __init__(self, on_connect_for, recorder, clock, instance):
+    def __init__(self, on_connect_for, recorder, clock, instance, amd_for=None):
         self._instance = instance
         self._on_connect_for = on_connect_for
+        self._amd_for = amd_for or (lambda name: None)
         self._recorder = recorder
         self._clock = clock
         self._scripts = {CONNECT_SCRIPT: self._connect, RESULT_SCRIPT: self._result}
@@ -81,7 +97,12 @@ class Router:
         try:
             on_connect = self._on_connect_for(campaign)
             keys = Keys(self._recorder, attempt_id, token, self._clock)
-            dest_result = run_destination(channel, on_connect, keys)
+            amd = self._amd_for(campaign)
+            if amd is None:
+                dest_result = run_destination(channel, on_connect, keys)
+            else:
+                dest_result = self._detect_then_route(channel, attempt_id, token, amd,
+                                                      on_connect, keys)
         except AgiHangup as err:
             dest_result = HANGUP
             log.debug("attempt=%s script=%s uniqueid=%s hung up: %s",
@@ -90,6 +111,29 @@ class Router:
             self._recorder.record_destination(attempt_id, token, dest_result, self._clock.now())
         log.debug("attempt=%s script=%s uniqueid=%s campaign=%s dest_result=%s",
                  attempt_id, channel.script, channel.uniqueid, campaign, dest_result)
+
+    def _detect_then_route(self, channel, attempt_id, token, amd, on_connect, keys):
+        """AMD(), record its result, then the action for a machine or the destination."""
+        detected = detect_machine(channel)
+        if detected is None:
+            return run_destination(channel, on_connect, keys)
+        status, cause = detected
+        machine = status == AMD_MACHINE and amd.action != "continue"
+        hang_up = machine and amd.action == "hangup"
+        # Recorded (committed, for a hang-up) before the side effect it decides.
+        self._recorder.record_amd(attempt_id, token, status, cause, machine_hangup=hang_up)
+        log.debug("attempt=%s script=%s uniqueid=%s amdstatus=%s amdcause=%s action=%s",
+                  attempt_id, channel.script, channel.uniqueid, status, cause,
+                  amd.action if status == AMD_MACHINE else "-")
+        if hang_up:
+            try:
+                channel.command("HANGUP")
+            except AgiHangup:
+                pass  # the machine hung up first: the outcome is `machine` all the same
+            return MACHINE_HANGUP
+        if machine:
+            return leave_message(channel, amd)
+        return run_destination(channel, on_connect, keys)
 
     # --- result ----------------------------------------------------------------------------------
 
@@ -167,6 +211,38 @@ def run_destination(channel, on_connect, keys=None):
     return runner(channel, on_connect)
 
 
+def detect_machine(channel):
+    """EXEC AMD (amd.conf's settings) then (AMDSTATUS, AMDCAUSE); None when Asterisk has no
+    AMD application (app_amd not loaded: logged, the call goes on as with a person).
+
+    AMDSTATUS: MACHINE, HUMAN, NOTSURE or HANGUP; AMDCAUSE e.g. LONGGREETING-1500-1500,
+    HUMAN-800-800, TOOLONG-5000. Both are read even after a hang-up (GET VARIABLE works on a
+    dead channel).
+    """
+    try:
+        channel.appexec("AMD")
+    except AgiHangup:
+        raise
+    except AgiError as err:
+        log.warning("uniqueid=%s answering-machine detection skipped: %s (load app_amd.so, "
+                    "see dialplan/README.md)", channel.uniqueid, err)
+        return None
+    return channel.get_variable("AMDSTATUS"), channel.get_variable("AMDCAUSE")
+
+
+def leave_message(channel, amd):
+    """On a machine: wait for the silence after the beep (WaitForSilence), then play the amd
+    sounds once. 'machine_message:<played|hangup_during_message|playback_failed>'."""
+    try:
+        channel.appexec("WaitForSilence", "%d,1,%d" % (AMD_SILENCE_MS, AMD_SILENCE_TIMEOUT_S))
+    except AgiHangup:
+        return "%s:%s" % (MACHINE_MESSAGE, HANGUP_DURING_MESSAGE)
+    except AgiError as err:
+        log.warning("uniqueid=%s WaitForSilence failed (%s); playing at once (load "
+                    "app_waitforsilence.so)", channel.uniqueid, err)
+    return "%s:%s" % (MACHINE_MESSAGE, play_sounds(channel, amd.sounds))
+
+
 def play_message(channel, on_connect, keys=None):
     """STREAM FILE each sound `repeat` times; stops at the first sign of hangup; then
     `collect`, if configured.
@@ -200,6 +276,19 @@ def play_message(channel, on_connect, keys=None):
 
 
 ALL_KEYS = "0123456789*#"
+
+
+def play_sounds(channel, sounds):
+    """Each sound once, listening for no key: PLAYED, HANGUP_DURING_MESSAGE or
+    PLAYBACK_FAILED (a machine's message)."""
+    try:
+        _play_sounds(channel, tuple(sounds or ()), "")
+    except AgiHangup:
+        return HANGUP_DURING_MESSAGE
+    except AgiError as err:
+        log.warning("uniqueid=%s playback failed: %s", channel.uniqueid, err)
+        return PLAYBACK_FAILED
+    return HANGUP_DURING_MESSAGE if channel.hung_up else PLAYED
 
 
 def _play_sounds(channel, sounds, escape):

@@ -80,7 +80,8 @@ class Service:
         self.writer = BatchWriter(database)
         self.writer.start()
         recorder = Recorder(self._policy_for, self.writer)
-        router = Router(self._on_connect_for, recorder, self.clock, self.instance)
+        router = Router(self._on_connect_for, recorder, self.clock, self.instance,
+                        amd_for=self._amd_for)
         fa = self.config.fastagi
         self.fastagi = FastAgiServer(fa.host, fa.port, self._with_db(router), allow=fa.allow,
                                      max_connections=fa.max_connections,
@@ -115,6 +116,9 @@ class Service:
 
     def _on_connect_for(self, name):
         return self.config.campaigns[name].on_connect
+
+    def _amd_for(self, name):
+        return self.config.campaigns[name].amd
 
     @staticmethod
     def _with_db(handler):

@@ -18,7 +18,8 @@ from agi_campaign.errors import AmiError
 from agi_campaign.testing.sandbox import DIAL_TEMPLATE
 
 BEHAVIOUR_DIGIT = {"answer": 1, "busy": 2, "noanswer": 3, "congestion": 4, "unavailable": 5,
-                   "optout": 6}  # optout: presses the key hold_s (d3) 1 s after answering
+                   "optout": 6,  # optout: presses the key hold_s (d3) 1 s after answering
+                   "machine": 7, "person": 8}
 _CHANNEL = re.compile(r"^acamp-([a-z0-9]+)-(\d+)-[0-9a-f]+$")  # dialer.channel_id, first half
 AREAS = ("202", "212", "303", "415", "312", "617", "713", "206")
 

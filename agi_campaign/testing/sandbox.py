@@ -60,7 +60,7 @@ MODULES = (
     "res_speech", "res_agi", "res_timing_timerfd", "res_musiconhold",
     "pbx_config",
     "app_dial", "app_playback", "app_stack", "app_exec", "app_verbose", "app_userevent",
-    "app_queue", "app_confbridge", "app_echo",
+    "app_queue", "app_confbridge", "app_echo", "app_amd", "app_waitforsilence",
     "app_senddtmf",  # the opt-out callee (d4 = 6) presses a key with SendDTMF
     "func_channel", "func_callerid", "func_logic", "func_strings", "func_hangupcause",
     "func_dialplan", "func_global", "func_db",
@@ -184,6 +184,9 @@ def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: i
         "manager.conf": (
             "[general]\nenabled = yes\nwebenabled = no\n"
             f"port = {ami_port}\nbindaddr = 127.0.0.1\ndisplayconnects = no\n"
+            # Every event carries `Timestamp:` (Asterisk's clock): tests measure the time
+            # between calls on it, not on when a loaded machine delivered the events.
+            "timestampevents = yes\n"
             f"[{AMI_USERNAME}]\nsecret = {secret}\n"
             "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
             f"read = {ami_read}\nwrite = {ami_write}\n"
@@ -204,6 +207,13 @@ def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: i
         **{f: "[general]\n" for f in ("cel.conf", "features.conf", "acl.conf", "udptl.conf",
                                       "ccss.conf")},
         "stasis.conf": "[threadpool]\n",
+        # app_amd does not load without amd.conf; these are Asterisk's shipped defaults.
+        "amd.conf": (
+            "[general]\ninitial_silence = 2500\ngreeting = 1500\n"
+            "after_greeting_silence = 800\ntotal_analysis_time = 5000\n"
+            "min_word_length = 100\nbetween_words_silence = 50\n"
+            "maximum_number_of_words = 2\nmaximum_word_length = 5000\n"
+            "silence_threshold = 256\n"),
         "extensions.conf": (
             "[general]\nstatic = yes\nwriteprotect = yes\n"
             "#include agi-campaign.conf\n#include sandbox-test.conf\n"

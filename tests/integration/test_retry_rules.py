@@ -28,8 +28,9 @@ SLACK_S = 1.5      # a retry may start this much later than its delay (tick, cla
 
 
 class LegTimes:
-    """An AMI event listener: (began, ended) of every callee leg, in time.monotonic() seconds
-    of the event's arrival, by number (digits, as in ChannelMonitor.dialed)."""
+    """An AMI event listener: (began, ended) of every callee leg by number (digits, as in
+    ChannelMonitor.dialed), in Asterisk's own time: the events' `Timestamp` (the sandbox
+    sets timestampevents), so a machine slow to deliver events cannot shorten a gap."""
 
     def __init__(self, marker="@acamp-test-callees-"):
         self.marker = marker
@@ -40,7 +41,7 @@ class LegTimes:
         name, channel = event.get("Event"), event.get("Channel", "")
         if self.marker not in channel or not channel.endswith(";1"):
             return
-        now = time.monotonic()
+        now = float(event["Timestamp"])
         with self._lock:
             if name == "Newchannel":
                 self.began.setdefault(channel, now)

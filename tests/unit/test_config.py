@@ -476,7 +476,7 @@ BAD_VALUES = [
                                                           "'weekdays' at column 1"),
     ("campaigns.c1.callee_hours", "mon-fri 21:00-08:00", "campaigns.c1.callee_hours "
                                                          "'mon-fri 21:00-08:00': overnight slot"),
-    ("campaigns.c1.max_chanels", 5, "campaigns.c1: unknown key 'max_chanels' (valid: "
+    ("campaigns.c1.max_chanels", 5, "campaigns.c1: unknown key 'max_chanels' (valid: amd, "
                                     "callee_hours, caller_id, caller_id_internal, countries, "
                                     "delay_ms, "
                                     "dial_timeout_s, dnc_lists, end, "
@@ -1263,3 +1263,60 @@ def test_config_opt_out_list_must_be_checked_by_the_campaign_itself():
     message = error_of(with_value(base(), "campaigns.c1.on_connect", on_connect))
     assert ("config.yaml: campaigns.c1.on_connect.opt_out.dnc_list 'global' must also be in "
             "campaigns.c1.dnc_lists") in message
+
+
+# --- answering-machine detection ------------------------------------------------------------
+
+def test_config_amd_absent_is_none():
+    assert parse_config(base(), "x").campaigns["c1"].amd is None
+
+
+@pytest.mark.parametrize("amd, action, sounds", [
+    ({"action": "hangup"}, "hangup", ()),
+    ({"action": "continue"}, "continue", ()),
+    ({"action": "message"}, "message", ("hello-world",)),           # the message's sounds
+    ({"action": "message", "sounds": ["vm-goodbye", "beep"]}, "message", ("vm-goodbye", "beep")),
+])
+def test_config_amd_actions_and_default_sounds(amd, action, sounds):
+    cfg = parse_config(with_value(base(), "campaigns.c1.amd", amd), "x")
+    assert cfg.campaigns["c1"].amd == cfgmod.AmdConfig(action, sounds)
+    shown = to_display_dict(cfg)["campaigns"]["c1"]["amd"]
+    assert shown == ({"action": action, "sounds": list(sounds)} if action == "message"
+                     else {"action": action})
+
+
+def test_config_amd_message_needs_sounds_without_a_message_destination():
+    data = with_value(base(), "campaigns.c1.on_connect", {"type": "queue", "queue": "sales"})
+    with pytest.raises(ConfigError, match=r"campaigns.c1.amd.sounds is required for action "
+                                          r"message when on_connect is not a message \(type "
+                                          r"queue\)"):
+        parse_config(with_value(data, "campaigns.c1.amd", {"action": "message"}), "x")
+    data = with_value(data, "campaigns.c1.amd", {"action": "message", "sounds": ["vm-goodbye"]})
+    assert parse_config(data, "x").campaigns["c1"].amd.sounds == ("vm-goodbye",)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("hangup", r"campaigns.c1.amd must be a mapping like \{action: hangup\}, got 'hangup'"),
+    ({}, r"campaigns.c1.amd: missing required key 'action'; add e.g. action: hangup"),
+    ({"action": "beep"}, r"campaigns.c1.amd.action must be one of hangup, message, continue, "
+                         r"got 'beep'"),
+    ({"action": "hangup", "wait": 3}, r"campaigns.c1.amd: unknown key 'wait' \(valid: action, "
+                                      r"sounds\)"),
+    ({"action": "message", "sounds": []}, r"campaigns.c1.amd.sounds must be a non-empty list"),
+    ({"action": "message", "sounds": ["../etc/passwd"]}, r"campaigns.c1.amd.sounds\[0\] must "
+                                                         r"be a sound file name"),
+    ({"action": "hangup", "sounds": ["beep"]}, r"campaigns.c1.amd.sounds is only for action "
+                                               r"message"),
+])
+def test_config_amd_errors_name_the_key(value, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(with_value(base(), "campaigns.c1.amd", value), "x")
+
+
+def test_config_amd_problems_are_collected_with_others():
+    data = with_value(base(), "campaigns.c1.amd", {"action": "beep"})
+    data = with_value(data, "campaigns.c1.max_channels", 0)
+    message = error_of(data)
+    assert "2 problems" in message
+    assert "campaigns.c1.amd.action must be one of" in message
+    assert "campaigns.c1.max_channels must be an integer 1..1000" in message

@@ -237,3 +237,69 @@ def test_results_collected_digits_stored_on_the_attempt(db):
     assert Attempt.get_by_id(c.attempt_id).digits == "123"
     assert Attempt.get_by_id(other.attempt_id).digits == ""
     assert Attempt.get_by_id(c.attempt_id).opted_out is None
+
+
+# ---- answering-machine detection (campaign `amd`) ---------------------------------------------
+
+def test_results_outcome_for_answer_hung_up_as_machine():
+    assert outcome_for("ANSWER", "machine_hangup") == Outcome.MACHINE
+    assert outcome_for("ANSWER", "played") == Outcome.ANSWERED
+    assert outcome_for("BUSY", "machine_hangup") == Outcome.BUSY
+
+
+def test_results_machine_hangup_is_machine_and_retried_by_its_rule(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = Recorder(lambda name: RetryPolicy(5, 600, {"machine": (30, 2)}))
+    for n_call, at in enumerate((T0, T0 + dt.timedelta(seconds=30)), start=1):
+        c = claim_due(camp.id, 1, at, "main", (), 5)[0]
+        rec.record_answer(c.attempt_id, c.token, at)
+        rec.record_amd(c.attempt_id, c.token, "MACHINE", "LONGGREETING-1500-1500",
+                       machine_hangup=True)
+        rec.record_destination(c.attempt_id, c.token, "machine_hangup", at)
+        assert rec.record_result(c.attempt_id, c.token, "ANSWER", "16", "2", "5", at)
+        att = Attempt.get_by_id(c.attempt_id)
+        assert (att.outcome, att.dial_status, att.amd_status, att.amd_cause, att.dest_result) == (
+            "machine", "ANSWER", "MACHINE", "LONGGREETING-1500-1500", "machine_hangup")
+        n = Number.get_by_id(c.number_id)
+        if n_call == 1:
+            assert (n.status, n.last_outcome) == ("pending", "machine")
+            assert from_db(n.next_attempt_at) == T0 + dt.timedelta(seconds=30)
+    assert (n.status, n.attempts) == ("failed", 2)      # machine's max 2 reached
+
+
+def test_results_amd_human_or_machine_message_stays_answered(db):
+    camp = make_campaign()
+    make_numbers(camp, 2)
+    rec = recorder()
+    for c, (status, cause, dest) in zip(claim_due(camp.id, 2, T0, "main", (), 2), [
+            ("HUMAN", "HUMAN-800-800", "played"),
+            ("MACHINE", "LONGGREETING-1500-1500", "machine_message:played")]):
+        rec.record_amd(c.attempt_id, c.token, status, cause)
+        rec.record_destination(c.attempt_id, c.token, dest, T0)
+        rec.record_result(c.attempt_id, c.token, "ANSWER", "16", "9", "12", T0)
+        att = Attempt.get_by_id(c.attempt_id)
+        assert (att.outcome, att.amd_status, att.amd_cause) == ("answered", status, cause)
+        assert Number.get_by_id(c.number_id).status == "done"
+
+
+def test_results_amd_after_the_end_does_not_turn_answered_into_machine(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = recorder()
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    rec.record_result(c.attempt_id, c.token, "ANSWER", "16", "9", "12", T0)
+    rec.record_amd(c.attempt_id, c.token, "MACHINE", "LONGGREETING-1500-1500",
+                   machine_hangup=True)
+    att = Attempt.get_by_id(c.attempt_id)
+    assert (att.outcome, att.dest_result) == ("answered", None)
+
+
+def test_results_amd_values_are_clipped_to_their_columns(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    rec = recorder()
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    rec.record_amd(c.attempt_id, c.token, "X" * 40, "Y" * 100)
+    att = Attempt.get_by_id(c.attempt_id)
+    assert (att.amd_status, att.amd_cause) == ("X" * 16, "Y" * 64)

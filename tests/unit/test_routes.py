@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from agi_campaign import agi
-from agi_campaign.config import Collect, OptOut
+from agi_campaign.config import AmdConfig, Collect, OptOut
 from agi_campaign.errors import NotFoundError
 from agi_campaign.fastagi import Channel
 from agi_campaign.routes import CONNECT_SCRIPT, RESULT_SCRIPT, Router
@@ -68,6 +68,9 @@ class FakeRecorder:
     def record_answer(self, attempt_id, token, now):
         self.calls.append(("answer", attempt_id, now))
 
+    def record_amd(self, attempt_id, token, amd_status, amd_cause, machine_hangup=False):
+        self.calls.append(("amd", attempt_id, amd_status, amd_cause, machine_hangup))
+
     def record_destination(self, attempt_id, token, dest_result, now):
         self.calls.append(("destination", attempt_id, dest_result))
 
@@ -91,11 +94,13 @@ def make_channel(transport, script=CONNECT_SCRIPT, args=("101", TOKEN)):
     return Channel(agi.parse_env(lines), transport, peer="127.0.0.1")
 
 
-def run(on_connect, *reply_groups, script=CONNECT_SCRIPT, args=("101", TOKEN), recorder=None):
+def run(on_connect, *reply_groups, script=CONNECT_SCRIPT, args=("101", TOKEN), recorder=None,
+        amd=None):
     transport = ScriptedAsterisk(*reply_groups)
     recorder = recorder or FakeRecorder()
     clock = FakeClock()
-    router = Router(lambda name: {"reminders": on_connect}[name], recorder, clock, "ab12")
+    router = Router(lambda name: {"reminders": on_connect}[name], recorder, clock, "ab12",
+                    amd_for=lambda name: {"reminders": amd}[name])
     router(make_channel(transport, script, args))
     return transport.sent, recorder.calls, clock
 
@@ -352,3 +357,92 @@ def test_routes_collect_not_run_after_an_opt_out_or_a_hangup():
     _, calls, _ = run(on_connect, ["HANGUP", "200 result=0 endpos=10"])
     assert not [c for c in calls if c[0] == "digits"]
     assert destination(calls) == ["hangup_during_message"]
+
+
+# --- answering-machine detection ------------------------------------------------------------
+
+AMD_COMMANDS = ['EXEC "AMD"', 'GET VARIABLE "AMDSTATUS"', 'GET VARIABLE "AMDCAUSE"']
+MESSAGE = OnConnect("message", sounds=("hello-world",))
+
+
+def amd_replies(status, cause):
+    return [["200 result=0"], ["200 result=1 (%s)" % status], ["200 result=1 (%s)" % cause]]
+
+
+def test_routes_amd_machine_hangup_records_before_hanging_up():
+    sent, calls, _ = run(MESSAGE, *amd_replies("MACHINE", "LONGGREETING-1500-1500"),
+                         ["200 result=1"], amd=AmdConfig("hangup"))
+    assert sent == AMD_COMMANDS + ["HANGUP"]
+    assert calls[2:] == [("amd", 101, "MACHINE", "LONGGREETING-1500-1500", True),
+                         ("destination", 101, "machine_hangup")]
+
+
+def test_routes_amd_machine_that_hung_up_first_is_still_machine_hangup():
+    sent, calls, _ = run(MESSAGE, *amd_replies("MACHINE", "LONGGREETING-1500-1500"),
+                         ["HANGUP", "511 result=-1 Command Not Permitted on a dead channel"],
+                         amd=AmdConfig("hangup"))
+    assert sent == AMD_COMMANDS + ["HANGUP"]
+    assert destination(calls) == ["machine_hangup"]
+
+
+def test_routes_amd_human_goes_on_to_the_destination():
+    sent, calls, _ = run(MESSAGE, *amd_replies("HUMAN", "HUMAN-800-800"),
+                         ["200 result=0 endpos=8000"], amd=AmdConfig("hangup"))
+    assert sent == AMD_COMMANDS + ['STREAM FILE "hello-world" "" "0"']
+    assert calls[2:] == [("amd", 101, "HUMAN", "HUMAN-800-800", False),
+                         ("destination", 101, "played")]
+
+
+def test_routes_amd_notsure_is_a_person():
+    sent, calls, _ = run(MESSAGE, *amd_replies("NOTSURE", "TOOLONG-5000"),
+                         ["200 result=0 endpos=8000"], amd=AmdConfig("hangup"))
+    assert sent[-1] == 'STREAM FILE "hello-world" "" "0"'
+    assert destination(calls) == ["played"]
+
+
+def test_routes_amd_machine_continue_treated_as_person():
+    sent, calls, _ = run(MESSAGE, *amd_replies("MACHINE", "LONGGREETING-1500-1500"),
+                         ["200 result=0 endpos=8000"], amd=AmdConfig("continue"))
+    assert sent == AMD_COMMANDS + ['STREAM FILE "hello-world" "" "0"']
+    assert ("amd", 101, "MACHINE", "LONGGREETING-1500-1500", False) in calls
+    assert destination(calls) == ["played"]
+
+
+def test_routes_amd_machine_message_waits_for_silence_then_plays_amd_sounds():
+    sent, calls, _ = run(MESSAGE, *amd_replies("MACHINE", "LONGGREETING-1500-1500"),
+                         ["200 result=0"], ["200 result=0 endpos=8000"],
+                         ["200 result=0 endpos=8000"],
+                         amd=AmdConfig("message", ("vm-goodbye", "beep")))
+    assert sent == AMD_COMMANDS + ['EXEC "WaitForSilence" "1500,1,20"',
+                                   'STREAM FILE "vm-goodbye" "" "0"', 'STREAM FILE "beep" "" "0"']
+    assert ("amd", 101, "MACHINE", "LONGGREETING-1500-1500", False) in calls
+    assert destination(calls) == ["machine_message:played"]
+
+
+def test_routes_amd_machine_hangs_up_while_waiting_for_the_beep():
+    sent, calls, _ = run(MESSAGE, *amd_replies("MACHINE", "LONGGREETING-1500-1500"),
+                         amd=AmdConfig("message", ("vm-goodbye",)))
+    assert sent[-1] == 'EXEC "WaitForSilence" "1500,1,20"'
+    assert destination(calls) == ["machine_message:hangup_during_message"]
+
+
+def test_routes_amd_missing_application_skips_detection(caplog):
+    sent, calls, _ = run(MESSAGE, ["200 result=-2"], ["200 result=0 endpos=8000"],
+                         amd=AmdConfig("hangup"))
+    assert sent == ['EXEC "AMD"', 'STREAM FILE "hello-world" "" "0"']
+    assert not [c for c in calls if c[0] == "amd"]
+    assert destination(calls) == ["played"]
+    assert "answering-machine detection skipped" in caplog.text and "app_amd" in caplog.text
+
+
+def test_routes_amd_hangup_during_detection_records_hangup():
+    sent, calls, _ = run(MESSAGE, ["HANGUP", "200 result=-1"], ["200 result=1 (HANGUP)"],
+                         ["200 result=1 (HANGUP)"], amd=AmdConfig("hangup"))
+    assert sent == AMD_COMMANDS                # nothing is played to a closed line
+    assert ("amd", 101, "HANGUP", "HANGUP", False) in calls
+    assert destination(calls) == ["hangup_during_message"]
+
+
+def test_routes_without_amd_sends_no_amd_command():
+    sent, _, _ = run(MESSAGE, ["200 result=0 endpos=8000"], amd=None)
+    assert sent == ['STREAM FILE "hello-world" "" "0"']
