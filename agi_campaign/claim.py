@@ -81,12 +81,17 @@ def zone_override(extra):
 
 def callee_zones(phone, extra, default_timezone):
     """The zones a number's calling hours are checked in: its `timezone` column when valid,
-    else every zone phonenumbers gives for it (`phone.time_zones`), else `default_timezone`
-    (the campaign's)."""
+    else every zone phonenumbers gives for it (`phone.time_zones`) that this host can read
+    (the tzdata package is a dependency; one it cannot read adds `default_timezone`), else
+    `default_timezone` (the campaign's)."""
     override = zone_override(extra)
     if override is not None:
         return (override,)
-    return time_zones(phone) or (default_timezone,)
+    zones = time_zones(phone)
+    known = tuple(zone for zone in zones if _known_zone(zone))
+    if len(known) < len(zones):         # a zone this host's tz database lacks: the campaign's
+        known += (default_timezone,)    # stands in, so one number cannot stop the claim
+    return known or (default_timezone,)
 
 
 class HoursCheck:

@@ -153,6 +153,9 @@ def build_parser():
                    "agi-campaign numbers export reminders --output reminders.csv", common)
     exp.add_argument("campaign", help=campaign_help)
     exp.add_argument("--output", metavar="FILE", help="write to FILE (default: standard output)")
+    exp.add_argument("--attempts", action="store_true",
+                     help="one row per attempt (the audit trail: times, outcome, Dial status and "
+                          "cause, AMD result, keys pressed, opt-out) instead of one per number")
 
     list_help = "Do-Not-Call list name (a key under dnc_lists: in the config)"
     number_help = "phone number, with +country code or in the --region"

@@ -132,7 +132,8 @@ def _numbers_manage(args):
                            as_csv=args.csv)
         return 0
     if args.action == "export":
-        return _write_out(args.output, lambda out: numbers.export(row.id, out))
+        write = numbers.export_attempts if args.attempts else numbers.export
+        return _write_out(args.output, lambda out: write(row.id, out))
     result = numbers.remove(row.id, args.numbers, cfg.region, clock.now())
     print(result.summary(row.name))
     return result.exit_status()

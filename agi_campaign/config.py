@@ -687,16 +687,20 @@ def _bool(value, path):
 
 
 def _caller_id_number(value, path, region):
-    """The number part of a caller ID must be a valid phone number: E.164 digits (with or
-    without +) or national for the campaign's region; ``caller_id_internal: true`` allows an
-    internal extension instead."""
+    """The number part of a caller ID must be a valid phone number: its E.164 digits (with or
+    without +) or its national digits for the campaign's region, exactly (no 00 or 011 in
+    front); ``caller_id_internal: true`` allows an internal extension instead."""
     number = re.search(r"\+?[0-9]+(?=>?\s*$)", value).group()
-    for text in ("+" + number.lstrip("+"), number):
+    digits = number.lstrip("+")
+    for text in ("+" + digits, number):
         try:
-            phone.normalize(text, region)
-            return
+            e164 = phone.normalize(text, region)
         except PhoneError:
-            pass
+            continue
+        # the digits as written must be the number's own (E.164 or national), not a dialing
+        # prefix (00, 011) in front of it: the caller ID is presented as written
+        if digits in (e164[1:], phone.national_digits(e164)):
+            return
     _fail("%s.caller_id: %s is not a valid phone number (E.164 like 12025550100, or national "
           "for region %s): a campaign must not present a malformed caller ID; for an internal "
           "extension set caller_id_internal: true" % (path, number, region))

@@ -281,3 +281,37 @@ def export(campaign_id, out, page=PAGE):
                             + [_cell(values.get(k)) for k in keys])
             count += 1
     return count
+
+
+ATTEMPT_COLUMNS = ("phone", "seq", "server", "created_at", "answered_at", "ended_at", "outcome",
+                   "dial_status", "hangup_cause", "duration_s", "billsec_s", "dest_result",
+                   "amd_status", "amd_cause", "digits", "opted_out", "note")
+
+
+def export_attempts(campaign_id, out, page=PAGE):
+    """Write every attempt of the campaign as CSV (ATTEMPT_COLUMNS: the audit trail - when it
+    was placed, answered and ended, its outcome, Dial status and cause, AMD result, keys and
+    opt-out), in id order, read in keyset pages (constant memory); returns how many rows."""
+    p = database.param
+    sql = ("SELECT a.id, n.phone, a.seq, a.server, a.created_at, a.answered_at, a.ended_at, "
+           "a.outcome, a.dial_status, a.hangup_cause, a.duration_s, a.billsec_s, "
+           "a.dest_result, a.amd_status, a.amd_cause, a.digits, a.opted_out, a.note "
+           "FROM attempt a JOIN number n ON n.id = a.number_id "
+           "WHERE a.campaign_id = %s AND a.id > %s ORDER BY a.id LIMIT %s" % (p, p, p))
+    writer = csv.writer(out)
+    writer.writerow(ATTEMPT_COLUMNS)
+    after, count = 0, 0
+    while True:
+        rows = database.execute_sql(sql, (campaign_id, after, page)).fetchall()
+        for (_, e164, seq, server, created, answered, ended, outcome, dial_status, cause,
+             duration, billsec, dest, amd_status, amd_cause, digits, opted_out, note) in rows:
+            writer.writerow([e164, seq, _cell(server), _iso(from_db(created)),
+                             _iso(from_db(answered)), _iso(from_db(ended)), outcome or "",
+                             _cell(dial_status), _cell(cause), _cell(duration), _cell(billsec),
+                             _cell(dest), _cell(amd_status), _cell(amd_cause), _cell(digits),
+                             _yes_no(opted_out), _cell(note)])
+        count += len(rows)
+        if len(rows) < page:
+            return count
+        after = rows[-1][0]
+

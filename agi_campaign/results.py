@@ -8,10 +8,10 @@ The `connect` session also records answering-machine detection (AMDSTATUS, AMDCA
 hangs up on a machine it first commits dest_result `machine_hangup`, and the `result` session's
 DIALSTATUS=ANSWER then ends the attempt as `machine` (outcome_for), not answered.
 
-When an attempt ends, its number moves on: answered -> done; otherwise failed once it has had
-as many attempts with this outcome as the outcome's rule allows (``retry: {busy: {max: 3}}``;
-``max: 0``: final at once), or max_attempts attempts in all; else back to pending after the
-outcome's delay (its rule's ``delay_s``, else the campaign's retry delay). Attempts count since
+When an attempt ends, its number moves on: answered -> done; otherwise failed once it has been
+retried as often after this outcome as the outcome's rule allows (``retry: {busy: {max: 3}}``:
+a 4th busy is final; ``max: 0``: final at once), or had max_attempts attempts in all; else back
+to pending after the outcome's delay (its rule's ``delay_s``, else the campaign's retry delay). Attempts count since
 the number was last re-armed (``campaign reset`` sets its count to 0): the last ``attempts`` of
 its attempts that were placed. An attempt whose Originate Asterisk refused (`refused`: no call
 was placed) does not count toward either.
@@ -148,6 +148,7 @@ class Recorder:
         self._write_later(lambda: database.execute_sql(
             _sql("digits"), (str(digits)[:32], int(attempt_id), token)),
             "attempt=%s digits" % attempt_id)
+
     def record_amd(self, attempt_id, token, amd_status, amd_cause, machine_hangup=False):
         """AMD()'s AMDSTATUS and AMDCAUSE on the attempt. With `machine_hangup` (the connect
         script is about to hang up on a machine) dest_result becomes MACHINE_HANGUP too, and the
@@ -247,16 +248,16 @@ def _sql(name):
 
 def _number_move(att, outcome, policy, now, same=None):
     """Parameters of the number's UPDATE: answered -> done; refused -> pending again, the
-    attempt given back (nobody was called); else failed once it had its outcome's ``max``
-    attempts with that outcome (``same``: how many, this one included) or max_attempts in
-    all, or pending after the outcome's delay."""
+    attempt given back (nobody was called); else failed once it had more attempts with its
+    outcome than the outcome's ``max`` retries (``same``: how many, this one included) or
+    max_attempts in all, or pending after the outcome's delay."""
     rule = policy.rules.get(outcome.value)
     if outcome == Outcome.REFUSED:
         status, give_back = NumberStatus.PENDING, 1
         next_at = to_db(now + dt.timedelta(seconds=REFUSED_RETRY_S))
     elif outcome == Outcome.ANSWERED:
         status, give_back, next_at = NumberStatus.DONE, 0, None
-    elif ((rule is not None and rule[1] is not None and same >= rule[1])
+    elif ((rule is not None and rule[1] is not None and same > rule[1])
           or att.attempts >= policy.max_attempts):
         status, give_back, next_at = NumberStatus.FAILED, 0, None
     else:

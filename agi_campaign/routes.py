@@ -271,7 +271,7 @@ def play_message(channel, on_connect, keys=None):
     if channel.hung_up:
         return HANGUP_DURING_MESSAGE
     if collect is not None:
-        return _collect(channel, collect, keys)
+        return _collect(channel, collect, keys, opt_out)
     return PLAYED
 
 
@@ -303,9 +303,11 @@ def _play_sounds(channel, sounds, escape):
     return ""
 
 
-def _collect(channel, collect, keys):
+def _collect(channel, collect, keys, opt_out=None):
     """Play collect.sounds, any key interrupting; GET DATA reads the rest (up to max_digits,
-    timeout_s after the last sound or key, `#` ends early and is not kept)."""
+    timeout_s after the last sound or key, `#` ends early and is not kept). The opt-out key,
+    pressed first, opts out here too (as during the message): it is never taken as an
+    answer."""
     sounds = tuple(collect.sounds)
     digits = ""
     try:
@@ -327,6 +329,10 @@ def _collect(channel, collect, keys):
         log.warning("uniqueid=%s collect failed: %s", channel.uniqueid, err)
         keys.collected(digits)
         return PLAYBACK_FAILED
+    if opt_out is not None and digits[:1] == opt_out.digit:
+        keys.opted_out(opt_out.digit, opt_out.dnc_list)
+        _play_quietly(channel, opt_out.confirm_sounds)
+        return OPTED_OUT
     keys.collected(digits)
     return PLAYED
 

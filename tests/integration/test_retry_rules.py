@@ -98,8 +98,8 @@ def test_retry_rules_busy_and_noanswer_retried_with_their_own_delays_and_caps(
         count = 2 if kind == "congestion" else 3
         plan.update({harness.callee_number(first + i, kind, hold_s=1): kind
                      for i in range(count)})
-    rules = {"busy": {"delay_s": 2, "max": 3}, "noanswer": {"delay_s": 4, "max": 2}}
-    calls = {"busy": 3, "noanswer": 2, "answer": 1, "congestion": MAX_ATTEMPTS}
+    rules = {"busy": {"delay_s": 2, "max": 2}, "noanswer": {"delay_s": 4, "max": 1}}
+    calls = {"busy": 3, "noanswer": 2, "answer": 1, "congestion": MAX_ATTEMPTS}  # max retries
     delay = {"busy": 2, "noanswer": 4, "answer": None,
              "congestion": RETRY_DELAY_S}  # congestion has no rule: the campaign default
 

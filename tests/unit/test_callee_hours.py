@@ -253,3 +253,13 @@ def test_callee_hours_test_data_local_times():
     """T0 really is 18:00 in Tokyo and 04:00 in New York (the tests above rely on it)."""
     assert T0.astimezone(ZoneInfo("Asia/Tokyo")).hour == 18
     assert T0.astimezone(ZoneInfo("America/New_York")).hour == 4
+
+
+def test_callee_zones_a_zone_the_host_cannot_read_adds_the_campaign_zone(monkeypatch):
+    from agi_campaign import claim
+
+    monkeypatch.setattr(claim, "time_zones", lambda e164: ("Europe/Nowhere", "Europe/Paris"))
+    assert claim.callee_zones("+33142685300", "{}", "America/New_York") == (
+        "Europe/Paris", "America/New_York")
+    monkeypatch.setattr(claim, "time_zones", lambda e164: ("Europe/Nowhere",))
+    assert claim.callee_zones("+33142685300", None, "UTC") == ("UTC",)

@@ -1145,7 +1145,8 @@ def test_config_caller_id_valid_numbers(caller_id, region):
     assert parse_config(data, "x").campaigns["c1"].caller_id == caller_id
 
 
-@pytest.mark.parametrize("caller_id", ["1", "100", '"Desk" <555>', "12025550", "99999999999"])
+@pytest.mark.parametrize("caller_id", ["1", "100", '"Desk" <555>', "12025550", "99999999999",
+                                       "0012025550100", "011442079460000"])
 def test_config_caller_id_malformed_number_is_refused_unless_internal(caller_id):
     data = with_value(base(), "campaigns.c1.caller_id", caller_id)
     with pytest.raises(ConfigError, match=r"campaigns.c1.caller_id: [0-9]+ is not a valid phone "

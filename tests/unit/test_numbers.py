@@ -264,3 +264,26 @@ def test_numbers_export_empty_campaign_and_removed_numbers(db):
     numbers.remove(row.id, [phone(1)], "US", LATER)
     table = read_export(row.id)
     assert [r[2] for r in table[1:]] == ["pending", "removed"]
+
+
+def test_numbers_export_attempts_is_the_audit_trail_of_every_attempt(db):
+    row = c1()
+    a = add_number(row, phone(0), "done", 2, "answered")
+    first = add_attempt(a, 1, T0, "NOANSWER")
+    second = add_attempt(a, 2, LATER, "ANSWER")
+    (Attempt.update(answered_at=to_db(LATER), hangup_cause=16, amd_status="HUMAN",
+                    amd_cause="HUMAN-800-800", digits="9", opted_out=True, outcome="answered",
+                    dest_result="opted_out").where(Attempt.id == second.id).execute())
+    for page in (1, 1000):
+        out = io.StringIO()
+        assert numbers.export_attempts(row.id, out, page=page) == 2
+        table = list(csv.reader(io.StringIO(out.getvalue())))
+        assert table[0] == list(numbers.ATTEMPT_COLUMNS)
+        assert [r[:8] for r in table[1:]] == [
+            [phone(0), "1", "main", T0.isoformat(), "",
+             (T0 + dt.timedelta(seconds=30)).isoformat(), "busy", "NOANSWER"],
+            [phone(0), "2", "main", LATER.isoformat(), LATER.isoformat(),
+             (LATER + dt.timedelta(seconds=30)).isoformat(), "answered", "ANSWER"]]
+        assert table[2][8:] == ["16", "", "", "opted_out", "HUMAN", "HUMAN-800-800", "9", "yes",
+                                ""]
+    assert first.id < second.id

@@ -101,7 +101,7 @@ def ended(rec, camp, at, status, max_attempts=5):
 def test_results_retry_rule_delay_and_cap_per_outcome(db):
     camp = make_campaign()
     make_numbers(camp, 1)
-    rec = Recorder(lambda name: RetryPolicy(5, 600, {"busy": (20, 2), "noanswer": (90, None)}))
+    rec = Recorder(lambda name: RetryPolicy(5, 600, {"busy": (20, 1), "noanswer": (90, None)}))
     n = ended(rec, camp, T0, "BUSY")
     assert (n.status, from_db(n.next_attempt_at)) == ("pending", T0 + dt.timedelta(seconds=20))
     t1 = T0 + dt.timedelta(seconds=20)
@@ -111,7 +111,7 @@ def test_results_retry_rule_delay_and_cap_per_outcome(db):
     n = ended(rec, camp, t2, "CONGESTION")     # no rule: the campaign's retry delay
     assert from_db(n.next_attempt_at) == t2 + dt.timedelta(seconds=600)
     t3 = t2 + dt.timedelta(seconds=600)
-    n = ended(rec, camp, t3, "BUSY")           # the second busy: busy's max 2 reached
+    n = ended(rec, camp, t3, "BUSY")           # the second busy: busy's 1 retry was used
     assert (n.status, n.last_outcome, n.attempts) == ("failed", "busy", 4)
 
 
@@ -133,7 +133,7 @@ def test_results_retry_counts_restart_after_reset_and_ignore_refused(db):
 
     camp = make_campaign()
     make_numbers(camp, 1)
-    rec = Recorder(lambda name: RetryPolicy(5, 60, {"busy": (0, 2)}))
+    rec = Recorder(lambda name: RetryPolicy(5, 60, {"busy": (0, 1)}))
     ended(rec, camp, T0, "BUSY")
     c = claim_due(camp.id, 1, T0, "main", (), 5)[0]
     rec.finish(c.attempt_id, Outcome.REFUSED, T0)   # no call placed: not a busy, not counted
@@ -250,7 +250,7 @@ def test_results_outcome_for_answer_hung_up_as_machine():
 def test_results_machine_hangup_is_machine_and_retried_by_its_rule(db):
     camp = make_campaign()
     make_numbers(camp, 1)
-    rec = Recorder(lambda name: RetryPolicy(5, 600, {"machine": (30, 2)}))
+    rec = Recorder(lambda name: RetryPolicy(5, 600, {"machine": (30, 1)}))
     for n_call, at in enumerate((T0, T0 + dt.timedelta(seconds=30)), start=1):
         c = claim_due(camp.id, 1, at, "main", (), 5)[0]
         rec.record_answer(c.attempt_id, c.token, at)
@@ -265,7 +265,7 @@ def test_results_machine_hangup_is_machine_and_retried_by_its_rule(db):
         if n_call == 1:
             assert (n.status, n.last_outcome) == ("pending", "machine")
             assert from_db(n.next_attempt_at) == T0 + dt.timedelta(seconds=30)
-    assert (n.status, n.attempts) == ("failed", 2)      # machine's max 2 reached
+    assert (n.status, n.attempts) == ("failed", 2)      # machine's 1 retry used
 
 
 def test_results_amd_human_or_machine_message_stays_answered(db):

@@ -446,3 +446,17 @@ def test_routes_amd_hangup_during_detection_records_hangup():
 def test_routes_without_amd_sends_no_amd_command():
     sent, _, _ = run(MESSAGE, ["200 result=0 endpos=8000"], amd=None)
     assert sent == ['STREAM FILE "hello-world" "" "0"']
+
+
+def test_routes_opt_out_key_during_collect_opts_out_and_is_no_answer():
+    """The opt-out key pressed at the survey question opts out, as during the message."""
+    on_connect = OnConnect("message", sounds=("hello-world",), opt_out=OPT,
+                           collect=Collect(1, 2, ("press-1", "beep")))
+    sent, calls, clock = run(on_connect, ["200 result=0 endpos=10"],
+                             ["200 result=57 endpos=10"],         # '9' during press-1
+                             ["200 result=0 endpos=10"], ["200 result=0 endpos=10"])
+    assert sent == ['STREAM FILE "hello-world" "9" "0"',
+                    'STREAM FILE "press-1" "0123456789*#" "0"',
+                    'STREAM FILE "beep" "" "0"', 'STREAM FILE "vm-goodbye" "" "0"']
+    assert ("opt_out", 101, "9", "optout", clock.now()) in calls
+    assert not [c for c in calls if c[0] == "digits"] and destination(calls) == ["opted_out"]
