@@ -78,6 +78,15 @@ def attempts_by_phone(name):
     return out
 
 
+def destinations_recorded(*names):
+    """True once every answered (or machine) attempt of campaigns `names` has its dest_result:
+    it is queued, not waited for, and may land after the outcome that completes a campaign
+    (the hangup handler's `result` session can start before `connect` returns)."""
+    return all(att.dest_result is not None for name in names
+               for atts in attempts_by_phone(name).values() for att in atts
+               if att.outcome in ("answered", "machine"))
+
+
 def plan_numbers(count, first, seed):
     """{callee number: behaviour} for `count` numbers from index `first`, behaviours drawn
     with the weights of MIX, hold times 1..3 s."""

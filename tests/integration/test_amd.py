@@ -17,8 +17,9 @@ from agi_campaign.clock import SystemClock
 from agi_campaign.models import Attempt
 from agi_campaign.testing import harness
 
-from tests.integration.support import (attempts_by_phone, campaign, check_invariants, load,
-                                       numbers_of, state, wait_for)
+from tests.integration.support import (attempts_by_phone, campaign, check_invariants,
+                                       destinations_recorded, load, numbers_of, state,
+                                       wait_for)
 
 pytestmark = pytest.mark.asterisk
 
@@ -81,6 +82,7 @@ def test_amd_machine_hung_up_and_retried_person_hears_the_message(dialer, asteri
         took = wait_for(lambda: all(state(n) == "completed"
                                     for n in ("amdhangup", "amdmessage")), 50)
         wait_for(lambda: not mon.live, 15)
+        wait_for(lambda: destinations_recorded("amdhangup", "amdmessage"), 10)
     print("completed in %.1f s" % took)
     commands = agi_commands(events)
     atts = attempts_by_phone("amdhangup")

@@ -66,8 +66,15 @@ def test_e2e_each_on_connect_destination_is_seen_by_asterisk(dialer, asterisk_fa
             campaigns.apply_command(name, "start", SystemClock().now())
         wait_for(lambda: all(state(n) == "completed" for n in ("msg", "ext", "queue", "conf")),
                  60)
-    dest = {n: Attempt.get(Attempt.campaign == campaigns.get_campaign(n)) for n in
-            ("msg", "ext", "queue", "conf")}
+
+        def attempts():
+            return {n: Attempt.get(Attempt.campaign == campaigns.get_campaign(n)) for n in
+                    ("msg", "ext", "queue", "conf")}
+        # The destination's result is queued, not waited for (the callee must not hear the
+        # database), and the outcome can be recorded first: when the callee hangs up, the
+        # hangup handler's `result` session may start before `connect` returns.
+        wait_for(lambda: all(a.dest_result is not None for a in attempts().values()), 10)
+    dest = attempts()
     assert all(a.outcome == "answered" for a in dest.values())
     assert dest["msg"].dest_result == "played"
     assert dest["ext"].dest_result == "DIALSTATUS=ANSWER"

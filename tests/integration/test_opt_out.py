@@ -17,8 +17,8 @@ from agi_campaign.clock import SystemClock, from_db
 from agi_campaign.models import DncEntry
 from agi_campaign.testing import harness
 
-from tests.integration.support import (attempts_by_phone, campaign, load, numbers_of, state,
-                                       wait_for)
+from tests.integration.support import (attempts_by_phone, campaign, destinations_recorded,
+                                       load, numbers_of, state, wait_for)
 
 pytestmark = pytest.mark.asterisk
 
@@ -93,6 +93,7 @@ def test_opt_out_key_lists_the_number_before_the_call_ends_and_no_campaign_dials
     assert set(early) == set(quitters) and all(gap > 0 for gap in early.values()), early
     entries = {e.phone: e for e in DncEntry.select().where(DncEntry.list_name == "optout")}
     assert set(entries) == set(quitters)  # the one who did not press stays off the list
+    wait_for(lambda: destinations_recorded("first"), 10)
     first = attempts_by_phone("first")
     for p in quitters:
         (att,) = first[p]
