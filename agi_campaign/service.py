@@ -62,6 +62,8 @@ class Service:
         self.lock = None
         self.instance = None
         self._orphans = set()
+        # built once: the result of every call reads its campaign's policy
+        self._policies = {name: RetryPolicy.of(cfg) for name, cfg in config.campaigns.items()}
 
     # ---- start --------------------------------------------------------------------------
     def start(self):
@@ -105,14 +107,14 @@ class Service:
         """The retry rules of campaign `name`. A campaign removed from the config while its
         calls were up: their results are recorded, and its numbers are not retried (there are
         no rules to retry them by); said once in the log."""
-        cfg = self.config.campaigns.get(name)
-        if cfg is None:
+        policy = self._policies.get(name)
+        if policy is None:
             if name not in self._orphans:
                 self._orphans.add(name)
                 log.warning("campaign %s is no longer in the config: results of its calls are "
                             "recorded, its numbers are not retried", name)
             return ORPHAN_POLICY
-        return RetryPolicy.of(cfg)
+        return policy
 
     def _on_connect_for(self, name):
         return self.config.campaigns[name].on_connect
