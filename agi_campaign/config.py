@@ -64,6 +64,23 @@ class ServiceConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class HttpConfig:
+    """``http:``: the service's HTTP API, dashboard, metrics and health checks (agi_campaign.api);
+    off when the section is absent. ``token`` (from the ``token_env`` variable) is the bearer
+    token every endpoint but the health checks asks for; None when loaded without secrets."""
+    host: str
+    port: int
+    token_env: str
+    max_upload_bytes: int
+    token: str | None = None
+
+    def __repr__(self):
+        return ("HttpConfig(host=%r, port=%r, token_env=%r, max_upload_bytes=%r, token=%s)"
+                % (self.host, self.port, self.token_env, self.max_upload_bytes,
+                   "'***'" if self.token else None))
+
+
+@dataclasses.dataclass(frozen=True)
 class ServerConfig:
     name: str
     ami_host: str
@@ -180,6 +197,7 @@ class Config:
     servers: dict
     dnc_lists: dict
     campaigns: dict
+    http: HttpConfig | None = None    # None: no HTTP server
 
 
 class _Invalid(Exception):
@@ -249,6 +267,7 @@ class _F(NamedTuple):
 
 
 _REQUIRED = object()
+_ABSENT = object()      # a section not in the file (unlike null: present, empty)
 
 
 def _show(value):
@@ -389,7 +408,7 @@ def _ip(value, path):
 
 _NAME = _text(r"[A-Za-z0-9_-]{1,79}", "letters, digits, _ and - (at most 79)")
 _PORT = _integer(1, 65535)
-_TOP = ("database", "fastagi", "service", "servers", "dnc_lists", "campaigns")
+_TOP = ("database", "fastagi", "service", "http", "servers", "dnc_lists", "campaigns")
 
 _ENV_NAME = _text(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name")
 DATABASE_FIELDS = {"url": _F(None, "sqlite:///agi-campaign.db"),     # checked by _database
@@ -401,6 +420,36 @@ FASTAGI_FIELDS = {
     "max_connections": _F(_integer(1, 10000), 512),
     "max_line_bytes": _F(_integer(256, 65536), 8192),
 }
+HTTP_FIELDS = {
+    "host": _F(_host, "127.0.0.1"),
+    "port": _F(_PORT, 8080),
+    "token_env": _F(_ENV_NAME, "AGI_CAMPAIGN_API_TOKEN"),
+    "max_upload_bytes": _F(_integer(1024, 1 << 31), 50 * 1024 * 1024),
+}
+MIN_TOKEN_CHARS = 16
+
+
+def _http(value, need_secrets, problems):
+    """HttpConfig, or None when the section is absent (no HTTP server) or has a problem; an
+    empty ``http:`` takes every default."""
+    if value is _ABSENT:
+        return None
+    fields = _build(dict, _section(value, "http", HTTP_FIELDS, problems), HTTP_FIELDS)
+    if fields is None:
+        return None
+    variable = fields["token_env"]
+    token = os.environ.get(variable) or None
+    if token is None and need_secrets:
+        _fail("http.token_env: environment variable %s is not set (or empty); export %s=<a "
+              "random token of at least %d characters, e.g. from `openssl rand -hex 24`> "
+              "before starting" % (variable, variable, MIN_TOKEN_CHARS))
+    if token is not None and (len(token) < MIN_TOKEN_CHARS or re.search(r"[^\x21-\x7e]", token)):
+        _fail("http.token_env: the token in %s must be at least %d printable characters without "
+              "spaces (value not shown); e.g. `openssl rand -hex 24`"
+              % (variable, MIN_TOKEN_CHARS))
+    return HttpConfig(token=token, **fields)
+
+
 def _or_null(check):
     """`check`, or null (the key's default: not set)."""
     return lambda value, path: None if value is None else check(value, path)
@@ -466,6 +515,7 @@ def _parse(data, source, base_dir, need_secrets, problems):
         _section, data.get("fastagi"), "fastagi", FASTAGI_FIELDS, problems), FASTAGI_FIELDS)
     service = _build(ServiceConfig, problems.check(
         _section, data.get("service"), "service", SERVICE_FIELDS, problems), SERVICE_FIELDS)
+    http = problems.check(_http, data.get("http", _ABSENT), need_secrets, problems)
     servers = problems.check(_servers, data.get("servers"),
                              fastagi.port if fastagi else FASTAGI_FIELDS["port"].default,
                              need_secrets, problems)
@@ -481,7 +531,7 @@ def _parse(data, source, base_dir, need_secrets, problems):
     if problems:
         return None
     return Config(path=source, database=database, fastagi=fastagi, service=service,
-                  servers=servers, dnc_lists=dnc_lists, campaigns=campaigns)
+                  servers=servers, dnc_lists=dnc_lists, campaigns=campaigns, http=http)
 
 
 def _build(cls, fields, spec):
@@ -642,10 +692,13 @@ def _ami_secret(ami, path, need_secrets):
 
 
 def missing_secrets(config):
-    """The environment variables named by secret_env that were unset at load (need_secrets=False),
-    each once, in the order of the servers; `run` needs them."""
-    return list(dict.fromkeys(server.ami_secret_env for server in config.servers.values()
-                              if server.ami_secret is None))
+    """The environment variables named by secret_env / token_env that were unset at load
+    (need_secrets=False), each once, in the order of the servers then http; `run` needs them."""
+    names = [server.ami_secret_env for server in config.servers.values()
+             if server.ami_secret is None]
+    if config.http is not None and config.http.token is None:
+        names.append(config.http.token_env)
+    return list(dict.fromkeys(names))
 
 
 def _dnc_lists(value, problems):
@@ -1036,11 +1089,17 @@ def to_display_dict(cfg):
         "database": _database_dict(cfg.database),
         "fastagi": {**dataclasses.asdict(cfg.fastagi), "allow": list(cfg.fastagi.allow)},
         "service": dataclasses.asdict(cfg.service),
+        **({"http": _http_dict(cfg.http)} if cfg.http else {}),
         "servers": {name: _server_dict(server) for name, server in cfg.servers.items()},
         "dnc_lists": {name: {"description": dnc.description}
                       for name, dnc in cfg.dnc_lists.items()},
         "campaigns": {name: _campaign_dict(campaign) for name, campaign in cfg.campaigns.items()},
     }
+
+
+def _http_dict(http):
+    return {"host": http.host, "port": http.port, "token_env": http.token_env,
+            "max_upload_bytes": http.max_upload_bytes}
 
 
 def _database_dict(database):

@@ -1,8 +1,8 @@
 """`agi-campaign run`: the FastAGI server and the scheduler in one process.
 
 Start-up order: database (tables created), campaigns synced from YAML, FastAGI server listening
-(so that results of calls still running from a previous run can come in), AMI connections, then
-the APScheduler jobs. Start-up fails with one clear line when the database is unwritable, the
+(so that results of calls still running from a previous run can come in), AMI connections, the
+APScheduler jobs, then the HTTP server (`http:` section; agi_campaign.api), the last to stop. Start-up fails with one clear line when the database is unwritable, the
 FastAGI port is taken, or no Asterisk server accepts our AMI login; a server that is down while
 others are up is logged and retried with backoff, and its campaigns wait.
 
@@ -33,6 +33,8 @@ from agi_campaign.deployment import ServiceLock, instance_name
 from agi_campaign.engine import Engine
 from agi_campaign.errors import StartupError
 from agi_campaign.fastagi import FastAgiServer
+from agi_campaign.httpserver import HttpServer
+from agi_campaign.metrics import Metrics
 from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt, open_database
 from agi_campaign.result_writer import BatchWriter
 from agi_campaign.results import Recorder, RetryPolicy
@@ -60,6 +62,8 @@ class Service:
         self.engine = None
         self.writer = None
         self.lock = None
+        self.http = None
+        self.metrics = Metrics()
         self.instance = None
         self._orphans = set()
         # built once: the result of every call reads its campaign's policy
@@ -99,6 +103,12 @@ class Service:
                 self.engine.on_ami_state(name, False)
         self.scheduler = start_scheduler(self.engine, list(self.config.campaigns),
                                          self.config.service.tick_ms / 1000.0)
+        if self.config.http is not None:
+            from agi_campaign import api
+
+            self.http = HttpServer(api.create_app(self), self.config.http.host,
+                                   self.config.http.port)
+            self.http.start()
         log.info("agi-campaign running: instance=%s fastagi=%s:%s servers=%s campaigns=%s",
                  self.instance, *self.fastagi.address, ",".join(self.amis),
                  ",".join(self.config.campaigns))
@@ -210,6 +220,9 @@ class Service:
         self.shutdown()
 
     def shutdown(self):
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None

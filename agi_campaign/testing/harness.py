@@ -39,15 +39,17 @@ def server_entry(sandbox, agi_url):
 
 
 def write_config(path, servers, fastagi_port, campaigns, db_url=None, dnc_lists=("blocked",),
-                 tick_ms=100, stop_deadline_s=30, agi_port=None, **service):
+                 tick_ms=100, stop_deadline_s=30, agi_port=None, http=None, **service):
     """Write a config for `servers` ({name: AsteriskSandbox}) and `campaigns` ({name: dict});
     `service` adds keys of the service section (stuck_after_s, instance). Asterisk connects to
-    FastAGI on `agi_port` (default: `fastagi_port`; another one to put a proxy in between)."""
+    FastAGI on `agi_port` (default: `fastagi_port`; another one to put a proxy in between).
+    `http`: the http: section (a dict; None leaves the HTTP server off)."""
     agi_url = "agi://127.0.0.1:%d" % (agi_port or fastagi_port)
     data = {
         "database": {"url": db_url or "sqlite:///agi-campaign.db"},
         "fastagi": {"host": "127.0.0.1", "port": fastagi_port},
         "service": dict({"tick_ms": tick_ms, "stop_deadline_s": stop_deadline_s}, **service),
+        **({"http": http} if http is not None else {}),
         "servers": {name: server_entry(sb, agi_url) for name, sb in servers.items()},
         "dnc_lists": {name: {"description": "demo list"} for name in dnc_lists},
         "campaigns": campaigns,

@@ -368,8 +368,8 @@ def test_config_database_password_env_errors(monkeypatch):
 
 BAD_VALUES = [
     # top level and sections
-    ("bogus", 1, "unknown key 'bogus' (valid: campaigns, database, dnc_lists, fastagi, servers, "
-                 "service)"),
+    ("bogus", 1, "unknown key 'bogus' (valid: campaigns, database, dnc_lists, fastagi, http, "
+                 "servers, service)"),
     ("database.extra", 1, "database: unknown key 'extra' (valid: password_env, url)"),
     ("database.url", 5, "database.url must be a string like sqlite:///agi-campaign.db, got 5"),
     ("database.url", "mysql://h/db", "database.url must start with sqlite:/// or postgresql://, "
@@ -821,7 +821,7 @@ def test_config_load_empty_file(tmp_path, content):
 def test_config_load_top_level_not_mapping(tmp_path, content, shown):
     path = write(tmp_path, content)
     assert load_error(path) == ("%s: the top level must be a mapping of sections (database, "
-                                "fastagi, service, servers, dnc_lists, campaigns), got %s"
+                                "fastagi, service, http, servers, dnc_lists, campaigns), got %s"
                                 % (path, shown))
 
 
