@@ -66,6 +66,12 @@ def load_error(path):
     return str(info.value)
 
 
+@pytest.fixture(autouse=True)
+def api_token(monkeypatch):
+    """The example's http.token_env set, as on a configured machine (tests of it unset it)."""
+    monkeypatch.setenv("AGI_CAMPAIGN_API_TOKEN", "t0ken-of-24-characters!!")
+
+
 # --- the example and defaults -------------------------------------------------------------------
 
 def test_config_example_loads(monkeypatch):
@@ -960,6 +966,42 @@ def test_config_need_secrets_false_loads_without_the_secret_variable(monkeypatch
                        % EXAMPLE)
     with pytest.raises(ConfigError, match="AGI_CAMPAIGN_AMI_SECRET is not set"):
         load_config(EXAMPLE, need_secrets=True)
+
+
+def test_config_http_token_is_a_secret_only_run_needs(monkeypatch):
+    monkeypatch.setenv("AGI_CAMPAIGN_AMI_SECRET", "s3cret")
+    monkeypatch.delenv("AGI_CAMPAIGN_API_TOKEN")
+    cfg = load_config(EXAMPLE, need_secrets=False)
+    assert cfg.http.token is None and missing_secrets(cfg) == ["AGI_CAMPAIGN_API_TOKEN"]
+    assert load_error(EXAMPLE) == (
+        "%s: http.token_env: environment variable AGI_CAMPAIGN_API_TOKEN is not set (or "
+        "empty); export AGI_CAMPAIGN_API_TOKEN=<a random token of at least 16 characters, e.g. "
+        "from `openssl rand -hex 24`> before starting" % EXAMPLE)
+    for weak in ("short", "has a space in it, long enough"):
+        monkeypatch.setenv("AGI_CAMPAIGN_API_TOKEN", weak)
+        message = load_error(EXAMPLE)
+        assert "http.token_env: the token in AGI_CAMPAIGN_API_TOKEN must be at least 16" in message
+        assert weak not in message
+    monkeypatch.setenv("AGI_CAMPAIGN_API_TOKEN", "a-good-token-0123456789")
+    cfg = load_config(EXAMPLE)
+    assert (cfg.http.host, cfg.http.port, cfg.http.token) == ("127.0.0.1", 8080,
+                                                              "a-good-token-0123456789")
+    shown = json.dumps(to_display_dict(cfg)) + repr(cfg)
+    assert "a-good-token" not in shown and '"token_env": "AGI_CAMPAIGN_API_TOKEN"' in shown
+
+
+def test_config_http_section_absent_means_no_server_and_empty_means_defaults():
+    assert parse_config(base(), "x.yaml").http is None
+    data = base()
+    data["http"] = None
+    http = parse_config(data, "x.yaml").http
+    assert (http.host, http.port, http.max_upload_bytes) == ("127.0.0.1", 8080, 50 * 1024 * 1024)
+    data["http"] = {"port": 0, "max_upload_bytes": 10, "token_env": "1BAD"}
+    message = error_of(data)
+    for text in ("http.port must be an integer 1..65535, got 0",
+                 "http.max_upload_bytes must be an integer 1024..2147483648, got 10",
+                 "http.token_env must be an environment variable name"):
+        assert text in message
 
 
 def test_config_need_secrets_false_still_reads_a_set_secret(monkeypatch):
