@@ -19,7 +19,14 @@ from agi_campaign.dburl import mask_url
 from agi_campaign.errors import ConfigError
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "config.yaml"
-DELETE = object()
+class _Delete:
+    """The value of a key to delete (a stable repr, so test ids match across xdist workers)."""
+
+    def __repr__(self):
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 
 def base():
