@@ -32,9 +32,12 @@ goes on across restarts. Events of a campaign that has no webhook in the running
 from the config, or its ``webhook:`` removed) stay in the outbox undelivered, shown by `status`,
 and are delivered once the campaign has a webhook again (start-up logs a WARNING naming them).
 
+A campaign's thread with nothing to deliver deletes, at most hourly, its events delivered more
+than webhooks.KEEP_DELIVERED_DAYS ago.
+
 Stop: the threads are told to stop and joined for JOIN_S at most; a POST still under way is
-abandoned with its daemon thread (the event is re-delivered at the next start), so the
-service's stop_deadline_s holds.
+abandoned with its daemon thread, which then writes nothing (the event is re-delivered at the
+next start), so the service's stop_deadline_s holds.
 """
 import datetime as dt
 import email.utils
@@ -56,6 +59,7 @@ POLL_S = 0.5
 JOIN_S = 1.0
 RETRY_AFTER_CAP_S = 3600.0
 DB_RETRY_S = 2.0
+PURGE_EVERY_S = 3600.0
 
 
 def signed_headers(secret, key, body, now):
@@ -144,6 +148,7 @@ class Deliverer:
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._stop = threading.Event()
+        self._abandoned = threading.Event()
         self._threads = []
 
     def start(self):
@@ -168,20 +173,24 @@ class Deliverer:
         deadline = self._clock.monotonic() + JOIN_S
         for thread in self._threads:
             thread.join(max(deadline - self._clock.monotonic(), 0))
+        self._abandoned.set()       # a thread still in a POST no longer writes when it returns
         self._threads = []
 
     def _run(self, name, campaign_id):
-        worker = _CampaignWorker(name, campaign_id, self._webhook_for, self._clock, self._rng)
+        worker = _CampaignWorker(name, campaign_id, self._webhook_for, self._clock, self._rng,
+                                 self._abandoned.is_set)
+        trouble = False
         try:
             while not self._stop.is_set():
                 try:
                     wait = worker.step()
+                    trouble = False
                 except Exception as err:        # the database went away: try again later
                     if self._stop.is_set():
                         return
-                    log.warning("campaign=%s webhook delivery paused %.0f s: %s",
-                                name, DB_RETRY_S, err)
-                    wait = DB_RETRY_S
+                    (log.info if trouble else log.warning)(
+                        "campaign=%s webhook delivery paused %.0f s: %s", name, DB_RETRY_S, err)
+                    trouble, wait = True, DB_RETRY_S
                     if not database.is_closed():
                         database.close()
                 if wait:
@@ -193,13 +202,15 @@ class Deliverer:
 class _CampaignWorker:
     """Delivers one campaign's events in order (see the module docstring)."""
 
-    def __init__(self, name, campaign_id, webhook_for, clock, rng):
+    def __init__(self, name, campaign_id, webhook_for, clock, rng, abandoned=lambda: False):
         self.name, self.campaign_id = name, campaign_id
+        self._abandoned = abandoned
         self._webhook_for = webhook_for
         self._clock, self._rng = clock, rng
         self._client = httpx.Client(follow_redirects=False)
         self._gone_url = None
         self._failing = False
+        self._purged_at = None
 
     def close(self):
         self._client.close()
@@ -213,15 +224,21 @@ class _CampaignWorker:
             if hook.url == self._gone_url:
                 return POLL_S
             self._gone_url = None       # the url changed: try the new one
+        now = self._clock.now()
         with database.connection_context():
             event = webhooks.oldest_pending(self.campaign_id)
+            if event is None and (self._purged_at is None or (
+                    now - self._purged_at).total_seconds() >= PURGE_EVERY_S):
+                self._purged_at = now
+                webhooks.purge_delivered(self.campaign_id, now)
         if event is None:
             return POLL_S
-        now = self._clock.now()
         due = from_db(event.next_try_at)
         if due > now:
             return min((due - now).total_seconds(), POLL_S)
         result = post(self._client, hook, event, now)
+        if self._abandoned():       # the service has stopped: the event stays pending
+            return POLL_S
         self._settle(hook, event, result, self._clock.now())
         return 0
 

@@ -33,6 +33,9 @@ Which events a campaign wants: attempts per the running service's config (the Re
 ``webhook_for``); state changes per the campaign's stored settings (Campaign.settings, synced
 from the config by every command), so the CLI's ``campaign pause`` writes its event too.
 
+Delivered rows are kept KEEP_DELIVERED_DAYS (an audit of what was sent and when), then deleted
+by the deliverer (`purge_delivered`): their bodies hold phone numbers. Failed rows are kept.
+
 A receiver that answered ``410 Gone`` is disabled: a Setting ``webhook_gone:<campaign id>``
 (JSON: campaign, url, at) that the deliverer honours until the service restarts or the
 campaign's webhook url changes; events are still written meanwhile (nothing is lost).
@@ -50,6 +53,7 @@ from agi_campaign.models import Campaign, Setting, WebhookEvent, WebhookStatus
 ATTEMPT_ENDED = "attempt.ended"
 CAMPAIGN_STATE = "campaign.state"
 GONE_PREFIX = "webhook_gone:"
+KEEP_DELIVERED_DAYS = 7
 
 _INSERT = ("INSERT INTO webhook_event (campaign_id, key, type, body, status, tries, created_at, "
            "next_try_at) VALUES ({p}, {p}, {p}, {p}, 'pending', 0, {p}, {p})")
@@ -142,6 +146,15 @@ def mark_retry(event_id, tries, next_try_at, error):
 def mark_failed(event_id, tries, error):
     return _mark(event_id, status=WebhookStatus.FAILED.value, tries=tries,
                  last_error=error[:200])
+
+
+def purge_delivered(campaign_id, now):
+    """Delete the campaign's events delivered more than KEEP_DELIVERED_DAYS ago; the count."""
+    cutoff = to_db(now - dt.timedelta(days=KEEP_DELIVERED_DAYS))
+    return (WebhookEvent.delete()
+            .where((WebhookEvent.campaign == campaign_id)
+                   & (WebhookEvent.status == WebhookStatus.DELIVERED.value)
+                   & (WebhookEvent.delivered_at < cutoff)).execute())
 
 
 def campaign_ids(names):

@@ -7,6 +7,8 @@ import base64
 import datetime as dt
 import json
 import random
+import socket
+import time
 
 import httpx
 import pytest
@@ -21,8 +23,8 @@ from agi_campaign.db import database
 from agi_campaign.errors import ConfigError
 from agi_campaign.models import Attempt, WebhookEvent
 from agi_campaign.results import Recorder, RetryPolicy
-from agi_campaign.webhook_delivery import (_CampaignWorker, backoff_s, next_try_delay,
-                                           retry_after_s, signed_headers)
+from agi_campaign.webhook_delivery import (Deliverer, _CampaignWorker, backoff_s,
+                                           next_try_delay, retry_after_s, signed_headers)
 
 from tests.unit.support import T0, FakeClock, make_campaign, make_numbers
 
@@ -310,3 +312,43 @@ def test_webhooks_config_secret_never_shown_and_needed_only_by_run(monkeypatch):
     assert to_display_dict(cfg)["campaigns"]["c1"]["webhook"] == {
         "url": "https://h/x", "secret_env": "WHS", "events": ["attempt", "state"],
         "timeout_s": 10, "min_backoff_s": 5, "max_backoff_s": 300, "give_up_after_h": 72}
+
+
+def test_webhooks_delivered_events_purged_after_the_keep_days(db):
+    clock = FakeClock(T0)
+    camp = make_campaign()
+    add_events(camp, 2, T0)
+    worker = worker_for(camp, Receiver(), clock)
+    run_until_idle(worker, clock, steps=5)
+    assert WebhookEvent.select().where(WebhookEvent.status == "delivered").count() == 2
+    clock.advance(webhooks.KEEP_DELIVERED_DAYS * 86400 - 60)
+    add_events(camp, 1, clock.now())        # newer: kept once delivered
+    worker._purged_at = None
+    run_until_idle(worker, clock, steps=5)
+    assert WebhookEvent.select().count() == 3      # two are 1 min short of the keep time
+    clock.advance(3600)
+    run_until_idle(worker, clock, steps=5)
+    assert WebhookEvent.select().count() == 1
+
+
+def test_webhooks_deliverer_stops_fast_with_a_hung_receiver(db, monkeypatch):
+    """A receiver that accepts the connection and never answers must not hold the stop."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    hook = WebhookConfig(url="http://127.0.0.1:%d/" % listener.getsockname()[1],
+                         secret_env="WHS", secret=SECRET, timeout_s=300)
+    camp = make_campaign()
+    add_events(camp, 1, SystemClock().now())
+    deliverer = Deliverer(lambda name: hook, ["c1"])
+    try:
+        deliverer.start()
+        conn, _ = listener.accept()         # the POST is under way and will not be answered
+        began = time.monotonic()
+        deliverer.stop()
+        took = time.monotonic() - began
+    finally:
+        listener.close()
+    assert took < 5                          # JOIN_S (1 s) plus a busy machine's slack
+    assert WebhookEvent.get().status == "pending"
+    conn.close()
