@@ -26,7 +26,9 @@ SECRET_ENV = "ACAMP_TEST_WEBHOOK_SECRET"
 class Receiver:
     """A stdlib HTTP server on `port` that verifies each request's signature, answers 500 to
     the first `fail_first` requests and 204 to the others; `down()` closes its socket (the
-    port stops listening), `up()` listens again on the same port."""
+    port stops listening), `up()` listens again on the same port. `hold()`: the next request
+    is recorded as delivered but its answer waits until `release()` (`held` is set meanwhile),
+    so the sender can be killed between the receiver's 2xx and recording it."""
 
     def __init__(self, port, fail_first):
         self.port = port
@@ -35,6 +37,15 @@ class Receiver:
         self.requests = []          # (webhook-id, body dict or None, status answered)
         self.bad_signatures = 0
         self.server = None
+        self.holding = False
+        self.held = threading.Event()
+        self.released = threading.Event()
+
+    def hold(self):
+        self.holding = True
+
+    def release(self):
+        self.released.set()
 
     def up(self):
         receiver = self
@@ -51,9 +62,16 @@ class Receiver:
                     code = 400 if data is None else 500 if failing else 204
                     receiver.bad_signatures += data is None
                     receiver.requests.append((self.headers.get("webhook-id"), data, code))
-                self.send_response(code)
-                self.send_header("content-length", "0")
-                self.end_headers()
+                    hold, receiver.holding = receiver.holding and code == 204, False
+                if hold:
+                    receiver.held.set()
+                    receiver.released.wait(30)
+                try:
+                    self.send_response(code)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass                # the sender was killed meanwhile
 
             def log_message(self, *args):
                 pass
@@ -89,7 +107,10 @@ def test_webhooks_every_event_delivered_across_failures_outage_and_sigkills(
         try:
             service.start()
             wait_for(lambda: len(receiver.delivered()) >= 6, 60)   # past the 5 failures
-            service.kill()                      # mid-delivery: re-deliveries expected
+            receiver.hold()
+            wait_for(receiver.held.is_set, 60)
+            service.kill()                      # between the receiver's 2xx and its record
+            receiver.release()
             service.start()
             receiver.down()
             down_at = time.monotonic()
@@ -153,3 +174,7 @@ def test_webhooks_every_event_delivered_across_failures_outage_and_sigkills(
                                      backlog_at_up, drained_s, all_done_s, service.starts - 1,
                                      time.monotonic() - began))
     assert failures == 5 and backlog_at_up > 0
+    assert duplicates >= 1                  # the event held while the service was killed
+    logged = (tmp_path / "service.log").read_text("utf-8", "replace")
+    assert "webhook" in logged and SECRET[6:] not in logged
+    assert not [p for plan in plans.values() for p in plan if p[1:] in logged]
