@@ -15,6 +15,9 @@ to pending after the outcome's delay (its rule's ``delay_s``, else the campaign'
 the number was last re-armed (``campaign reset`` sets its count to 0): the last ``attempts`` of
 its attempts that were placed. An attempt whose Originate Asterisk refused (`refused`: no call
 was placed) does not count toward either.
+
+An attempt of a campaign whose webhook wants `attempt` events gets its outbox row
+(agi_campaign.webhooks) in the transaction that ends it: one INSERT more on the result path.
 """
 import collections
 import dataclasses
