@@ -2,12 +2,14 @@
 
 Settings live in YAML; the database keeps each campaign's state and its history. Every change of
 state is one conditional UPDATE (`WHERE state = <from>`) plus a StateChange row in the same
-transaction, so the CLI and the service (separate processes) can never both apply a move.
+transaction, so the CLI and the service (separate processes) can never both apply a move; a
+campaign whose webhook wants `state` events gets its outbox row in that transaction too
+(agi_campaign.webhooks).
 """
 import json
 import logging
 
-from agi_campaign import lifecycle
+from agi_campaign import lifecycle, webhooks
 from agi_campaign.clock import to_db
 from agi_campaign.config import campaign_settings_json
 from agi_campaign.db import database
@@ -75,6 +77,7 @@ def move(row, to_state, cause, now, expect=None):
         if changed:
             StateChange.create(campaign=row.id, at=to_db(now), from_state=from_state,
                                to_state=to_value, cause=cause[:200])
+            webhooks.enqueue_state(row, from_state, to_value, cause[:200], now)
     if changed:
         row.state = to_value
         log.info("campaign=%s state %s -> %s (%s)", row.name, from_state, to_value, cause)

@@ -11,17 +11,20 @@ agi_campaign.yamlsafe (aliases bounded, duplicate keys refused, before anything 
 Field tables (`_F`) hold each key's check and default; small functions do the cross-field rules.
 Mappings in Config are plain dicts (the contract in DESIGN.md); treat them as read-only.
 
-Secrets (the AMI secret, the database password) never appear in a message, a log, a repr or
+Secrets (the AMI secret, the database password, a campaign's webhook secret) never appear in a message, a log, a repr or
 check-config output: database.url is parsed and shown through agi_campaign.dburl (strict
-parsing, `mask_url`), and the AMI secret is never formatted into a message.
+parsing, `mask_url`), and the AMI and webhook secrets are never formatted into a message.
 """
 import dataclasses
 import datetime as _dt
 import difflib
+import base64
+import binascii
 import ipaddress
 import json
 import os
 import re
+import urllib.parse
 import zoneinfo
 from typing import Any, Callable, NamedTuple
 
@@ -157,6 +160,29 @@ class AmdConfig:
 
 AMD_ACTIONS = ("hangup", "message", "continue")
 
+
+@dataclasses.dataclass(frozen=True)
+class WebhookConfig:
+    """``webhook:`` of a campaign: where its events are POSTed (agi_campaign.webhooks).
+    ``secret`` (the ``whsec_...`` text from ``secret_env``) is None when loaded without
+    need_secrets; never shown."""
+    url: str
+    secret_env: str
+    events: tuple = ("attempt", "state")
+    timeout_s: int = 10
+    min_backoff_s: int = 5
+    max_backoff_s: int = 300
+    give_up_after_h: int = 72
+    secret: str | None = None
+
+    def __repr__(self):
+        shown = ("%s=%r" % (f.name, "***" if f.name == "secret" and self.secret is not None
+                            else getattr(self, f.name)) for f in dataclasses.fields(self))
+        return "WebhookConfig(%s)" % ", ".join(shown)
+
+
+WEBHOOK_EVENTS = ("attempt", "state")
+
 RETRY_OUTCOMES = ("busy", "noanswer", "congestion", "unavailable", "failed", "cancelled", "lost",
                   "machine")
 
@@ -186,6 +212,7 @@ class CampaignConfig:
     callee_hours: WeekTime | None = None   # in each number's own zones; None: any time
     callee_hours_text: str | None = None   # its text (the campaign's, or service.callee_hours)
     amd: AmdConfig | None = None      # answering-machine detection; None: not run
+    webhook: WebhookConfig | None = None  # per-call webhooks; None: none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -526,7 +553,7 @@ def _parse(data, source, base_dir, need_secrets, problems):
     known_lists = _defined(dnc_lists, data.get("dnc_lists"))
     hours = service.callee_hours if service else None
     campaigns = {name: problems.check(_campaign, name, raw, known_servers, known_lists, problems,
-                                      hours)
+                                      hours, need_secrets)
                  for name, raw in campaigns.items()}
     if problems:
         return None
@@ -693,9 +720,12 @@ def _ami_secret(ami, path, need_secrets):
 
 def missing_secrets(config):
     """The environment variables named by secret_env / token_env that were unset at load
-    (need_secrets=False), each once, in the order of the servers then http; `run` needs them."""
+    (need_secrets=False), each once, in the order: servers, campaigns' webhooks, http; `run`
+    needs them."""
     names = [server.ami_secret_env for server in config.servers.values()
              if server.ami_secret is None]
+    names += [c.webhook.secret_env for c in config.campaigns.values()
+              if c.webhook is not None and c.webhook.secret is None]
     if config.http is not None and config.http.token is None:
         names.append(config.http.token_env)
     return list(dict.fromkeys(names))
@@ -840,6 +870,7 @@ CAMPAIGN_FIELDS = {
     "server": _F(_NAME),
     "callee_hours": _F(_hours_text, None),
     "amd": _F(None, None),
+    "webhook": _F(None, None),
 }
 AMD_FIELDS = {
     "action": _F(_choice(*AMD_ACTIONS), _REQUIRED, "hangup"),
@@ -921,7 +952,7 @@ def _amd(value, path, on_connect, problems):
     return AmdConfig(fields["action"], tuple(sounds or ()))
 
 
-def _campaign(name, raw, servers, dnc_lists, problems, default_hours=None):
+def _campaign(name, raw, servers, dnc_lists, problems, default_hours=None, need_secrets=True):
     """The CampaignConfig, or None when it has a problem. servers and dnc_lists are the defined
     ones, or None when their section is unusable (references are then not checked).
     default_hours: service.callee_hours, for a campaign that sets no callee_hours."""
@@ -949,6 +980,8 @@ def _campaign(name, raw, servers, dnc_lists, problems, default_hours=None):
     retry = problems.check(_retry, fields.get("retry"), path + ".retry",
                            fields.get("retry_delay_s", 300), problems)
     amd = problems.check(_amd, fields.get("amd"), path + ".amd", on_connect, problems)
+    webhook = problems.check(_webhook, fields.get("webhook"), path + ".webhook", need_secrets,
+                             problems)
     internal = fields.get("caller_id_internal", True)      # True when that key is bad
     if "caller_id" in fields and "region" in fields and not internal:
         problems.check(_caller_id_number, fields["caller_id"], path, fields["region"])
@@ -964,7 +997,83 @@ def _campaign(name, raw, servers, dnc_lists, problems, default_hours=None):
         countries=fields["countries"], retry=retry,
         caller_id_internal=fields["caller_id_internal"], callee_hours_text=hours_text,
         callee_hours=parse_week_time(hours_text) if hours_text is not None else None,
-        amd=amd)
+        amd=amd, webhook=webhook)
+
+
+WEBHOOK_FIELDS = {
+    "url": _F(None, _REQUIRED, "https://example.com/hooks/calls"),     # checked by _webhook_url
+    "secret_env": _F(_ENV_NAME, _REQUIRED, "AGI_CAMPAIGN_WEBHOOK_SECRET"),
+    "events": _F(_list_of(_choice(*WEBHOOK_EVENTS), True), WEBHOOK_EVENTS),
+    "timeout_s": _F(_integer(1, 300), 10),
+    "min_backoff_s": _F(_integer(1, 3600), 5),
+    "max_backoff_s": _F(_integer(1, 86400), 300),
+    "give_up_after_h": _F(_integer(1, 8760), 72),
+}
+SECRET_HINT = "whsec_ then 24 to 64 random bytes in base64, e.g. whsec_$(openssl rand -base64 32)"
+
+
+def _webhook(value, path, need_secrets, problems):
+    """``webhook: {url, secret_env, events, ...}`` -> WebhookConfig, or None when absent or
+    with a problem. The secret is read (and its format checked) only with need_secrets."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _fail("%s must be a mapping like {url: https://example.com/hooks, secret_env: "
+              "AGI_CAMPAIGN_WEBHOOK_SECRET}, got %s" % (path, _show(value)))
+    before = len(problems)
+    fields = _section(value, path, WEBHOOK_FIELDS, problems)
+    if "url" in fields:
+        problems.check(_webhook_url, fields["url"], path + ".url")
+    if ("min_backoff_s" in fields and "max_backoff_s" in fields
+            and fields["max_backoff_s"] < fields["min_backoff_s"]):
+        problems.add("%s.max_backoff_s (%d) must be at least min_backoff_s (%d)"
+                     % (path, fields["max_backoff_s"], fields["min_backoff_s"]))
+    secret = None
+    if need_secrets and fields.get("secret_env"):
+        secret = problems.check(_webhook_secret, fields["secret_env"], path + ".secret_env")
+    if len(problems) > before:
+        return None
+    fields["events"] = tuple(dict.fromkeys(fields["events"]))
+    return WebhookConfig(secret=secret, **fields)
+
+
+def _webhook_url(value, path):
+    """An http(s) URL with a host; no user or password in it (it is shown by check-config and
+    status: the signature is what authenticates our requests)."""
+    example = "an http:// or https:// URL like https://example.com/hooks/calls"
+    if not isinstance(value, str) or re.search(r"[\x00-\x20\x7f]", value):
+        _fail("%s must be %s (no spaces), got %s" % (path, example, _show(value)))
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port = parts.port
+    except ValueError:
+        parts = port = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        _fail("%s must be %s, got %s" % (path, example, _show(value)))
+    if parts.username is not None or parts.password is not None:
+        _fail("%s must not hold a user or password (value not shown); receivers authenticate "
+              "our requests by their signature (see README, Webhooks)" % path)
+    if port == 0 or parts.fragment:
+        _fail("%s must be %s, without a #fragment or port 0, got %s" % (path, example,
+                                                                       _show(value)))
+    return value
+
+
+def _webhook_secret(variable, path):
+    """The ``whsec_...`` secret in environment variable `variable` (never shown)."""
+    text = os.environ.get(variable, "")
+    if not text:
+        _fail("%s: environment variable %s is not set (or empty); export %s=<%s> before "
+              "starting" % (path, variable, variable, SECRET_HINT))
+    key = text[len("whsec_"):] if text.startswith("whsec_") else None
+    try:
+        raw = base64.b64decode(key + "=" * (-len(key) % 4), validate=True) if key else b""
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not 24 <= len(raw) <= 64:
+        _fail("%s: environment variable %s must hold %s (value not shown)"
+              % (path, variable, SECRET_HINT))
+    return text
 
 
 def _server_ref(name, path, servers):
@@ -1144,6 +1253,10 @@ def _campaign_dict(campaign):
         out["amd"] = {"action": campaign.amd.action}
         if campaign.amd.action == "message":
             out["amd"]["sounds"] = list(campaign.amd.sounds)
+    if campaign.webhook is not None:
+        out["webhook"] = {key: (list(value) if isinstance(value, tuple) else value)
+                          for key, value in dataclasses.asdict(campaign.webhook).items()
+                          if key != "secret"}
     return out
 
 

@@ -148,12 +148,39 @@ class DncEntry(BaseModel):
         indexes = ((("list_name", "phone"), True),)
 
 
+class WebhookStatus(str, enum.Enum):
+    PENDING = "pending"      # to deliver (again): next_try_at says when
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"        # given up after the campaign's webhook.give_up_after_h
+
+
+class WebhookEvent(BaseModel):
+    """The webhook outbox (agi_campaign.webhooks): one row per event to POST, written in the
+    transaction of the change it reports. ``id`` is the per-deployment sequence (delivery
+    order within a campaign), ``key`` the webhook-id (idempotency key), ``body`` the exact JSON
+    sent on every try."""
+    campaign = peewee.ForeignKeyField(Campaign, backref="webhook_events", on_delete="CASCADE")
+    key = peewee.CharField(max_length=40)
+    type = peewee.CharField(max_length=32)
+    body = peewee.TextField()
+    status = peewee.CharField(max_length=16, default=WebhookStatus.PENDING.value)
+    tries = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField()
+    next_try_at = peewee.DateTimeField()
+    delivered_at = peewee.DateTimeField(null=True)
+    last_error = peewee.CharField(max_length=200, null=True)
+
+    class Meta:
+        indexes = ((("campaign", "status", "id"), False),)
+
+
 class Setting(BaseModel):
     key = peewee.CharField(max_length=64, primary_key=True)
     value = peewee.TextField()
 
 
-ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry, Setting]
+ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry, Setting,
+              WebhookEvent]
 
 IN_FLIGHT_STATUSES = (AttemptStatus.DIALING.value, AttemptStatus.ANSWERED.value)
 

@@ -15,12 +15,16 @@ to pending after the outcome's delay (its rule's ``delay_s``, else the campaign'
 the number was last re-armed (``campaign reset`` sets its count to 0): the last ``attempts`` of
 its attempts that were placed. An attempt whose Originate Asterisk refused (`refused`: no call
 was placed) does not count toward either.
+
+An attempt of a campaign whose webhook wants `attempt` events gets its outbox row
+(agi_campaign.webhooks) in the transaction that ends it: one INSERT more on the result path.
 """
 import collections
 import dataclasses
 import datetime as dt
 import logging
 
+from agi_campaign import webhooks
 from agi_campaign.clock import from_db, to_db
 from agi_campaign.db import database
 from agi_campaign.errors import NotFoundError
@@ -64,14 +68,17 @@ class RetryPolicy:
 
 
 class Recorder:
-    """Records results; `policy_for(campaign_name) -> RetryPolicy` comes from the config.
+    """Records results; `policy_for(campaign_name) -> RetryPolicy` comes from the config, and
+    `webhook_for(campaign_name) -> WebhookConfig | None` (optional) says whether an ended
+    attempt also gets its webhook outbox row (agi_campaign.webhooks), in the same transaction.
 
     With a `writer` (agi_campaign.result_writer.BatchWriter) the writes go through its group commit;
     without one they run in the caller's thread.
     """
 
-    def __init__(self, policy_for, writer=None):
+    def __init__(self, policy_for, writer=None, webhook_for=None):
         self._policy_for = policy_for
+        self._webhook_for = webhook_for
         self._names = {}
         self._writer = writer
 
@@ -183,9 +190,10 @@ class Recorder:
     def _finish(self, att, outcome, now, note=None, dial_status=None, hangup_cause=None,
                 billsec_s=None):
         """Hot path (one per call): plain SQL, as Peewee's query building cost more than the
-        queries (bench/). One SELECT (in _row), two conditional UPDATEs, inside the
-        transaction _write opened."""
-        policy = self._policy_for(self._campaign_name(att.campaign_id))
+        queries (bench/). One SELECT (in _row), two conditional UPDATEs, and one INSERT for a
+        campaign whose webhook wants attempts, inside the transaction _write opened."""
+        name = self._campaign_name(att.campaign_id)
+        policy = self._policy_for(name)
         duration = max((now - from_db(att.created_at)).total_seconds(), 0.0)
         ended = database.execute_sql(_sql("end"), (
             outcome.value, to_db(now), duration, note, dial_status, hangup_cause, billsec_s,
@@ -197,7 +205,15 @@ class Recorder:
         if rule is not None and rule[1] is not None:
             same = database.execute_sql(_sql("same_outcome"), (
                 att.number_id, att.attempts, outcome.value)).fetchone()[0]
-        database.execute_sql(_sql("number"), _number_move(att, outcome, policy, now, same))
+        move = _number_move(att, outcome, policy, now, same)
+        moved = database.execute_sql(_sql("number"), move).rowcount
+        if self._webhook_for is not None and webhooks.wants(self._webhook_for(name), "attempt"):
+            data = webhooks.attempt_data(name, dict(
+                att._asdict(), dial_status=dial_status, hangup_cause=hangup_cause,
+                billsec_s=billsec_s, duration_s=duration, note=note), now, outcome.value,
+                move[0] if moved else None)
+            webhooks.enqueue(att.campaign_id, webhooks.ATTEMPT_ENDED,
+                             webhooks.body(webhooks.ATTEMPT_ENDED, now, data), now)
         # The one INFO line a call gets (the others are DEBUG: at hundreds of calls a second,
         # logging's handler lock showed in bench/ profiles).
         log.info("attempt=%s campaign=%s outcome=%s dialstatus=%s", att.id, att.campaign_id,
@@ -208,11 +224,13 @@ class Recorder:
 REFUSED_RETRY_S = 10
 
 _Row = collections.namedtuple(
-    "_Row", "id token status campaign_id number_id created_at attempts dest_result")
+    "_Row", "id token status campaign_id number_id created_at attempts dest_result seq phone "
+            "answered_at digits opted_out amd_status amd_cause")
 
 _SQL = {
     "row": "SELECT a.id, a.token, a.status, a.campaign_id, a.number_id, a.created_at, "
-           "n.attempts, a.dest_result FROM attempt a JOIN number n ON n.id = a.number_id "
+           "n.attempts, a.dest_result, a.seq, n.phone, a.answered_at, a.digits, a.opted_out, "
+           "a.amd_status, a.amd_cause FROM attempt a JOIN number n ON n.id = a.number_id "
            "WHERE a.id = {p}",
     "answer": "UPDATE attempt SET status = 'answered', answered_at = {p} "
               "WHERE id = {p} AND token = {p} AND status = 'dialing'",

@@ -19,6 +19,9 @@ threads, so no call holds the exit. A second signal exits at once with status 1,
 would (recovery at the next start covers what was cut).
 
 The scheduler's jobs and their overlap, misfire and failure policy: agi_campaign.scheduler.
+Webhooks: results and state changes write their outbox rows (agi_campaign.webhooks); the
+Deliverer's threads (agi_campaign.webhook_delivery) POST them, started after the FastAGI server
+and stopped first (within a second).
 """
 import logging
 import os
@@ -40,6 +43,7 @@ from agi_campaign.result_writer import BatchWriter
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
 from agi_campaign.scheduler import start_scheduler
+from agi_campaign.webhook_delivery import Deliverer
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ class Service:
         self.amis = {}
         self.engine = None
         self.writer = None
+        self.deliverer = None
         self.lock = None
         self.http = None
         self.metrics = Metrics()
@@ -85,7 +90,7 @@ class Service:
         campaigns.sync_campaigns(self.config, self.clock.now())
         self.writer = BatchWriter(database)
         self.writer.start()
-        recorder = Recorder(self._policy_for, self.writer)
+        recorder = Recorder(self._policy_for, self.writer, webhook_for=self._webhook_for)
         router = Router(self._on_connect_for, recorder, self.clock, self.instance,
                         amd_for=self._amd_for)
         fa = self.config.fastagi
@@ -93,6 +98,8 @@ class Service:
                                      max_connections=fa.max_connections,
                                      max_line_bytes=fa.max_line_bytes)
         self.fastagi.start()
+        self.deliverer = Deliverer(self._webhook_for, list(self.config.campaigns), self.clock)
+        self.deliverer.start()
         self._start_amis()
         self.engine = Engine(self.config, self.clock, self.amis, recorder,
                              instance=self.instance)
@@ -125,6 +132,11 @@ class Service:
                             "recorded, its numbers are not retried", name)
             return ORPHAN_POLICY
         return policy
+
+    def _webhook_for(self, name):
+        """The campaign's WebhookConfig; None when it has none or is no longer configured."""
+        cfg = self.config.campaigns.get(name)
+        return cfg.webhook if cfg is not None else None
 
     def _on_connect_for(self, name):
         return self.config.campaigns[name].on_connect
@@ -223,6 +235,9 @@ class Service:
         if self.http is not None:
             self.http.stop()
             self.http = None
+        if self.deliverer is not None:
+            self.deliverer.stop()
+            self.deliverer = None
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None

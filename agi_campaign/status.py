@@ -7,10 +7,13 @@ after the import); they are part of ``pending`` and become ``dnc`` when the clai
 ``outside_hours``: pending numbers whose calling hours (``callee_hours``) are closed now in
 one of their zones, also part of ``pending``; ``hours_open_next`` (top level) is when the first
 of them opens (ISO text, None when none waits or their hours never open in all their zones).
+``webhook`` (only for a campaign with a webhook or with outbox rows): its backlog as
+webhooks.backlog gives it (pending, failed, oldest_s), the url, and ``disabled`` (when its
+receiver answered 410 Gone: {"url", "at"}, else None).
 """
 import peewee
 
-from agi_campaign import weektime
+from agi_campaign import weektime, webhooks
 from agi_campaign.claim import HoursCheck
 from agi_campaign.clock import from_db, to_db
 from agi_campaign.db import database, is_postgres
@@ -135,7 +138,18 @@ def reason(row, cfg, now, counts, in_flight, hours=(0, None, None)):
     return "dialing"
 
 
-def campaign_status(row, cfg, now):
+def webhook_status(cfg, backlog, gone):
+    """The ``webhook`` entry of a campaign (see the module docstring), or None."""
+    hook = cfg.webhook if cfg is not None else None
+    if hook is None and backlog is None:
+        return None
+    out = dict(backlog or {"pending": 0, "failed": 0, "oldest_s": None})
+    out["url"] = hook.url if hook is not None else None
+    out["disabled"] = gone
+    return out
+
+
+def campaign_status(row, cfg, now, webhook=None):
     counts = number_counts(row.id)
     counts["blocked"] = blocked_count(row.id, cfg.dnc_lists if cfg else (), counts["pending"])
     hours = hours_waiting(row.id, cfg, now) if counts["pending"] else (0, None, None)
@@ -150,6 +164,7 @@ def campaign_status(row, cfg, now):
                    else "not in the config file"),
         "numbers": counts, "attempts": attempts, "in_flight": in_flight,
         "hours_open_next": hours[2].isoformat() if hours[2] else None,
+        **({"webhook": webhook} if webhook is not None else {}),
     }
 
 
@@ -157,7 +172,10 @@ def status(config, now, name=None):
     query = Campaign.select().order_by(Campaign.name)
     if name is not None:
         query = query.where(Campaign.name == name)
-    return [campaign_status(row, config.campaigns.get(row.name), now) for row in query]
+    backlog, gone = webhooks.backlog(now), webhooks.disabled()
+    return [campaign_status(row, config.campaigns.get(row.name), now, webhook_status(
+        config.campaigns.get(row.name), backlog.get(row.name), gone.get(row.name)))
+        for row in query]
 
 
 def render(rows):
@@ -178,7 +196,19 @@ def render(rows):
                      "removed %d; attempts %d, calls in flight %d" % (
                          c["total"], c["pending"], blocked, c["in_flight"], c["done"],
                          c["failed"], c["dnc"], c["removed"], r["attempts"], r["in_flight"]))
+        if r.get("webhook") is not None:
+            lines.append("  " + _render_webhook(r["webhook"]))
     return "\n".join(lines) if lines else "no campaigns"
+
+
+def _render_webhook(w):
+    oldest = " (oldest %.0f s)" % w["oldest_s"] if w["oldest_s"] is not None else ""
+    text = "webhook %s: undelivered %d%s, failed %d" % (
+        w["url"] or "(none configured: not delivered)", w["pending"], oldest, w["failed"])
+    if w.get("disabled"):
+        text += "; DISABLED: the receiver answered 410 Gone at %s (restart the service or " \
+                "change webhook.url)" % w["disabled"]["at"]
+    return text
 
 
 __all__ = ["status", "render"]

@@ -495,8 +495,8 @@ BAD_VALUES = [
                                     "dial_timeout_s, dnc_lists, end, "
                                     "max_attempts, "
                                     "max_channels, on_connect, region, retry, retry_delay_s, "
-                                    "server, start, timezone, type, week_time); did you mean "
-                                    "'max_channels'?"),
+                                    "server, start, timezone, type, webhook, week_time); "
+                                    "did you mean 'max_channels'?"),
     ("campaigns.c1.caller_id", DELETE, "campaigns.c1: missing required key 'caller_id'; add e.g. "
                                        "caller_id: '\"Clinic\" <12025550100>'"),
     ("campaigns.c1.caller_id", 12025550100, "campaigns.c1.caller_id must be a string of at most "
