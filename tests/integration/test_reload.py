@@ -71,12 +71,15 @@ def wait_reload(before, timeout=15):
     return last_reload(), took
 
 
-def test_reload_sighup_adds_a_campaign_and_raises_a_cap_without_dropping_calls(asterisk,
-                                                                              tmp_path):
+def test_reload_adds_a_campaign_raises_a_cap_keeps_it_on_a_bad_file_pauses_a_removed_one(
+        asterisk, tmp_path):
+    """SIGHUP: A's max_channels 2 -> 5 and campaign B added; then an invalid file (SIGHUP and
+    `agi-campaign reload`: refused, A's cap stays 5); then B removed by `agi-campaign reload`
+    while its calls are up: B paused, its calls finish answered. No call dropped."""
     hold = dict(on_connect={"type": "message", "sounds": ["silence/9"]}, max_attempts=1,
                 delay_ms=0, retry_delay_s=1, dial_timeout_s=10)
     a_phones = [harness.callee_number(46000 + i, "answer", hold_s=4) for i in range(30)]
-    b_phones = [harness.callee_number(46100 + i, "answer", hold_s=3) for i in range(8)]
+    b_phones = [harness.callee_number(46100 + i, "answer", hold_s=3) for i in range(24)]
     config, service = prepared_service(tmp_path, {"main": asterisk},
                                        {"a": campaign(max_channels=2, **hold)},
                                        {"a": a_phones})
@@ -127,14 +130,20 @@ def test_reload_sighup_adds_a_campaign_and_raises_a_cap_without_dropping_calls(a
             assert (refused.returncode, refused.stdout, refused.stderr) == (
                 2, "", checked.stderr)
             time.sleep(6)  # A dials on at its cap of 5, not the invalid file's 8
-            write(path, second)
+            # B removed from the file: paused, its calls in flight finish and are recorded
+            write(path, dict(second, campaigns={"a": second["campaigns"]["a"]}))
+            b_row = Campaign.get(Campaign.name == "b")
+            b_up = {a.id for a in Attempt.select().where((Attempt.campaign == b_row)
+                                                         & (Attempt.status != "ended"))}
             applied = cli(path, "reload")
             assert applied.returncode == 0, applied.stderr
             assert applied.stdout.startswith("reloaded by the service on host ")
-            assert applied.stdout.rstrip().endswith(": no campaign changed")
+            assert applied.stdout.rstrip().endswith(": campaigns paused: b")
             out = cli(path, "status").stdout
-            assert "service running on" in out and ": applied: no campaign changed\n" in out
-            wait_for(lambda: {state("a"), state("b")} == {"completed"}, 90, step=0.5)
+            assert "service running on" in out and ": applied: campaigns paused: b\n" in out
+            wait_for(lambda: state("a") == "completed" and Attempt.select().where(
+                Attempt.status != "ended").count() == 0, 90, step=0.5)
+            assert state("b") == "paused"
             service.stop(graceful=True)
             assert service.proc.returncode == 0
         finally:
@@ -142,21 +151,26 @@ def test_reload_sighup_adds_a_campaign_and_raises_a_cap_without_dropping_calls(a
     out = cli(path, "status", "--json")
     assert '"running": false' in out.stdout and "service not running (last seen" in out.stdout
     assert cli(path, "status").stdout.startswith("service not running (last seen ")
-    # every number called once, answered, recorded; nothing lost or cancelled
-    for name, phones in (("a", a_phones), ("b", b_phones)):
-        nums, atts = numbers_of(name), attempts_by_phone(name)
-        assert {p: n.status for p, n in nums.items()} == {p: "done" for p in phones}
-        assert {p: [x.outcome for x in atts[p]] for p in phones} == {
-            p: ["answered"] for p in phones}
-        assert {p: mon.dialed[p[1:]] for p in phones} == {p: 1 for p in phones}
+    # every number of A and every dialed one of B called once, answered, recorded; B's others
+    # wait (pending, never dialed); nothing lost or cancelled
+    called_b = {p for p, n in numbers_of("b").items() if n.status != "pending"}
+    nums = {**numbers_of("a"), **numbers_of("b")}
+    atts = {**attempts_by_phone("a"), **attempts_by_phone("b")}
+    called = list(a_phones) + sorted(called_b)
+    assert {p: nums[p].status for p in called} == {p: "done" for p in called}
+    assert {p: [x.outcome for x in atts[p]] for p in called} == {p: ["answered"] for p in called}
     assert Attempt.select().where(Attempt.status != "ended").count() == 0
+    assert all(a.outcome == "answered" for a in Attempt.select().where(Attempt.id.in_(b_up)))
     assert mon.number_peak == 1 and mon.drops == 0
-    assert set(mon.dialed) == {p[1:] for p in a_phones + b_phones}
+    assert dict(mon.dialed) == {p[1:]: 1 for p in called}
+    cause = campaigns.history(Campaign.get(Campaign.name == "b"), limit=1)[0].cause
     peaks = {phase: dict(mon.peaks[phase]) for phase in ("before", "after", "invalid")}
     figures.update(peaks=peaks, calls=mon.started, a_pending_at_invalid=pending_a,
-                   states=[c.state for c in Campaign.select().order_by(Campaign.name)])
+                   b_calls_up_at_removal=len(b_up), b_called=len(called_b),
+                   b_left_pending=len(b_phones) - len(called_b))
     print("FIGURES reload", figures)
     assert peaks["before"]["a"] <= 2 and "b" not in peaks["before"]
     assert 2 < peaks["after"]["a"] <= 5 and 1 <= peaks["after"]["b"] <= 2
     assert peaks["invalid"]["a"] <= 5 and peaks["invalid"].get("b", 0) <= 2
     assert pending_a >= 8  # enough left that an applied cap of 8 would have shown
+    assert cause == "removed from the config" and b_up and len(called_b) < len(b_phones)
