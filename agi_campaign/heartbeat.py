@@ -11,7 +11,8 @@ which a restarted container reuses). Several nodes on one database each keep the
 Staleness rule (`is_live`, time passed in): a row is live when it has no `stopped_at` and its
 `beat_at` is at most `stale_after_s(tick_ms)` = max(STALE_MIN_S, STALE_TICKS ticks) old; its
 scheduler ticks when `last_tick` is within the same bound (a service that beats but does not
-tick is "running, but its scheduler has not ticked for N s"). Ages compare the writer's wall
+tick is "running, but its scheduler has not ticked for N s"). The tick age shown is as of the
+last beat, so up to HEARTBEAT_EVERY_S more than the true one. Ages compare the writer's wall
 clock with the reader's: hosts sharing a database are assumed to be NTP-synchronised.
 
 `read(now)` gives the current heartbeat as a dict (`describe`), `line(info, zone)` the
