@@ -205,7 +205,10 @@ def build_parser():
         if name == "reset":
             c.add_argument("--all", action="store_true", help="re-arm done numbers too")
 
-    st = _command(sub, "status", "campaign states, reasons and counts",
+    _command(sub, "reload", "make the running service re-read the config (SIGHUP); exit 0 "
+                            "applied, 2 refused, 1 not running or no answer",
+             "agi-campaign reload --config /etc/agi-campaign/config.yaml", common)
+    st = _command(sub, "status", "whether the service runs; campaign states, reasons and counts",
                   "agi-campaign status reminders --json", common)
     st.add_argument("name", nargs="?", help="one campaign (default: all)")
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")

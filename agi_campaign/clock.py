@@ -1,9 +1,12 @@
-"""Clocks, passed in wherever "now" is needed, and the conversion to stored times.
+"""Clocks, passed in wherever "now" is needed, the conversion to stored times, and how a time
+is shown to a person.
 
-Stored times are naive UTC datetimes; in memory they are aware UTC datetimes.
+Stored times are naive UTC datetimes; in memory they are aware UTC datetimes. People see them
+in a campaign's time zone with its UTC offset, to the second (`show_time`).
 """
 import datetime as _dt
 import time
+import zoneinfo
 
 UTC = _dt.timezone.utc
 
@@ -26,6 +29,20 @@ def from_db(value):
     if value.tzinfo is not None:
         return value.astimezone(UTC)
     return value.replace(tzinfo=UTC)
+
+
+def show_time(value, zone="UTC", iso=False):
+    """`value` (aware, or naive UTC as stored) in time zone `zone` (an IANA name or a tzinfo),
+    to the second, with its UTC offset: ``2026-11-26 13:05:02 -05:00`` for text,
+    ``2026-11-26T13:05:02-05:00`` with `iso` (JSON). None gives None."""
+    if value is None:
+        return None
+    tz = zone if isinstance(zone, _dt.tzinfo) else zoneinfo.ZoneInfo(zone or "UTC")
+    local = from_db(value).astimezone(tz).replace(microsecond=0)
+    if iso:
+        return local.isoformat()
+    text = local.isoformat(sep=" ")
+    return text[:19] + " " + text[19:]
 
 
 class SystemClock:

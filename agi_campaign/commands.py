@@ -7,14 +7,16 @@ creates nothing.
 import contextlib
 import json
 import os
+import signal
+import socket
 import sys
 import tempfile
 import time
 
-from agi_campaign import campaigns
-from agi_campaign.clock import SystemClock
+from agi_campaign import campaigns, heartbeat
+from agi_campaign.clock import SystemClock, show_time
 from agi_campaign.config import load_config, to_display_dict
-from agi_campaign.errors import NotFoundError, UsageError
+from agi_campaign.errors import ConfigError, NotFoundError, ServiceError, UsageError
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import open_database
 
@@ -129,7 +131,7 @@ def _numbers_manage(args):
     row = campaigns.get_campaign(args.campaign)
     if args.action == "list":
         numbers.write_list(numbers.list_numbers(row.id, args.status), sys.stdout,
-                           as_csv=args.csv)
+                           as_csv=args.csv, zone=cfg.timezone)
         return 0
     if args.action == "export":
         write = numbers.export_attempts if args.attempts else numbers.export
@@ -260,8 +262,9 @@ def cmd_campaign(args):
     config, clock = _open(args)
     if args.action == "history":
         row = campaigns.get_campaign(args.name)
+        zone = config.campaigns[row.name].timezone if row.name in config.campaigns else "UTC"
         for ch in reversed(campaigns.history(row)):
-            print("%s %s -> %s (%s)" % (ch.at.isoformat(sep=" ", timespec="seconds"),
+            print("%s %s -> %s (%s)" % (show_time(ch.at, zone),
                                         ch.from_state.upper() or "-", ch.to_state.upper(),
                                         ch.cause))
         return 0
@@ -278,8 +281,51 @@ def cmd_status(args):
     config, clock = _open(args)
     if args.name is not None:
         campaigns.get_campaign(args.name)
-    rows = status.status(config, clock.now(), args.name)
-    print(json.dumps(rows, indent=2) if args.json else status.render(rows))
+    now = clock.now()
+    service = heartbeat.read(now)
+    rows = status.status(config, now, args.name, service=service)
+    zone = status.display_zone(config)
+    if args.json:
+        print(json.dumps({"service": heartbeat.as_json(service, zone), "campaigns": rows},
+                         indent=2))
+    else:
+        print(status.render(rows, status.service_lines(service, zone)))
+
+
+RELOAD_WAIT_S = 10.0
+
+
+def cmd_reload(args):
+    """Validate the file as check-config does (exit 2), signal the service on this host
+    (SIGHUP), and wait RELOAD_WAIT_S for its heartbeat's reload record: exit 0 applied, 2
+    refused (the service's message), 1 not running, elsewhere or no answer."""
+    config = _load(args)
+    open_database(config.database.url)
+    clock = SystemClock()
+    info = heartbeat.read(clock.now())
+    if info is None or not info["running"]:
+        raise ServiceError("%s; nothing to reload" % heartbeat.line(info, "UTC"))
+    where = "host %s pid %s" % (info["host"], info["pid"])
+    if info["host"] != socket.gethostname():
+        raise ServiceError("the service runs on %s, not on this host (%s): run `agi-campaign "
+                           "reload` there" % (where, socket.gethostname()))
+    before = info["reload"] and info["reload"]["at"]
+    try:
+        os.kill(info["pid"], signal.SIGHUP)
+    except OSError as err:
+        raise ServiceError("cannot signal the service (%s): %s" % (where, err.strerror or err)) \
+            from None
+    deadline = time.monotonic() + RELOAD_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        reload = (heartbeat.read(clock.now()) or {}).get("reload")
+        if reload and reload["at"] != before:
+            if not reload["ok"]:
+                raise ConfigError(reload["text"])
+            print("reloaded by the service on %s: %s" % (where, reload["text"]))
+            return 0
+    raise ServiceError("the service on %s did not answer the reload within %.0f s; see its log"
+                       % (where, RELOAD_WAIT_S))
 
 
 def cmd_demo(args):
@@ -290,7 +336,7 @@ def cmd_demo(args):
 
 COMMANDS = {
     "check-config": cmd_check_config, "run": cmd_run, "numbers": cmd_numbers, "dnc": cmd_dnc,
-    "campaign": cmd_campaign, "status": cmd_status, "demo": cmd_demo,
+    "campaign": cmd_campaign, "status": cmd_status, "demo": cmd_demo, "reload": cmd_reload,
 }
 
 

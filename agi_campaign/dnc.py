@@ -22,7 +22,7 @@ import dataclasses
 import os
 
 from agi_campaign import csvlayout, csvout, csvreader, phone
-from agi_campaign.clock import from_db, to_db
+from agi_campaign.clock import from_db, show_time, to_db
 from agi_campaign.db import database
 from agi_campaign.errors import NotFoundError, PhoneError
 from agi_campaign.models import DncEntry
@@ -266,7 +266,8 @@ def export(lists, out):
     count = 0
     for name in lists:
         for number, added_at, source in entries(name):
-            writer.writerow([csvout.neutralize(name), number, added_at.isoformat(),
+            writer.writerow([csvout.neutralize(name), number,
+                             show_time(added_at, "UTC", iso=True),
                              csvout.neutralize(source or "")])
             count += 1
     return count

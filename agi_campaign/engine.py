@@ -57,7 +57,12 @@ def completion_counts(campaign_id):
 
 class Engine:
     """`instance` names this deployment in channel ids and AstDB keys (agi_campaign.deployment):
-    events and channels of another dialer sharing the Asterisk are never taken for ours."""
+    events and channels of another dialer sharing the Asterisk are never taken for ours.
+
+    `config` may be replaced by a live reload (agi_campaign.service.Service.reload): each tick
+    reads it once. `last_tick_m` / `last_tick_at`: the monotonic / wall-clock time the states
+    tick last completed (None before the first), for the heartbeat and health checks.
+    """
 
     def __init__(self, config, clock, amis, recorder, instance, tick_s=None):
         self.config = config
@@ -74,13 +79,15 @@ class Engine:
         self._absent = {}  # server -> {(attempt id, token): first pass it was absent}
         self._down_since = {}  # server -> monotonic time AMI was first seen down
         self._ready_at = {}
+        self.last_tick_m = None
+        self.last_tick_at = None
 
     # ---- states -------------------------------------------------------------------------
     def tick_states(self):
         self.reap_failed_originates()
-        now = self.clock.now()
-        for row in Campaign.select().where(Campaign.name.in_(list(self.config.campaigns))):
-            cfg = self.config.campaigns[row.name]
+        now, config = self.clock.now(), self.config
+        for row in Campaign.select().where(Campaign.name.in_(list(config.campaigns))):
+            cfg = config.campaigns[row.name]
             pending, in_flight = completion_counts(row.id)
             window = weektime.window_open(cfg.week_time, cfg.timezone, now)
             target = lifecycle.automatic_target(
@@ -88,11 +95,15 @@ class Engine:
                 window_open=window, pending=pending, in_flight=in_flight)
             if target:
                 campaigns.move(row, target[0], target[1], now, expect=row.state)
+        self.last_tick_m, self.last_tick_at = self.clock.monotonic(), self.clock.now()
 
     # ---- dialing ------------------------------------------------------------------------
     def dial(self, name):
-        """Start as many calls for campaign `name` as pacing allows during one tick."""
-        cfg = self.config.campaigns[name]
+        """Start as many calls for campaign `name` as pacing allows during one tick (none once
+        a reload removed it)."""
+        cfg = self.config.campaigns.get(name)
+        if cfg is None:
+            return
         ami = self.amis[cfg.server]
         pacer = self.pacers[name]
         deadline = self.clock.monotonic() + self.tick_s

@@ -56,6 +56,10 @@ class StartupError(AgiCampaignError):
     """The service cannot start (port taken, AMI refused, database unwritable...)."""
 
 
+class ServiceError(AgiCampaignError):
+    """The running service could not be reached or did not answer (`agi-campaign reload`)."""
+
+
 class AmiError(AgiCampaignError):
     """An AMI action failed or the AMI peer misbehaved."""
 

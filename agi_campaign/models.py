@@ -179,8 +179,28 @@ class Setting(BaseModel):
     value = peewee.TextField()
 
 
+class ServiceHeartbeat(BaseModel):
+    """One row per `agi-campaign run` process, keyed by (host, pid): agi_campaign.heartbeat."""
+    host = peewee.CharField(max_length=255)
+    pid = peewee.IntegerField()
+    instance = peewee.CharField(max_length=80)
+    version = peewee.CharField(max_length=32)
+    tick_ms = peewee.IntegerField()
+    started_at = peewee.DateTimeField()
+    beat_at = peewee.DateTimeField()                  # the heartbeat job's last write
+    last_tick = peewee.DateTimeField(null=True)       # the states tick's last completion
+    stopped_at = peewee.DateTimeField(null=True)      # set by a graceful stop
+    reload_at = peewee.DateTimeField(null=True)       # the last reload's outcome
+    reload_ok = peewee.BooleanField(null=True)
+    reload_text = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "service_heartbeat"
+        indexes = ((("host", "pid"), True),)
+
+
 ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry, Setting,
-              WebhookEvent]
+              WebhookEvent, ServiceHeartbeat]
 
 IN_FLIGHT_STATUSES = (AttemptStatus.DIALING.value, AttemptStatus.ANSWERED.value)
 

@@ -21,7 +21,7 @@ import dataclasses
 import json
 
 from agi_campaign import csvout, phone
-from agi_campaign.clock import from_db, to_db
+from agi_campaign.clock import from_db, show_time, to_db
 from agi_campaign.db import database
 from agi_campaign.errors import PhoneError, UsageError
 from agi_campaign.models import Campaign, Number, NumberStatus
@@ -102,14 +102,17 @@ def _extra(text):
 
 
 def _iso(value):
-    return value.isoformat() if value is not None else ""
+    """CSV times: ISO 8601 in UTC with its offset, to the second (machine-friendly whatever
+    the campaign's zone; the text list shows the campaign's zone)."""
+    return show_time(value, "UTC", iso=True) if value is not None else ""
 
 
-def write_list(rows, out, as_csv=False):
+def write_list(rows, out, as_csv=False, zone="UTC"):
     """Write NumberRows to the text stream ``out``; returns how many.
 
     Text: one line per number, ``phone status attempts last_outcome`` in aligned columns
-    (``-`` before any result). CSV: a header of LIST_COLUMNS, then one row per number.
+    (``-`` before any result), then ``next <time>`` (in ``zone``) for a pending number. CSV: a
+    header of LIST_COLUMNS, then one row per number.
     """
     count = 0
     if as_csv:
@@ -121,7 +124,10 @@ def write_list(rows, out, as_csv=False):
             count += 1
         return count
     for r in rows:
-        out.write("%-16s %-9s %3d  %s\n" % (r.phone, r.status, r.attempts, r.last_outcome or "-"))
+        line = "%-16s %-9s %3d  %s" % (r.phone, r.status, r.attempts, r.last_outcome or "-")
+        if r.status == NumberStatus.PENDING.value and r.next_attempt_at is not None:
+            line = "%-42s next %s" % (line, show_time(r.next_attempt_at, zone))
+        out.write(line + "\n")
         count += 1
     return count
 

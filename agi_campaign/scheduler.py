@@ -5,7 +5,11 @@ Jobs (all on one BackgroundScheduler, a thread pool of one worker per campaign p
 - `states` every tick (`service.tick_ms`): `Engine.tick_states` (automatic state moves);
 - `dial:<campaign>` every tick, one job per campaign: `Engine.dial(name)`, so one campaign's
   delay_ms never holds up another;
-- `reconcile` every RECONCILE_EVERY_S: `Engine.reconcile`.
+- `reconcile` every RECONCILE_EVERY_S: `Engine.reconcile`;
+- `heartbeat` every `heartbeat_s` when given (agi_campaign.heartbeat).
+
+A live reload adds `dial:<campaign>` jobs (`add_campaign`, on an executor of their own: the
+pool's size is fixed at start) and removes those of removed campaigns (`remove_campaign`).
 
 Policy:
 - Overlap: at most one run of a job at a time (`max_instances=1`). A tick due while the previous
@@ -31,8 +35,9 @@ RECONCILE_EVERY_S = 5.0
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 
 
-def start_scheduler(engine, campaign_names, tick_s):
-    """A started BackgroundScheduler running `engine`'s jobs (see the module docstring)."""
+def start_scheduler(engine, campaign_names, tick_s, heartbeat=None, heartbeat_s=1.0):
+    """A started BackgroundScheduler running `engine`'s jobs and `heartbeat()` (see the module
+    docstring)."""
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(len(campaign_names) + 4)},
         job_defaults=JOB_DEFAULTS, logger=scheduler_logger())
@@ -41,8 +46,27 @@ def start_scheduler(engine, campaign_names, tick_s):
         scheduler.add_job(job(engine.dial, name), "interval", seconds=tick_s, id="dial:" + name)
     scheduler.add_job(job(engine.reconcile), "interval", seconds=RECONCILE_EVERY_S,
                       id="reconcile")
+    if heartbeat is not None:
+        scheduler.add_job(job(heartbeat), "interval", seconds=heartbeat_s, id="heartbeat")
     scheduler.start()
     return scheduler
+
+
+def add_campaign(scheduler, engine, name, tick_s):
+    """The `dial:<name>` job of a campaign added by a reload, on its own one-worker executor."""
+    alias = "dial:" + name
+    try:
+        scheduler.add_executor(ThreadPoolExecutor(1), alias)
+    except ValueError:  # re-added after a removal: its executor was kept
+        pass
+    scheduler.add_job(job(engine.dial, name), "interval", seconds=tick_s, id=alias,
+                      executor=alias, replace_existing=True)
+
+
+def remove_campaign(scheduler, name):
+    """Remove the `dial:<name>` job (a run in progress finishes)."""
+    if scheduler.get_job("dial:" + name) is not None:
+        scheduler.remove_job("dial:" + name)
 
 
 def job(fn, *args):

@@ -2,9 +2,10 @@
 
 Start-up order: database (tables created), campaigns synced from YAML, FastAGI server listening
 (so that results of calls still running from a previous run can come in), AMI connections, the
-APScheduler jobs, then the HTTP server (`http:` section; agi_campaign.api), the last to stop. Start-up fails with one clear line when the database is unwritable, the
-FastAGI port is taken, or no Asterisk server accepts our AMI login; a server that is down while
-others are up is logged and retried with backoff, and its campaigns wait.
+APScheduler jobs, then the HTTP server (`http:` section; agi_campaign.api), the last to stop.
+Start-up fails with one clear line when the database is unwritable, the FastAGI or HTTP port is
+taken, or no Asterisk server accepts our AMI login; a server that is down while others are up is
+logged and retried with backoff, and its campaigns wait.
 
 One service per database: a second `run` on the same database refuses to start, naming the
 first (agi_campaign.deployment.ServiceLock).
@@ -18,6 +19,19 @@ process at the deadline if closing hangs (a stuck database). FastAGI sessions ru
 threads, so no call holds the exit. A second signal exits at once with status 1, as SIGKILL
 would (recovery at the next start covers what was cut).
 
+Heartbeat: the service's `service_heartbeat` row (agi_campaign.heartbeat) is written at start,
+every second by a scheduler job, and marked stopped at the end of a stop.
+
+Live reload (SIGHUP, or `agi-campaign reload`): the signal handler only sets a flag; the main
+loop calls `reload()`, which re-reads the config file. An invalid file is refused with the
+message `check-config` prints (logged as an ERROR, recorded in the heartbeat) and the running
+config stays. Otherwise (agi_campaign.reloadplan): campaign rows are synced, added campaigns
+get a pacer and a `dial:<name>` job, changed ones apply from the next tick (the engine reads the
+swapped config), removed ones lose their dial job and are PAUSED ("removed from the config"):
+their calls in flight finish and are recorded with the campaign's last rules (and its
+on_connect, for calls answered after the reload); keys that need a restart keep their running
+value (a WARNING names them). The outcome goes to the heartbeat (`reload_at/ok/text`).
+
 The scheduler's jobs and their overlap, misfire and failure policy: agi_campaign.scheduler.
 Webhooks: results and state changes write their outbox rows (agi_campaign.webhooks); the
 Deliverer's threads (agi_campaign.webhook_delivery) POST them, started after the FastAGI server
@@ -28,21 +42,24 @@ import os
 import signal
 import threading
 
-from agi_campaign import campaigns
+from agi_campaign import campaigns, reloadplan, scheduler as jobs
 from agi_campaign.ami import AmiClient
 from agi_campaign.clock import SystemClock
+from agi_campaign.config import load_config
 from agi_campaign.db import database
 from agi_campaign.deployment import ServiceLock, instance_name
 from agi_campaign.engine import Engine
-from agi_campaign.errors import StartupError
+from agi_campaign.errors import ConfigError, StartupError
 from agi_campaign.fastagi import FastAgiServer
+from agi_campaign.heartbeat import HEARTBEAT_EVERY_S, Heartbeat
 from agi_campaign.httpserver import HttpServer
+from agi_campaign.lifecycle import CampaignState
 from agi_campaign.metrics import Metrics
-from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt, open_database
+from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt, Campaign, open_database
+from agi_campaign.pacing import Pacer
 from agi_campaign.result_writer import BatchWriter
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
-from agi_campaign.scheduler import start_scheduler
 from agi_campaign.webhook_delivery import Deliverer
 
 log = logging.getLogger(__name__)
@@ -71,6 +88,10 @@ class Service:
         self.metrics = Metrics()
         self.instance = None
         self._orphans = set()
+        self.heartbeat = None
+        self.reload_wanted = threading.Event()
+        self._wake = threading.Event()
+        self._retired = {}  # campaigns a reload removed: {name: their last CampaignConfig}
         # built once: the result of every call reads its campaign's policy
         self._policies = {name: RetryPolicy.of(cfg) for name, cfg in config.campaigns.items()}
 
@@ -108,8 +129,12 @@ class Service:
             ami.add_state_listener(lambda up, name=name: self.engine.on_ami_state(name, up))
             if not ami.connected:
                 self.engine.on_ami_state(name, False)
-        self.scheduler = start_scheduler(self.engine, list(self.config.campaigns),
-                                         self.config.service.tick_ms / 1000.0)
+        self.heartbeat = Heartbeat(self.instance, self.config.service.tick_ms)
+        self.heartbeat.start(self.clock.now())
+        self.scheduler = jobs.start_scheduler(self.engine, list(self.config.campaigns),
+                                              self.config.service.tick_ms / 1000.0,
+                                              heartbeat=self._beat,
+                                              heartbeat_s=HEARTBEAT_EVERY_S)
         if self.config.http is not None:
             from agi_campaign import api
 
@@ -120,10 +145,19 @@ class Service:
                  self.instance, *self.fastagi.address, ",".join(self.amis),
                  ",".join(self.config.campaigns))
 
+    @property
+    def last_tick_m(self):
+        """Monotonic time the scheduler's states tick last completed (None before the first)."""
+        return self.engine.last_tick_m if self.engine is not None else None
+
+    def _beat(self):
+        self.heartbeat.beat(self.clock.now(), self.engine.last_tick_at)
+
     def _policy_for(self, name):
-        """The retry rules of campaign `name`. A campaign removed from the config while its
-        calls were up: their results are recorded, and its numbers are not retried (there are
-        no rules to retry them by); said once in the log."""
+        """The retry rules of campaign `name` (a campaign a reload removed: its last ones). A
+        campaign not in the config when the service started, while its calls were up: their
+        results are recorded, and its numbers are not retried (there are no rules to retry them
+        by); said once in the log."""
         policy = self._policies.get(name)
         if policy is None:
             if name not in self._orphans:
@@ -133,16 +167,75 @@ class Service:
             return ORPHAN_POLICY
         return policy
 
+    def _campaign(self, name):
+        """Campaign `name`'s config, or the last one of a campaign a reload removed."""
+        cfg = self.config.campaigns.get(name) or self._retired.get(name)
+        if cfg is None:
+            raise KeyError(name)
+        return cfg
+
     def _webhook_for(self, name):
         """The campaign's WebhookConfig; None when it has none or is no longer configured."""
         cfg = self.config.campaigns.get(name)
         return cfg.webhook if cfg is not None else None
 
     def _on_connect_for(self, name):
-        return self.config.campaigns[name].on_connect
+        return self._campaign(name).on_connect
 
     def _amd_for(self, name):
-        return self.config.campaigns[name].amd
+        return self._campaign(name).amd
+
+    # ---- reload -------------------------------------------------------------------------
+    def reload(self):
+        """Re-read the config file and apply it (module docstring); returns (ok, text), also
+        recorded in the heartbeat. Runs on the main loop's thread, never in a signal handler."""
+        now = self.clock.now()
+        try:
+            plan = reloadplan.plan(self.config, load_config(self.config.path, need_secrets=True))
+        except ConfigError as err:
+            log.error("reload refused, the running config stays: %s", err)
+            return self._reloaded(now, False, str(err))
+        for key in plan.kept:
+            log.warning("reload: %s changed; it needs a restart, the running value stays", key)
+        tick_s = plan.config.service.tick_ms / 1000.0
+        with database.connection_context():
+            campaigns.sync_campaigns(plan.config, now)
+            for name in plan.removed:
+                jobs.remove_campaign(self.scheduler, name)
+                self._pause_removed(name, now)
+        for name in plan.added:
+            self.engine.pacers.setdefault(name, Pacer(self.clock.monotonic))
+            self._retired.pop(name, None)
+        self._retired.update({name: self.config.campaigns[name] for name in plan.removed})
+        policies = {name: RetryPolicy.of(cfg) for name, cfg in plan.config.campaigns.items()}
+        policies.update({name: RetryPolicy.of(cfg) for name, cfg in self._retired.items()})
+        self._policies = policies
+        self.config = self.engine.config = plan.config
+        for name in plan.added:
+            jobs.add_campaign(self.scheduler, self.engine, name, tick_s)
+        if self.deliverer is not None:
+            self.deliverer.add(list(plan.config.campaigns))   # campaigns that got a webhook
+        log.info("reload applied: %s", plan.summary())
+        return self._reloaded(now, True, plan.summary())
+
+    def _pause_removed(self, name, now):
+        """PAUSE a campaign a reload removed (unless it is completed or paused already)."""
+        active = (CampaignState.READY.value, CampaignState.STARTNOW.value,
+                  CampaignState.RUNNING.value)
+        for _ in range(3):  # the states tick may move it meanwhile: read it again
+            row = Campaign.get_or_none(Campaign.name == name)
+            if row is None or row.state not in active:
+                return
+            if campaigns.move(row, CampaignState.PAUSED, "removed from the config", now,
+                              expect=row.state):
+                return
+
+    def _reloaded(self, now, ok, text):
+        try:
+            self.heartbeat.record_reload(now, ok, text)
+        except Exception:  # boundary: the reload happened; its record is best effort
+            log.exception("reload outcome not recorded in the heartbeat")
+        return ok, text
 
     @staticmethod
     def _with_db(handler):
@@ -182,21 +275,34 @@ class Service:
 
     # ---- run and stop -------------------------------------------------------------------
     def install_signal_handlers(self):
-        """The first signal sets a flag (the main loop stops gracefully); the second exits at
-        once with status 1, whatever the main loop is waiting for."""
+        """The first SIGTERM/SIGINT sets a flag (the main loop stops gracefully); the second
+        exits at once with status 1, whatever the main loop is waiting for. SIGHUP sets the
+        reload flag (the main loop reloads)."""
         def handler(signum, frame):
             self.signals += 1
             self.stop_event.set()
+            self._wake.set()
             if self.signals >= 2:
                 os.write(2, b"agi-campaign: second signal, exiting at once\n")
                 os._exit(1)
+
+        def hangup(signum, frame):
+            self.reload_wanted.set()
+            self._wake.set()
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGHUP, hangup)
 
     def run_forever(self, on_idle=None):
-        """Block until a signal; then stop gracefully (or at once on a second signal)."""
-        while not self.stop_event.wait(0.5):
-            if on_idle:
+        """Block until a stop signal, reloading on SIGHUP; then stop gracefully (or at once on
+        a second signal). A reload requested while stopping is not done."""
+        while not self.stop_event.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            if self.reload_wanted.is_set() and not self.stop_event.is_set():
+                self.reload_wanted.clear()
+                self.reload()
+            if on_idle and not self.stop_event.is_set():
                 on_idle()
         self.stop(graceful=True, watchdog=True)
 
@@ -249,6 +355,12 @@ class Service:
         if self.writer is not None:
             self.writer.stop()
             self.writer = None
+        if self.heartbeat is not None:
+            try:
+                self.heartbeat.stop(self.clock.now())
+            except Exception:  # boundary: stopping goes on without the database
+                log.warning("the heartbeat could not be marked stopped", exc_info=True)
+            self.heartbeat = None
         if self.lock is not None:
             self.lock.release()
             self.lock = None

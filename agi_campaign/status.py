@@ -10,12 +10,20 @@ of them opens (ISO text, None when none waits or their hours never open in all t
 ``webhook`` (only for a campaign with a webhook or with outbox rows): its backlog as
 webhooks.backlog gives it (pending, failed, oldest_s), the url, and ``disabled`` (when its
 receiver answered 410 Gone: {"url", "at"}, else None).
+
+Times are shown in the campaign's time zone with its UTC offset, to the second
+(agi_campaign.clock.show_time): ISO in ``since`` and ``hours_open_next``, text in the reasons.
+The service line (agi_campaign.heartbeat) uses the campaigns' zone when they all have one, else
+UTC (`display_zone`). STARTNOW and READY reasons promise the service's pick-up only while a
+service runs (its heartbeat is live); otherwise they say to start it.
 """
+import datetime as _dt
+
 import peewee
 
-from agi_campaign import weektime, webhooks
+from agi_campaign import heartbeat, weektime, webhooks
 from agi_campaign.claim import HoursCheck
-from agi_campaign.clock import from_db, to_db
+from agi_campaign.clock import from_db, show_time, to_db
 from agi_campaign.db import database, is_postgres
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, Number,
@@ -103,36 +111,43 @@ def hours_waiting(campaign_id, cfg, now):
     return waiting, dialable, first
 
 
-def reason(row, cfg, now, counts, in_flight, hours=(0, None, None)):
-    """Why the campaign is (not) dialing, in words; `hours` as hours_waiting gives it."""
+NO_SERVICE = "start the service: agi-campaign run"
+
+
+def reason(row, cfg, now, counts, in_flight, hours=(0, None, None), service_running=True):
+    """Why the campaign is (not) dialing, in words; `hours` as hours_waiting gives it;
+    `service_running`: whether a service's heartbeat is live (heartbeat.read)."""
     state = S(row.state)
     if state == S.PAUSED:
         return "paused (agi-campaign campaign resume %s)" % row.name
     if state == S.COMPLETED:
         return "completed"
     if state == S.STARTNOW:
-        return "start requested; the service picks it up within a second"
+        return "start requested; %s" % ("the service picks it up within a second"
+                                         if service_running else NO_SERVICE)
     if state == S.READY:
         if cfg.type == "on_demand":
             return "waiting for start (agi-campaign campaign start %s)" % row.name
         if cfg.start is not None and now < cfg.start:
-            return "waiting for start at %s" % cfg.start.isoformat()
+            return "waiting for start at %s" % show_time(cfg.start, cfg.timezone)
         if not weektime.window_open(cfg.week_time, cfg.timezone, now):
             nxt = weektime.next_open(cfg.week_time, cfg.timezone, now)
-            return "outside window until %s" % (nxt.isoformat() if nxt else "never")
+            return "outside window until %s" % (show_time(nxt, cfg.timezone) if nxt else "never")
         if counts["pending"] == 0:
             return "no numbers to dial (import some)"
-        return "window open; the service starts it within a second"
+        return "window open; %s" % ("the service starts it within a second"
+                                    if service_running else NO_SERVICE)
     if in_flight >= cfg.max_channels:
         return "no free channel (%d of %d in use)" % (in_flight, cfg.max_channels)
     waiting, dialable, first = hours
     if waiting and dialable == 0:
         return ("%d number(s) outside their calling hours (callee_hours %r); the next opens %s"
                 % (waiting, cfg.callee_hours_text,
-                   "at " + first.isoformat() if first else "never in all their zones"))
+                   "at " + show_time(first, cfg.timezone) if first
+                   else "never in all their zones"))
     due = next_due(row.id)
     if due is not None and due > now:
-        return "no due numbers until %s" % due.isoformat()
+        return "no due numbers until %s" % show_time(due, cfg.timezone)
     if due is None:
         return "waiting for %d call(s) in flight" % in_flight
     return "dialing"
@@ -149,7 +164,7 @@ def webhook_status(cfg, backlog, gone):
     return out
 
 
-def campaign_status(row, cfg, now, webhook=None):
+def campaign_status(row, cfg, now, service_running=True, webhook=None):
     counts = number_counts(row.id)
     counts["blocked"] = blocked_count(row.id, cfg.dnc_lists if cfg else (), counts["pending"])
     hours = hours_waiting(row.id, cfg, now) if counts["pending"] else (0, None, None)
@@ -157,39 +172,64 @@ def campaign_status(row, cfg, now, webhook=None):
     in_flight = (Attempt.select().where((Attempt.campaign == row.id)
                                         & Attempt.status.in_(IN_FLIGHT_STATUSES)).count())
     attempts = Attempt.select().where(Attempt.campaign == row.id).count()
+    zone = cfg.timezone if cfg else "UTC"
     return {
         "name": row.name, "type": row.type, "server": row.server, "state": row.state.upper(),
-        "since": from_db(row.state_changed_at).isoformat(),
-        "reason": (reason(row, cfg, now, counts, in_flight, hours) if cfg
+        "since": show_time(row.state_changed_at, zone, iso=True),
+        "reason": (reason(row, cfg, now, counts, in_flight, hours, service_running) if cfg
                    else "not in the config file"),
         "numbers": counts, "attempts": attempts, "in_flight": in_flight,
-        "hours_open_next": hours[2].isoformat() if hours[2] else None,
+        "hours_open_next": show_time(hours[2], zone, iso=True),
         **({"webhook": webhook} if webhook is not None else {}),
     }
 
 
-def status(config, now, name=None):
+def status(config, now, name=None, service=False):
+    """The rows of every campaign (or of `name`); `service`: the heartbeat (heartbeat.read),
+    read here when not given."""
+    if service is False:
+        service = heartbeat.read(now)
+    running = bool(service and service["running"])
     query = Campaign.select().order_by(Campaign.name)
     if name is not None:
         query = query.where(Campaign.name == name)
     backlog, gone = webhooks.backlog(now), webhooks.disabled()
-    return [campaign_status(row, config.campaigns.get(row.name), now, webhook_status(
+    return [campaign_status(row, config.campaigns.get(row.name), now, running, webhook_status(
         config.campaigns.get(row.name), backlog.get(row.name), gone.get(row.name)))
         for row in query]
 
 
-def render(rows):
-    lines = []
+def display_zone(config):
+    """The zone of times not tied to one campaign: the campaigns' one zone, else UTC."""
+    zones = {cfg.timezone for cfg in config.campaigns.values()}
+    return zones.pop() if len(zones) == 1 else "UTC"
+
+
+def service_lines(service, zone):
+    """The service's line (heartbeat.line) and its last reload's, when there was one."""
+    return [text for text in (heartbeat.line(service, zone), heartbeat.reload_line(service, zone))
+            if text]
+
+
+def _text(iso):
+    """An ISO time of a row (in its campaign's zone) as text, in the same zone."""
+    value = _dt.datetime.fromisoformat(iso)
+    return show_time(value, value.tzinfo)
+
+
+def render(rows, service=()):
+    """`rows` as text, after the lines of `service` (service_lines)."""
+    lines = list(service)
     for r in rows:
         c = r["numbers"]
         lines.append("%s [%s, %s] %s since %s — %s" % (r["name"], r["type"], r["server"],
-                                                      r["state"], r["since"], r["reason"]))
+                                                      r["state"], _text(r["since"]), r["reason"]))
         notes = []
         if c.get("blocked"):
             notes.append("%d blocked by DNC" % c["blocked"])
         if c.get("outside_hours"):
             notes.append("%d outside calling hours%s" % (
-                c["outside_hours"], ", next open " + r["hours_open_next"]
+                c["outside_hours"], ", next open " + _text(r["hours_open_next"])
                 if r.get("hours_open_next") else ""))
         blocked = " (%s)" % "; ".join(notes) if notes else ""
         lines.append("  numbers %d: pending %d%s, in flight %d, done %d, failed %d, dnc %d, "
@@ -198,7 +238,9 @@ def render(rows):
                          c["failed"], c["dnc"], c["removed"], r["attempts"], r["in_flight"]))
         if r.get("webhook") is not None:
             lines.append("  " + _render_webhook(r["webhook"]))
-    return "\n".join(lines) if lines else "no campaigns"
+    if not rows:
+        lines.append("no campaigns")
+    return "\n".join(lines)
 
 
 def _render_webhook(w):
@@ -211,4 +253,4 @@ def _render_webhook(w):
     return text
 
 
-__all__ = ["status", "render"]
+__all__ = ["status", "render", "display_zone", "service_lines"]

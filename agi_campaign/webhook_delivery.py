@@ -150,6 +150,7 @@ class Deliverer:
         self._stop = threading.Event()
         self._abandoned = threading.Event()
         self._threads = []
+        self._running = set()
 
     def start(self):
         with database.connection_context():
@@ -158,13 +159,21 @@ class Deliverer:
                 log.warning("campaign=%s has %d undelivered webhook event(s) but is no longer "
                             "in the config: kept, delivered once it is back with a webhook",
                             name, count)
-            ids = webhooks.campaign_ids(self._names)
-        for name in self._names:
-            if self._webhook_for(name) is None:
+        self.add(self._names)
+
+    def add(self, names):
+        """Start the thread of each campaign of `names` that has a webhook and no thread yet
+        (at start, and after a config reload: a thread stays for the service's life and idles
+        while its campaign has no webhook)."""
+        with database.connection_context():
+            ids = webhooks.campaign_ids(list(names))
+        for name in names:
+            if name in self._running or name not in ids or self._webhook_for(name) is None:
                 continue
             thread = threading.Thread(target=self._run, args=(name, ids[name]), daemon=True,
                                       name="webhook-%s" % name)
             thread.start()
+            self._running.add(name)
             self._threads.append(thread)
 
     def stop(self):

@@ -5,6 +5,8 @@ other): campaign configs and numbers for the sandbox Asterisk, the dialer servic
 import collections
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -16,7 +18,7 @@ from agi_campaign.config import load_config
 from agi_campaign.models import Attempt, Campaign, Number, open_database
 from agi_campaign.service import Service
 from agi_campaign.testing import harness
-from agi_campaign.testing.process import ServiceProcess
+from agi_campaign.testing.process import PACKAGE_PARENT, ServiceProcess
 from agi_campaign.testing.sandbox import free_port
 
 # The outcome the dialer must record for each callee behaviour of harness.callee_number.
@@ -39,6 +41,13 @@ def wait_for(predicate, timeout, step=0.2):
             return time.monotonic() - began
         time.sleep(step)
     pytest.fail("condition not met within %s s" % timeout, pytrace=False)
+
+
+def cli(config, *args):
+    """`agi-campaign --config CONFIG ARGS...` in a child process (CompletedProcess)."""
+    return subprocess.run([sys.executable, "-m", "agi_campaign.cli", "--config", str(config)]
+                          + [str(a) for a in args], capture_output=True, text=True,
+                          cwd=PACKAGE_PARENT, timeout=60)
 
 
 # ---- campaigns and numbers ------------------------------------------------------------------

@@ -5,16 +5,14 @@ service then never dials one of them. Calls are counted from Asterisk's own even
 (harness.ChannelMonitor), not from our database; everything else goes through the real CLI."""
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
 from agi_campaign.testing import harness
-from agi_campaign.testing.process import PACKAGE_PARENT, ServiceProcess
+from agi_campaign.testing.process import ServiceProcess
 from agi_campaign.testing.sandbox import free_port
 
-from tests.integration.support import campaign, wait_for
+from tests.integration.support import campaign, cli, wait_for
 
 pytestmark = pytest.mark.asterisk
 
@@ -63,13 +61,6 @@ def name_phone_comma(path, phones):
     return []
 
 
-def cli(config, *args):
-    """`agi-campaign --config CONFIG ARGS...` in a child process (CompletedProcess)."""
-    return subprocess.run([sys.executable, "-m", "agi_campaign.cli", "--config", str(config)]
-                          + [str(a) for a in args], capture_output=True, text=True,
-                          cwd=PACKAGE_PARENT, timeout=60)
-
-
 def ok(result):
     assert result.returncode == 0, (result.args[5:], result.returncode, result.stdout,
                                     result.stderr)
@@ -77,7 +68,7 @@ def ok(result):
 
 
 def status(config):
-    (row,) = json.loads(ok(cli(config, "status", NAME, "--json")))
+    (row,) = json.loads(ok(cli(config, "status", NAME, "--json")))["campaigns"]
     return row
 
 

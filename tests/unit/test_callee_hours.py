@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from agi_campaign import campaigns, weektime
 from agi_campaign.claim import (MAX_DEFERRED, NEVER_RECHECK, HoursCheck, callee_zones,
                                 claim_due)
-from agi_campaign.clock import from_db, to_db
+from agi_campaign.clock import from_db, show_time, to_db
 from agi_campaign.models import Attempt, Campaign, DncEntry, Number
 from agi_campaign.phone import time_zones
 from agi_campaign.status import render, status
@@ -224,7 +224,7 @@ def test_status_counts_numbers_outside_their_hours_and_says_when(db):
     info = status(cfg, T0)[0]
     assert info["numbers"]["outside_hours"] == 2 and info["numbers"]["pending"] == 3
     assert info["hours_open_next"] == NY_OPENS.isoformat()
-    assert "pending 3 (2 outside calling hours, next open %s)" % NY_OPENS.isoformat() in \
+    assert "pending 3 (2 outside calling hours, next open %s)" % show_time(NY_OPENS) in \
         render([info])
     campaigns.apply_command("c1", "start", T0)
     campaigns.move(Campaign.get(Campaign.name == "c1"), "running", "test", T0)
@@ -234,7 +234,7 @@ def test_status_counts_numbers_outside_their_hours_and_says_when(db):
     assert info["numbers"]["outside_hours"] == 2 and info["numbers"]["in_flight"] == 1
     assert info["reason"] == ("2 number(s) outside their calling hours (callee_hours "
                               "'mon-sat 08:00-21:00'); the next opens at %s"
-                              % NY_OPENS.isoformat())
+                              % show_time(NY_OPENS))
     later = status(cfg, NY_OPENS)[0]
     assert later["numbers"]["outside_hours"] == 1 and later["hours_open_next"] == \
         LA_OPENS.isoformat()

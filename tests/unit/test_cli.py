@@ -53,12 +53,18 @@ def test_cli_full_flow_on_the_example_config(cfg, capsys, tmp_path):
     assert code == 3 and "15 imported" in out
     assert (tmp_path / "numbers.csv.rejects.csv").exists()
     code, out, _ = run(capsys, "-c", cfg, "status", "reminders", "--json")
-    info = json.loads(out)[0]
+    shown = json.loads(out)
+    info = shown["campaigns"][0]
     assert info["state"] == "READY" and info["numbers"]["pending"] == 15
     assert "waiting for start" in info["reason"]
+    assert info["since"].endswith(("-05:00", "-04:00")) and "." not in info["since"]
+    assert shown["service"]["running"] is False
+    assert shown["service"]["line"].startswith("service not running (never seen")
     assert run(capsys, "-c", cfg, "campaign", "start", "reminders")[0] == 0
     code, out, _ = run(capsys, "-c", cfg, "status")
     assert "reminders" in out and "STARTNOW" in out and "survey-week" in out
+    assert out.startswith("service not running (never seen on this database)")
+    assert "start requested; start the service: agi-campaign run" in out
     assert run(capsys, "-c", cfg, "campaign", "pause", "reminders")[0] == 0
     code, _, err = run(capsys, "-c", cfg, "campaign", "pause", "reminders")
     assert code == 2 and "is PAUSED: 'pause' applies only when it is" in err
@@ -66,6 +72,7 @@ def test_cli_full_flow_on_the_example_config(cfg, capsys, tmp_path):
         "campaign reminders is now STARTNOW"
     code, out, _ = run(capsys, "-c", cfg, "campaign", "history", "reminders")
     assert out.count("->") == 4 and "command pause" in out
+    assert all(line[19:26] in (" -05:00", " -04:00") for line in out.splitlines())  # its zone
     code, out, _ = run(capsys, "-c", cfg, "dnc", "add", "global", "(202) 555-0177",
                        "--region", "us")
     assert code == 0 and "added 1" in out
@@ -87,7 +94,7 @@ def test_cli_stray_quote_is_a_one_line_error_and_imports_nothing(cfg, capsys, tm
         assert err.startswith("agi-campaign: error: n.csv line 2: a quoted field opens here")
         assert err.count("\n") == 1
     code, out, _ = run(capsys, "-c", cfg, "status", "reminders", "--json")
-    assert json.loads(out)[0]["numbers"]["pending"] == 0
+    assert json.loads(out)["campaigns"][0]["numbers"]["pending"] == 0
 
 
 def test_cli_scheduled_start_is_a_clear_error(cfg, capsys):

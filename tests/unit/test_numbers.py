@@ -81,7 +81,10 @@ def test_numbers_list_text_and_csv(db):
     assert numbers.write_list(numbers.list_numbers(row.id), text) == 2
     assert text.getvalue().splitlines() == [
         "+12025550123     done        2  answered",
-        "%-16s pending     0  -" % phone(0)]
+        "%-16s pending     0  -" % phone(0) + " " * 10 + "next 2026-12-01 09:00:00 +00:00"]
+    text = io.StringIO()
+    numbers.write_list(numbers.list_numbers(row.id), text, zone="America/Chicago")
+    assert text.getvalue().splitlines()[1].endswith("next 2026-12-01 03:00:00 -06:00")
     out = io.StringIO()
     assert numbers.write_list(numbers.list_numbers(row.id), out, as_csv=True) == 2
     table = list(csv.reader(io.StringIO(out.getvalue())))
