@@ -49,7 +49,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from agi_campaign import (__version__, apimodels as m, campaigns, dnc, forecast, health,
-                          guard, importer, metrics, numbers, phone, status, uploads)
+                          guard, importer, metrics, numbers, status, uploads)
 from agi_campaign.clock import from_db
 from agi_campaign.config import HTTP_FIELDS
 from agi_campaign.db import database
@@ -117,6 +117,13 @@ def create_app(service):
     @app.exception_handler(AgiCampaignError)
     def _project_error(request, exc):
         return JSONResponse({"error": str(exc)}, status_code=error_status(exc))
+
+    @app.exception_handler(Exception)
+    def _unexpected(request, exc):
+        log.error("http 500 %s %s: %s: %s", request.method, request.url.path,
+                  type(exc).__name__, exc)
+        return JSONResponse({"error": "internal error (%s); the service log has the details"
+                                      % type(exc).__name__}, status_code=500)
 
     @app.get("/healthz", tags=["health"])
     def healthz():
@@ -415,13 +422,17 @@ def _api_routes(app, service, authorized):
                             for p, at, source in rows],
                 "next_cursor": m.encode_cursor(rows[-1][0]) if more else None}
 
+    def list_region(list_name, body):
+        """404 for a list not configured; the region ``body``'s numbers are read in."""
+        dnc.require_list(list_name, known)
+        return dnc.region_for(config, body.region, body.numbers, "region")
+
     @app.post(API + "/dnc/lists/{list_name}/add", tags=["dnc"], dependencies=with_json,
               response_model=m.DncAdded, responses=ERRORS)
     @_in_db
     def dnc_add(list_name: str, body: m.DncNumbers):
         """Put numbers on a list (`agi-campaign dnc add`): all valid or nothing added."""
-        dnc.require_list(list_name, known)
-        region = dnc.region_for(config, body.region, body.numbers, "region")
+        region = list_region(list_name, body)
         dnc.refuse_invalid(body.numbers, region, "dnc add %s" % list_name)
         added, already, _ = dnc.add(list_name, body.numbers, region, now(), source="api",
                                     known_lists=known)
@@ -432,8 +443,7 @@ def _api_routes(app, service, authorized):
     @_in_db
     def dnc_remove(list_name: str, body: m.DncNumbers):
         """Take numbers off a list (`agi-campaign dnc remove`): all valid or nothing removed."""
-        dnc.require_list(list_name, known)
-        region = dnc.region_for(config, body.region, body.numbers, "region")
+        region = list_region(list_name, body)
         removed, not_listed = dnc.remove(list_name, body.numbers, region, known_lists=known)
         return {"list": list_name, "removed": removed, "not_listed": not_listed}
 
@@ -451,10 +461,9 @@ def _api_routes(app, service, authorized):
 def phone_or_error(raw, region):
     """The E.164 form of ``raw``; PhoneError naming the ``number`` parameter."""
     try:
-        return phone.normalize(raw, region)
+        return dnc.normalized(raw, region)
     except PhoneError as err:
-        raise PhoneError("number: %r is not a valid phone number (region %s): %s"
-                         % (raw, region, err)) from None
+        raise PhoneError("number: %s" % err) from None
 
 
 ERRORS = {code: {"model": m.ErrorBody, "description": text} for code, text in (

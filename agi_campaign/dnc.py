@@ -110,7 +110,8 @@ def region_for(config, given, raws=None, option="--region"):
                         option, regions[0] if regions else "US"))
 
 
-def _normalized(raw, region):
+def normalized(raw, region):
+    """The E.164 form of ``raw``; PhoneError naming it and the region."""
     try:
         return phone.normalize(raw, region)
     except PhoneError as err:
@@ -166,7 +167,7 @@ class Lookup:
 
 def check(raw, region, lists=None):
     """Names of the lists (of ``lists``, or of all) holding the number; PhoneError if invalid."""
-    e164 = _normalized(raw, region)
+    e164 = normalized(raw, region)
     return lists_holding([e164], lists).get(e164, [])
 
 
@@ -208,7 +209,7 @@ def remove(list_name, raws, region, *, known_lists):
     the order given. An invalid number raises PhoneError naming it, before anything is
     removed."""
     require_list(list_name, known_lists)
-    phones = list(dict.fromkeys(_normalized(raw, region) for raw in raws))
+    phones = list(dict.fromkeys(normalized(raw, region) for raw in raws))
     removed = []
     with database.atomic():
         for i in range(0, len(phones), LOOKUP_CHUNK):
