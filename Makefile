@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: install asterisk test demo bench
+.PHONY: install asterisk test demo bench openapi
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ demo: install asterisk
 
 bench: install asterisk
 	$(VENV)/bin/python bench/run.py
+
+# docs/openapi.json: the HTTP API's schema (tests/unit/test_openapi.py fails when it is stale)
+openapi: install
+	$(VENV)/bin/python -m agi_campaign.api > docs/openapi.json

@@ -1,28 +1,67 @@
-"""The service's HTTP API (FastAPI): `/api/v1/...` with bearer-token auth, plus `/healthz`,
-`/readyz` and `/metrics`.
+"""The service's HTTP API (FastAPI on uvicorn, agi_campaign.httpserver): `/api/v1/...`, plus
+`/healthz`, `/readyz` and `/metrics`.
 
-`create_app(service)` builds the app around a running agi_campaign.service.Service (its config,
-clock, engine, metrics). Every endpoint but the health checks asks for `Authorization: Bearer
-<token>` (http.token_env); a missing or wrong token is 401, logged with the method, path and
-client address, never with the token. Errors are JSON `{"error": "<message>"}` (validation
-errors name the field), with the status codes of ERROR_STATUS for the project's own errors.
+Contract (`create_app(service)` around a running agi_campaign.service.Service):
+- Auth: every path but `/healthz` and `/readyz` (unknown paths and `/api/v1/openapi.json`
+  included) needs `Authorization: Bearer <token>` (http.token_env). guard.Guard checks it
+  before any body is read: 401, logged with method, path and client address, never the token.
+- Bodies: at most http.max_upload_bytes on every endpoint (413), none on GET (400); JSON
+  endpoints answer 415 to another Content-Type; the upload takes text/csv or application/json.
+- Errors are JSON `{"error": "<message>"}`: bad JSON 400, invalid fields 422 (naming each
+  field), unknown campaign or list 404 (naming the defined ones), a state that does not allow
+  the command 409, a bad number 422 (naming it), a bad cursor or region 400. Nothing is
+  written when a request fails: commands, imports and DNC changes are single transactions
+  that validate first, as in the CLI.
+- Handlers only translate: they call what the CLI calls (campaigns.apply_command,
+  importer.import_csv + campaigns.reopen_after_import, the dnc module with
+  dnc.refuse_invalid / dnc.region_for, numbers.attempt_page for listing and export).
+- Endpoints are sync and run in the server's worker threads, each inside
+  `database.connection_context()` (`_in_db`); the upload is async only to stream its body to a
+  temporary file, then imports in a worker thread with `workers=0` (the importer's process
+  pool would fork or spawn from a threaded process; in-process parsing of a bounded upload is
+  the safe choice).
+- Cursors are opaque (apimodels.encode_cursor: the last id, or phone for DNC entries); pages
+  are keyset pages, `limit` <= 1000. `since` is ISO 8601 with an offset; `number` is read as
+  the CLI reads it (the campaign's region).
+- The attempts export (`attempts.csv`) is `numbers export --attempts`'s CSV, streamed one
+  keyset page (1000 rows) at a time up to the last attempt when the request came.
+- Campaign objects: `status --json`'s fields plus `forecast` (agi_campaign.forecast, a first
+  estimate). No /docs page (it loads scripts from a CDN); the schema is
+  `/api/v1/openapi.json`, published as docs/openapi.json (`make openapi`).
 """
-import hmac
+import csv
+import functools
+import io
+import itertools
+import json
 import logging
+import os
+import shutil
+import tempfile
+from typing import Optional
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPBearer
+from pydantic import AwareDatetime, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from agi_campaign import __version__, health, metrics
+from agi_campaign import (__version__, apimodels as m, campaigns, dnc, forecast, health,
+                          guard, importer, metrics, numbers, status, uploads)
+from agi_campaign.clock import from_db
+from agi_campaign.config import HTTP_FIELDS
 from agi_campaign.db import database
 from agi_campaign.errors import (AgiCampaignError, ConfigError, CsvImportError, NotFoundError,
                                  PhoneError, StateError, UsageError)
+from agi_campaign.models import Campaign, DncEntry, Outcome
 
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
+OPEN_PATHS = ("/healthz", "/readyz")
+_BEARER = HTTPBearer(auto_error=False, description="http.token_env's token")
 ERROR_STATUS = ((NotFoundError, 404), (StateError, 409), (CsvImportError, 422),
                 (PhoneError, 422), (UsageError, 400), (ConfigError, 400))
 
@@ -40,29 +79,35 @@ def error_status(err):
 
 
 def create_app(service):
-    app = FastAPI(title="agi-campaign", version=__version__, openapi_url=API + "/openapi.json",
-                  docs_url=API + "/docs", redoc_url=None)
+    """The app around ``service`` (None: only to publish the OpenAPI schema; every request but
+    the health checks is then refused)."""
+    app = FastAPI(title="agi-campaign", version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None, description=__doc__)
     app.state.service = service
-    token = service.config.http.token.encode()
+    http = service.config.http if service is not None else None
+    token = http.token.encode() if http is not None and http.token else None
+    app.add_middleware(guard.Guard, token=token,
+                       limit=http.max_upload_bytes if http else HTTP_FIELDS[
+                           "max_upload_bytes"].default,
+                       open_paths=OPEN_PATHS)
 
-    def authorized(request: Request):
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+    def authorized(request: Request, _bearer=Depends(_BEARER)):
+        """Checked by guard.Guard before the body is read; again here (and declared in
+        the OpenAPI schema) for every route that depends on it."""
+        if not guard.token_matches(request.headers.get("authorization"), token):
             raise Unauthorized()
 
     @app.exception_handler(Unauthorized)
     def _unauthorized(request, exc):
-        log.warning("http 401 %s %s from %s: %s bearer token", request.method, request.url.path,
-                    request.client.host if request.client else "?",
-                    "wrong" if request.headers.get("authorization") else "no")
-        return JSONResponse({"error": "missing or invalid bearer token; send "
-                                      "'Authorization: Bearer <token>' (http.token_env)"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse({"error": guard.UNAUTHORIZED}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request, exc):
-        return JSONResponse({"error": validation_message(exc.errors())}, status_code=422)
+        errors = exc.errors()
+        bad_json = any(err.get("type") == "json_invalid" for err in errors)
+        return JSONResponse({"error": validation_message(errors)},
+                            status_code=400 if bad_json else 422)
 
     @app.exception_handler(HTTPException)
     def _http_error(request, exc):
@@ -72,6 +117,13 @@ def create_app(service):
     @app.exception_handler(AgiCampaignError)
     def _project_error(request, exc):
         return JSONResponse({"error": str(exc)}, status_code=error_status(exc))
+
+    @app.exception_handler(Exception)
+    def _unexpected(request, exc):
+        log.error("http 500 %s %s: %s: %s", request.method, request.url.path,
+                  type(exc).__name__, exc)
+        return JSONResponse({"error": "internal error (%s); the service log has the details"
+                                      % type(exc).__name__}, status_code=500)
 
     @app.get("/healthz", tags=["health"])
     def healthz():
@@ -93,14 +145,17 @@ def create_app(service):
         body, content_type = metrics.exposition(service.metrics)
         return PlainTextResponse(body, media_type=content_type)
 
-    @app.get(API + "/campaigns", tags=["campaigns"], dependencies=[Depends(authorized)])
-    def list_campaigns():
-        """Every campaign with its state, counts and the reason it is (not) dialing."""
-        from agi_campaign import status
+    _api_routes(app, service, authorized)
+    generate = app.openapi
 
-        with database.connection_context():
-            return {"campaigns": status.status(service.config, service.clock.now())}
-
+    def schema():
+        """FastAPI's schema plus the JSON upload body (the upload endpoint reads its body
+        itself, so FastAPI does not see that model)."""
+        out = generate()
+        out["components"]["schemas"].setdefault("NumbersUpload", m.NumbersUpload.model_json_schema(
+            ref_template="#/components/schemas/{model}"))
+        return out
+    app.openapi = schema
     return app
 
 
@@ -108,6 +163,328 @@ def validation_message(errors):
     """One line naming each invalid field of a request (pydantic's error list)."""
     parts = []
     for err in errors[:10]:
+        if err.get("type") == "json_invalid":
+            parts.append("body: not valid JSON (%s)" % (err.get("ctx") or {}).get(
+                "error", "JSON decode error"))
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",)) or "body"
         parts.append("%s: %s" % (where, err.get("msg", "invalid")))
     return "invalid request: " + "; ".join(parts)
+
+
+def _in_db(endpoint):
+    """Run a sync endpoint inside ``database.connection_context()`` in the thread that runs it.
+
+    A decorator, not a FastAPI dependency: FastAPI enters a sync ``yield`` dependency in
+    another worker thread than the endpoint's, and Peewee's connection state is per thread,
+    so the dependency's connection would not be the one the endpoint uses."""
+    @functools.wraps(endpoint)
+    def run(*args, **kwargs):
+        with database.connection_context():
+            return endpoint(*args, **kwargs)
+    return run
+
+
+def json_content(request: Request):
+    """415 for a request body that is not ``application/json`` (an empty body is fine)."""
+    if request.headers.get("content-length", "0") != "0" or request.headers.get(
+            "transfer-encoding"):
+        kind = guard.media_type(request.headers.get("content-type"))
+        if kind != guard.JSON_TYPE:
+            raise HTTPException(415, "Content-Type %r: this endpoint takes application/json"
+                                % (kind or "none"))
+
+
+def _iso(value):
+    value = from_db(value)
+    return value.isoformat() if value is not None else None
+
+
+def _attempt_json(row):
+    out = dict(zip(numbers.ATTEMPT_FIELDS, row))
+    for key in ("created_at", "answered_at", "ended_at"):
+        out[key] = _iso(out[key])
+    if out["opted_out"] is not None:
+        out["opted_out"] = bool(out["opted_out"])
+    return out
+
+
+def _csv_chunks(campaign_id, filters, page=numbers.PAGE):
+    """The attempts CSV (numbers.ATTEMPT_COLUMNS, as `numbers export --attempts` writes it) in
+    text chunks of one keyset page each: at most one page is held at a time, and each page is
+    read in a connection of its own (the chunks are produced in whatever worker thread the
+    server iterates in)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def take():
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(numbers.ATTEMPT_COLUMNS)
+    yield take()
+    after = 0
+    while True:
+        with database.connection_context():
+            rows = numbers.attempt_page(campaign_id, after, page, **filters)
+        writer.writerows(numbers.attempt_csv_row(row) for row in rows)
+        yield take()
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
+
+
+IMPORT_MEANING = {0: "every row was imported, a duplicate or on a Do-Not-Call list",
+                  3: "some rows were invalid (see rejected) and at least one was imported",
+                  4: "nothing was imported: the file had no data row or only invalid ones"}
+
+
+def _api_routes(app, service, authorized):
+    """The /api/v1 endpoints (the health checks and /metrics are create_app's own)."""
+
+    def config():
+        """The running config: read per request, so a reload (SIGHUP) shows at once."""
+        return service.config
+
+    guarded = [Depends(authorized)]
+    with_json = [Depends(authorized), Depends(json_content)]
+
+    def now():
+        return service.clock.now()
+
+    def campaign_object(row, cfg):
+        stamp = now()
+        out = status.campaign_status(row, cfg, stamp)
+        out["forecast"] = forecast.forecast(row.id, row.state, out["numbers"], stamp)
+        return out
+
+    def configured_row(name):
+        cfg = campaigns.configured(config(), name)
+        return campaigns.get_campaign(name), cfg
+
+    @app.get(API + "/openapi.json", dependencies=guarded, include_in_schema=False)
+    def openapi():
+        return JSONResponse(app.openapi())
+
+    @app.get(API + "/campaigns", tags=["campaigns"], dependencies=guarded,
+             response_model=m.CampaignList)
+    @_in_db
+    def list_campaigns():
+        """Every configured campaign: `status --json`'s fields (state, reason, counts) and a
+        first `forecast`."""
+        rows = {r.name: r for r in Campaign.select().order_by(Campaign.name)}
+        return {"campaigns": [campaign_object(rows[name], cfg) for name, cfg
+                              in sorted(config().campaigns.items()) if name in rows]}
+
+    @app.get(API + "/campaigns/{name}", tags=["campaigns"], dependencies=guarded,
+             response_model=m.CampaignObject, responses=ERRORS)
+    @_in_db
+    def get_campaign(name: str):
+        """One campaign (404 naming the defined ones when it is not in the config)."""
+        return campaign_object(*configured_row(name))
+
+    def command_route(command):
+        options = m.ResetRequest if command == "reset" else m.CommandRequest
+
+        @app.post(API + "/campaigns/{name}/" + command, tags=["campaigns"],
+                  dependencies=with_json, response_model=m.CampaignObject, responses=ERRORS,
+                  name=command + "_campaign",
+                  summary="%s a campaign (`agi-campaign campaign %s`)" % (
+                      command.capitalize(), command))
+        @_in_db
+        def apply(name: str, body: Optional[options] = None):
+            """409 when the campaign's state does not allow it (the message says which)."""
+            configured_row(name)
+            row = campaigns.apply_command(name, command, now(), cause="api %s" % command,
+                                          rearm_all=bool(getattr(body, "all", False)))
+            return campaign_object(row, config().campaigns[name])
+
+    for command in ("start", "pause", "resume", "reset"):
+        command_route(command)
+
+    @app.post(API + "/campaigns/{name}/numbers", tags=["numbers"], dependencies=guarded,
+              response_model=m.ImportResult, responses=ERRORS, openapi_extra=UPLOAD_BODY)
+    async def upload_numbers(name: str, request: Request, dry_run: bool = False,
+                             phone_column: Optional[str] = Query(None, max_length=200),
+                             delimiter: Optional[str] = Query(None, min_length=1, max_length=1),
+                             encoding: Optional[str] = Query(None, max_length=40)):
+        """Import numbers as `agi-campaign numbers import` does: a CSV body (text/csv) or JSON
+        (application/json: {"numbers": [...]} or {"rows": [{"phone": ..., ...}]}), at most
+        http.max_upload_bytes. The import writes everything or nothing; the report is the
+        CLI's."""
+        kind = guard.media_type(request.headers.get("content-type"))
+        if kind not in uploads.CSV_TYPES + (guard.JSON_TYPE,):
+            raise HTTPException(415, "Content-Type %r: send text/csv (a CSV file) or "
+                                "application/json ({\"numbers\": [...]} or {\"rows\": [...]})"
+                                % (kind or "none"))
+        campaigns.configured(config(), name)
+        folder = tempfile.mkdtemp(prefix="agi-campaign-upload-")
+        try:
+            path = os.path.join(folder, "http-upload.csv")
+            if kind == guard.JSON_TYPE:
+                try:
+                    upload = m.NumbersUpload.model_validate_json(await request.body())
+                except ValidationError as err:
+                    raise RequestValidationError(err.errors()) from None
+                phone_column = uploads.write_csv(upload, path)
+            else:
+                await uploads.save_body(request, path)
+            return await run_in_threadpool(import_file, name, path, dry_run, phone_column,
+                                           delimiter, encoding)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @_in_db
+    def import_file(name, path, dry_run, phone_column, delimiter, encoding):
+        """importer.import_csv in this process (workers=0: no child process is forked or
+        spawned from the threaded service; uploads are bounded by max_upload_bytes)."""
+        row, cfg = configured_row(name)
+        stamp = now()
+        report = importer.import_csv(
+            row.id, path, cfg.region, cfg.dnc_lists, stamp, dry_run=dry_run,
+            rejects_path=None if dry_run else path + ".rejects.csv", phone_column=phone_column,
+            workers=0, delimiter=delimiter, encoding=encoding, countries=cfg.countries)
+        if not dry_run:
+            campaigns.reopen_after_import(row, report.imported, stamp)
+        code = report.exit_status()
+        out = {key: getattr(report, key) for key in (
+            "rows", "imported", "duplicates", "invalid", "dnc", "blank", "lines", "read_as",
+            "dry_run", "batch_id")}
+        out.update(rejected=[{"line": line, "raw": raw, "reason": reason}
+                             for line, raw, reason in report.shown],
+                   exit_status=code, meaning=IMPORT_MEANING.get(code, ""),
+                   campaign_state=row.state.upper())
+        return out
+
+    def attempt_filters(name, outcome, since, number):
+        row, cfg = configured_row(name)
+        return row, {"outcome": outcome.value if outcome else None, "since": since,
+                     "phone_e164": None if number is None else phone_or_error(number,
+                                                                               cfg.region)}
+
+    @app.get(API + "/campaigns/{name}/attempts", tags=["attempts"], dependencies=guarded,
+             response_model=m.AttemptPage, responses=ERRORS)
+    @_in_db
+    def list_attempts(name: str, outcome: Optional[Outcome] = None,
+                      since: Optional[AwareDatetime] = None,
+                      number: Optional[str] = Query(None, max_length=100),
+                      limit: int = Query(100, ge=1, le=m.MAX_LIMIT),
+                      cursor: Optional[str] = Query(None, max_length=200)):
+        """The campaign's attempts in id order, `limit` a page; `since`: placed at or after
+        (ISO 8601 with an offset); `number`: in any form the CLI accepts (the campaign's
+        region)."""
+        row, filters = attempt_filters(name, outcome, since, number)
+        after = m.decode_cursor(cursor, int) if cursor else 0
+        rows = numbers.attempt_page(row.id, after, limit + 1, **filters)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"attempts": [_attempt_json(r) for r in rows],
+                "next_cursor": m.encode_cursor(rows[-1][0]) if more else None}
+
+    @app.get(API + "/campaigns/{name}/attempts.csv", tags=["attempts"], dependencies=guarded,
+             response_class=StreamingResponse, responses={**ERRORS, 200: {
+                 "content": {"text/csv": {}}, "description": "the attempts CSV"}})
+    @_in_db
+    def export_attempts(name: str, outcome: Optional[Outcome] = None,
+                        since: Optional[AwareDatetime] = None,
+                        number: Optional[str] = Query(None, max_length=100)):
+        """Every attempt (or those the filters select) as `agi-campaign numbers export
+        --attempts` writes them, streamed in keyset pages (constant memory), up to the last
+        attempt placed when the request came."""
+        row, filters = attempt_filters(name, outcome, since, number)
+        filters["upto"] = numbers.last_attempt_id(row.id)
+        return StreamingResponse(
+            _csv_chunks(row.id, filters), media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="%s-attempts.csv"' % name})
+
+    def known():
+        return list(config().dnc_lists)
+
+    @app.get(API + "/dnc/lists", tags=["dnc"], dependencies=guarded,
+             response_model=list[m.DncListInfo])
+    @_in_db
+    def dnc_lists():
+        """The configured Do-Not-Call lists and how many numbers each holds."""
+        return [{"name": name, "description": cfg.description,
+                 "entries": DncEntry.select().where(DncEntry.list_name == name).count()}
+                for name, cfg in config().dnc_lists.items()]
+
+    @app.get(API + "/dnc/lists/{list_name}", tags=["dnc"], dependencies=guarded,
+             response_model=m.DncEntries, responses=ERRORS)
+    @_in_db
+    def dnc_entries(list_name: str, limit: int = Query(100, ge=1, le=m.MAX_LIMIT),
+                    cursor: Optional[str] = Query(None, max_length=200)):
+        """A list's numbers in phone order, `limit` a page (`agi-campaign dnc list`)."""
+        dnc.require_list(list_name, known())
+        after = m.decode_cursor(cursor, str) if cursor else ""
+        rows = list(itertools.islice(dnc.entries(list_name, limit + 1, after), limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"list": list_name,
+                "entries": [{"phone": p, "added_at": at.isoformat(), "source": source}
+                            for p, at, source in rows],
+                "next_cursor": m.encode_cursor(rows[-1][0]) if more else None}
+
+    def list_region(list_name, body):
+        """404 for a list not configured; the region ``body``'s numbers are read in."""
+        dnc.require_list(list_name, known())
+        return dnc.region_for(config(), body.region, body.numbers, "region")
+
+    @app.post(API + "/dnc/lists/{list_name}/add", tags=["dnc"], dependencies=with_json,
+              response_model=m.DncAdded, responses=ERRORS)
+    @_in_db
+    def dnc_add(list_name: str, body: m.DncNumbers):
+        """Put numbers on a list (`agi-campaign dnc add`): all valid or nothing added."""
+        region = list_region(list_name, body)
+        dnc.refuse_invalid(body.numbers, region, "dnc add %s" % list_name)
+        added, already, _ = dnc.add(list_name, body.numbers, region, now(), source="api",
+                                    known_lists=known())
+        return {"list": list_name, "added": added, "already": already}
+
+    @app.post(API + "/dnc/lists/{list_name}/remove", tags=["dnc"], dependencies=with_json,
+              response_model=m.DncRemoved, responses=ERRORS)
+    @_in_db
+    def dnc_remove(list_name: str, body: m.DncNumbers):
+        """Take numbers off a list (`agi-campaign dnc remove`): all valid or nothing removed."""
+        region = list_region(list_name, body)
+        removed, not_listed = dnc.remove(list_name, body.numbers, region, known_lists=known())
+        return {"list": list_name, "removed": removed, "not_listed": not_listed}
+
+    @app.get(API + "/dnc/check", tags=["dnc"], dependencies=guarded,
+             response_model=m.DncCheck, responses=ERRORS)
+    @_in_db
+    def dnc_check(number: str = Query(min_length=1, max_length=100),
+                  region: Optional[str] = Query(None, max_length=2)):
+        """The configured lists holding a number (`agi-campaign dnc check`)."""
+        where = dnc.region_for(config(), region, [number], "region")
+        return {"number": phone_or_error(number, where),
+                "lists": dnc.check(number, where, known())}
+
+
+def phone_or_error(raw, region):
+    """The E.164 form of ``raw``; PhoneError naming the ``number`` parameter."""
+    try:
+        return dnc.normalized(raw, region)
+    except PhoneError as err:
+        raise PhoneError("number: %s" % err) from None
+
+
+ERRORS = {code: {"model": m.ErrorBody, "description": text} for code, text in (
+    (400, "bad request: bad JSON, a bad parameter"), (401, "no or wrong bearer token"),
+    (404, "unknown campaign or list"), (409, "the campaign's state does not allow it"),
+    (413, "body over http.max_upload_bytes"), (415, "wrong Content-Type"),
+    (422, "invalid field (the message names it)"))}
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"$ref": "#/components/schemas/NumbersUpload"}}}}}
+
+
+def main():
+    """`python -m agi_campaign.api`: print the OpenAPI schema (docs/openapi.json)."""
+    print(json.dumps(create_app(None).openapi(), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

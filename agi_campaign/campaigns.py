@@ -63,6 +63,22 @@ def get_campaign(name):
     return row
 
 
+def configured(config, name):
+    """The CampaignConfig of `name`, or NotFoundError naming the campaigns the config defines."""
+    cfg = config.campaigns.get(name)
+    if cfg is None:
+        raise NotFoundError("campaign %r is not in %s (defined: %s)"
+                            % (name, config.path, ", ".join(config.campaigns) or "none"))
+    return cfg
+
+
+def reopen_after_import(row, imported, now):
+    """A COMPLETED campaign that got `imported` new numbers goes back to READY (its start
+    command or its schedule runs it again); the CLI's and the API's imports both call this."""
+    if imported and row.state == CampaignState.COMPLETED.value:
+        move(row, CampaignState.READY, "new numbers imported", now)
+
+
 def move(row, to_state, cause, now, expect=None):
     """Move `row` to `to_state` if it is still in `expect` (default: its current state).
 

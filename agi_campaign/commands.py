@@ -16,8 +16,7 @@ import time
 from agi_campaign import campaigns, heartbeat
 from agi_campaign.clock import SystemClock, show_time
 from agi_campaign.config import load_config, to_display_dict
-from agi_campaign.errors import ConfigError, NotFoundError, ServiceError, UsageError
-from agi_campaign.lifecycle import CampaignState
+from agi_campaign.errors import ConfigError, ServiceError, UsageError
 from agi_campaign.models import open_database
 
 
@@ -52,11 +51,7 @@ def _remove_tree(path):
 
 
 def _campaign_cfg(config, name):
-    cfg = config.campaigns.get(name)
-    if cfg is None:
-        raise NotFoundError("campaign %r is not in %s (defined: %s)"
-                            % (name, config.path, ", ".join(config.campaigns) or "none"))
-    return cfg
+    return campaigns.configured(config, name)
 
 
 def cmd_check_config(args):
@@ -117,8 +112,8 @@ def cmd_numbers(args):
             delimiter=args.delimiter, encoding=args.encoding, countries=cfg.countries)
     finally:
         _finish_progress(progress)
-    if report.imported and not args.dry_run and row.state == CampaignState.COMPLETED.value:
-        campaigns.move(row, CampaignState.READY, "new numbers imported", clock.now())
+    if not args.dry_run:
+        campaigns.reopen_after_import(row, report.imported, clock.now())
     print(report.summary())
     return report.exit_status()
 
@@ -160,7 +155,7 @@ def cmd_dnc(args):
         return _write_out(args.output, lambda out: dnc.export(args.lists or known, out))
     raws = None if args.action == "import" else (
         [args.number] if args.action == "check" else args.numbers)
-    region = _dnc_region(config, args.region, raws)
+    region = dnc.region_for(config, args.region, raws, "--region")
     if args.action == "check":
         lists = dnc.check(args.number, region, known)
         print("%s: %s" % (args.number, ("on " + ", ".join(lists)) if lists else "not listed"))
@@ -177,7 +172,7 @@ def cmd_dnc(args):
         print(report.summary())
         return report.exit_status()
     if args.action == "add":
-        _refuse_invalid(args.numbers, region, "dnc add %s" % args.list)
+        dnc.refuse_invalid(args.numbers, region, "dnc add %s" % args.list)
         added, already, _ = dnc.add(args.list, args.numbers, region, clock.now(),
                                     source="cli", known_lists=known)
         print("added %d, already listed %d" % (added, already))
@@ -218,44 +213,6 @@ def _write_out(output, write):
         raise
     print("%s rows written to %s" % (count, output), file=sys.stderr)
     return 0
-
-
-def _refuse_invalid(raws, region, where):
-    """PhoneError naming every invalid number, before anything is written (all or nothing,
-    like `dnc remove`)."""
-    from agi_campaign import phone
-    from agi_campaign.errors import PhoneError
-
-    bad = []
-    for raw in raws:
-        try:
-            phone.normalize(raw, region)
-        except PhoneError as err:
-            bad.append("%r (%s)" % (raw, err))
-    if bad:
-        raise PhoneError("%s: not a valid phone number (region %s): %s; nothing was added, "
-                         "fix or drop them and run it again" % (where, region, ", ".join(bad)))
-
-
-def _dnc_region(config, given, raws=None):
-    """The region national numbers are read in: --region, else the campaigns' one region; none
-    is needed when every number given (`raws`) has its country code (+...)."""
-    if given:
-        import phonenumbers
-
-        if given.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise UsageError("--region %r: not a two-letter region known to phonenumbers, like "
-                             "US, GB or DE" % given)
-        return given.upper()
-    regions = sorted({c.region for c in config.campaigns.values()})
-    if len(regions) == 1:
-        return regions[0]
-    if raws and all(str(raw).strip().startswith("+") for raw in raws):
-        return regions[0] if regions else "US"  # any region reads +<country code> alike
-    raise UsageError("dnc: the campaigns use %s; give --region (e.g. --region %s) to say how "
-                     "numbers without a country code are read"
-                     % ("regions " + ", ".join(regions) if regions else "no region",
-                        regions[0] if regions else "US"))
 
 
 def cmd_campaign(args):

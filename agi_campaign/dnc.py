@@ -21,10 +21,12 @@ import csv
 import dataclasses
 import os
 
+import phonenumbers
+
 from agi_campaign import csvlayout, csvout, csvreader, phone
 from agi_campaign.clock import from_db, show_time, to_db
 from agi_campaign.db import database
-from agi_campaign.errors import NotFoundError, PhoneError
+from agi_campaign.errors import NotFoundError, PhoneError, UsageError
 from agi_campaign.models import DncEntry
 
 LOOKUP_CHUNK = 500          # phones per IN (...) query: under SQLite's 999-variable floor
@@ -74,7 +76,42 @@ def require_list(list_name, known_lists):
                             % (list_name, ", ".join(known) or "none"))
 
 
-def _normalized(raw, region):
+def refuse_invalid(raws, region, where):
+    """PhoneError naming every invalid number of ``raws``, before anything is written (all or
+    nothing, like ``remove``); ``where`` names the command (``dnc add blocked``)."""
+    bad = []
+    for raw in raws:
+        try:
+            phone.normalize(raw, region)
+        except PhoneError as err:
+            bad.append("%r (%s)" % (raw, err))
+    if bad:
+        raise PhoneError("%s: not a valid phone number (region %s): %s; nothing was added, "
+                         "fix or drop them and run it again" % (where, region, ", ".join(bad)))
+
+
+def region_for(config, given, raws=None, option="--region"):
+    """The region national numbers are read in: ``given`` (the ``option`` the user set), else
+    the campaigns' one region; none is needed when every number of ``raws`` has its country
+    code (+...). UsageError naming ``option`` otherwise."""
+    if given:
+        if given.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise UsageError("%s %r: not a two-letter region known to phonenumbers, like "
+                             "US, GB or DE" % (option, given))
+        return given.upper()
+    regions = sorted({c.region for c in config.campaigns.values()})
+    if len(regions) == 1:
+        return regions[0]
+    if raws and all(str(raw).strip().startswith("+") for raw in raws):
+        return regions[0] if regions else "US"  # any region reads +<country code> alike
+    raise UsageError("dnc: the campaigns use %s; give %s (e.g. %s %s) to say how numbers "
+                     "without a country code are read"
+                     % ("regions " + ", ".join(regions) if regions else "no region", option,
+                        option, regions[0] if regions else "US"))
+
+
+def normalized(raw, region):
+    """The E.164 form of ``raw``; PhoneError naming it and the region."""
     try:
         return phone.normalize(raw, region)
     except PhoneError as err:
@@ -130,7 +167,7 @@ class Lookup:
 
 def check(raw, region, lists=None):
     """Names of the lists (of ``lists``, or of all) holding the number; PhoneError if invalid."""
-    e164 = _normalized(raw, region)
+    e164 = normalized(raw, region)
     return lists_holding([e164], lists).get(e164, [])
 
 
@@ -172,7 +209,7 @@ def remove(list_name, raws, region, *, known_lists):
     the order given. An invalid number raises PhoneError naming it, before anything is
     removed."""
     require_list(list_name, known_lists)
-    phones = list(dict.fromkeys(_normalized(raw, region) for raw in raws))
+    phones = list(dict.fromkeys(normalized(raw, region) for raw in raws))
     removed = []
     with database.atomic():
         for i in range(0, len(phones), LOOKUP_CHUNK):
@@ -243,10 +280,9 @@ def _new_phones(list_name, phones):
     return new
 
 
-def entries(list_name, page=5000):
-    """``(phone, added_at, source)`` of every entry of a list, in phone order, read in pages
-    (constant memory)."""
-    after = ""
+def entries(list_name, page=5000, after=""):
+    """``(phone, added_at, source)`` of every entry of a list with a phone after ``after``, in
+    phone order, read in pages (constant memory)."""
     while True:
         rows = list(DncEntry.select(DncEntry.phone, DncEntry.added_at, DncEntry.source)
                     .where((DncEntry.list_name == list_name) & (DncEntry.phone > after))

@@ -292,32 +292,72 @@ def export(campaign_id, out, page=PAGE):
 ATTEMPT_COLUMNS = ("phone", "seq", "server", "created_at", "answered_at", "ended_at", "outcome",
                    "dial_status", "hangup_cause", "duration_s", "billsec_s", "dest_result",
                    "amd_status", "amd_cause", "digits", "opted_out", "note")
+ATTEMPT_FIELDS = ("id", "phone", "seq", "server", "status", "created_at", "answered_at",
+                  "ended_at", "outcome", "dial_status", "hangup_cause", "duration_s",
+                  "billsec_s", "dest_result", "amd_status", "amd_cause", "digits", "opted_out",
+                  "note")
+
+
+def last_attempt_id(campaign_id):
+    """The id of the campaign's latest attempt (0 when it has none)."""
+    p = database.param
+    return database.execute_sql("SELECT MAX(id) FROM attempt WHERE campaign_id = %s" % p,
+                                (campaign_id,)).fetchone()[0] or 0
+
+
+def attempt_page(campaign_id, after=0, page=PAGE, outcome=None, since=None, phone_e164=None,
+                 upto=None):
+    """At most ``page`` attempt tuples (ATTEMPT_FIELDS, times as stored) of the campaign with
+    an id above ``after`` (and at most ``upto``), in id order: one keyset page (no OFFSET: each
+    page costs the same at any depth). Filters: ``outcome`` (an Outcome value), ``since`` (an
+    aware datetime: placed at or after it), ``phone_e164`` (the attempts of that number)."""
+    p = database.param
+    sql = ("SELECT a.id, n.phone, a.seq, a.server, a.status, a.created_at, a.answered_at, "
+           "a.ended_at, a.outcome, a.dial_status, a.hangup_cause, a.duration_s, a.billsec_s, "
+           "a.dest_result, a.amd_status, a.amd_cause, a.digits, a.opted_out, a.note "
+           "FROM attempt a JOIN number n ON n.id = a.number_id "
+           "WHERE a.campaign_id = %s AND a.id > %s" % (p, p))
+    params = [campaign_id, after]
+    for clause, value in (("a.outcome = %s", outcome), ("a.created_at >= %s", to_db(since)),
+                          ("n.phone = %s", phone_e164), ("a.id <= %s", upto)):
+        if value is not None:
+            sql += " AND " + clause % p
+            params.append(value)
+    sql += " ORDER BY a.id LIMIT %s" % p
+    params.append(page)
+    return database.execute_sql(sql, params).fetchall()
+
+
+def attempt_pages(campaign_id, page=PAGE, **filters):
+    """``attempt_page`` after ``attempt_page`` until the last (constant memory)."""
+    after = 0
+    while True:
+        rows = attempt_page(campaign_id, after, page, **filters)
+        if rows:
+            yield rows
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
+
+
+def attempt_csv_row(row):
+    """One ATTEMPT_COLUMNS row of CSV cells from an ``attempt_pages`` tuple."""
+    (_, e164, seq, server, _, created, answered, ended, outcome, dial_status, cause, duration,
+     billsec, dest, amd_status, amd_cause, digits, opted_out, note) = row
+    return [e164, seq, _cell(server), _iso(from_db(created)), _iso(from_db(answered)),
+            _iso(from_db(ended)), outcome or "", _cell(dial_status), _cell(cause),
+            _cell(duration), _cell(billsec), _cell(dest), _cell(amd_status), _cell(amd_cause),
+            _cell(digits), _yes_no(opted_out), _cell(note)]
 
 
 def export_attempts(campaign_id, out, page=PAGE):
     """Write every attempt of the campaign as CSV (ATTEMPT_COLUMNS: the audit trail - when it
     was placed, answered and ended, its outcome, Dial status and cause, AMD result, keys and
     opt-out), in id order, read in keyset pages (constant memory); returns how many rows."""
-    p = database.param
-    sql = ("SELECT a.id, n.phone, a.seq, a.server, a.created_at, a.answered_at, a.ended_at, "
-           "a.outcome, a.dial_status, a.hangup_cause, a.duration_s, a.billsec_s, "
-           "a.dest_result, a.amd_status, a.amd_cause, a.digits, a.opted_out, a.note "
-           "FROM attempt a JOIN number n ON n.id = a.number_id "
-           "WHERE a.campaign_id = %s AND a.id > %s ORDER BY a.id LIMIT %s" % (p, p, p))
     writer = csv.writer(out)
     writer.writerow(ATTEMPT_COLUMNS)
-    after, count = 0, 0
-    while True:
-        rows = database.execute_sql(sql, (campaign_id, after, page)).fetchall()
-        for (_, e164, seq, server, created, answered, ended, outcome, dial_status, cause,
-             duration, billsec, dest, amd_status, amd_cause, digits, opted_out, note) in rows:
-            writer.writerow([e164, seq, _cell(server), _iso(from_db(created)),
-                             _iso(from_db(answered)), _iso(from_db(ended)), outcome or "",
-                             _cell(dial_status), _cell(cause), _cell(duration), _cell(billsec),
-                             _cell(dest), _cell(amd_status), _cell(amd_cause), _cell(digits),
-                             _yes_no(opted_out), _cell(note)])
+    count = 0
+    for rows in attempt_pages(campaign_id, page=page):
+        writer.writerows(attempt_csv_row(row) for row in rows)
         count += len(rows)
-        if len(rows) < page:
-            return count
-        after = rows[-1][0]
-
+    return count

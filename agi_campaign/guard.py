@@ -1,0 +1,99 @@
+"""The guard every HTTP request passes before FastAPI sees it (plain ASGI middleware): the
+bearer token, the body size, no body on GET.
+
+Running before FastAPI reads or parses a body, it answers a request without the token 401
+before a byte of its body is read (logged with method, path and client address, never the
+token), and a body over ``http.max_upload_bytes`` 413 whether it declares its length (refused
+before reading) or is sent chunked (refused when the count passes the limit: the endpoint
+reading it gets ``BodyTooLarge`` and writes nothing). The limit holds for every endpoint.
+"""
+import hmac
+import json
+import logging
+
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json"
+NO_BODY_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
+UNAUTHORIZED = ("missing or invalid bearer token; send 'Authorization: Bearer <token>' "
+                "(http.token_env)")
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over the limit (answered 413 JSON by the app's HTTPException handler)."""
+
+    def __init__(self, limit):
+        super().__init__(413, "request body larger than %d bytes (http.max_upload_bytes); send "
+                              "a smaller one, e.g. split the file" % limit)
+
+
+def media_type(content_type):
+    """``text/csv`` of ``text/csv; charset=utf-8`` (lower case; '' when absent)."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def token_matches(header, token):
+    """True when ``header`` (the Authorization header's value) is ``Bearer <token>``."""
+    scheme, _, value = (header or "").partition(" ")
+    return (token is not None and scheme.lower() == "bearer"
+            and hmac.compare_digest(value.strip().encode(), token))
+
+
+class Guard:
+    """ASGI middleware: 401 without the bearer token (except on ``open_paths``), 400 for a body
+    on GET/HEAD/DELETE, 413 for a body over ``limit`` bytes. ``token``: bytes, or None to refuse
+    every request but ``open_paths``."""
+
+    def __init__(self, app, token, limit, open_paths=()):
+        self.app = app
+        self.token = token
+        self.limit = limit
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", ())}
+        if scope["path"] not in self.open_paths and not token_matches(
+                headers.get("authorization"), self.token):
+            client = scope.get("client")
+            log.warning("http 401 %s %s from %s: %s bearer token", scope["method"],
+                        scope["path"], client[0] if client else "?",
+                        "wrong" if headers.get("authorization") else "no")
+            await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+            return
+        declared = headers.get("content-length")
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _reply(send, 413, BodyTooLarge(self.limit).detail)
+            return
+        if scope["method"] in NO_BODY_METHODS and (chunked or declared not in (None, "0")):
+            await _reply(send, 400, "%s %s takes no request body; send the parameters in the "
+                                    "query string" % (scope["method"], scope["path"]))
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _counting(self, receive):
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+        return counted
+
+
+async def _reply(send, status, message, headers=()):
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
