@@ -22,8 +22,9 @@ TOKEN = "api-test-token-0123456789abcdef"
 
 
 def _iso(value):
+    """CSV times are UTC ISO 8601 to the second (truncated)."""
     value = from_db(value)
-    return value.isoformat() if value is not None else ""
+    return value.isoformat(timespec="seconds") if value is not None else ""
 
 
 def _text(value):
