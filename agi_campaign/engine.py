@@ -59,8 +59,10 @@ class Engine:
     """`instance` names this deployment in channel ids and AstDB keys (agi_campaign.deployment):
     events and channels of another dialer sharing the Asterisk are never taken for ours."""
 
-    def __init__(self, config, clock, amis, recorder, instance, tick_s=None):
+    def __init__(self, config, clock, amis, recorder, instance, tick_s=None, metrics=None):
         self.config = config
+        self.metrics = metrics  # agi_campaign.metrics.Metrics (claim latency), or None
+        self.last_tick_m = None  # monotonic time the last tick_states completed (health)
         self.instance = instance
         self.clock = clock
         self.amis = amis
@@ -88,6 +90,7 @@ class Engine:
                 window_open=window, pending=pending, in_flight=in_flight)
             if target:
                 campaigns.move(row, target[0], target[1], now, expect=row.state)
+        self.last_tick_m = self.clock.monotonic()
 
     # ---- dialing ------------------------------------------------------------------------
     def dial(self, name):
@@ -109,9 +112,12 @@ class Engine:
             window = weektime.window_open(cfg.week_time, cfg.timezone, now)
             allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms, window, at=mark)
             if allowed:
+                began = self.clock.monotonic()
                 claimed = claim_due(row.id, allowed, now, cfg.server, cfg.dnc_lists,
                                     cfg.max_attempts, callee_hours=cfg.callee_hours,
                                     timezone=cfg.timezone)
+                if self.metrics is not None:
+                    self.metrics.claimed(name, self.clock.monotonic() - began)
                 if not claimed:
                     return
                 pacer.started(len(claimed), at=mark)
