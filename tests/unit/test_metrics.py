@@ -125,16 +125,22 @@ def test_metrics_attempts_counter_is_seeded_from_the_database(db):
                                         ("c1", "noanswer"): 2}
 
 
-def test_metrics_counted_once_on_commit_when_a_batch_fails_and_is_rerun(db):
-    """A batch holding a result and a write that breaks the transaction is rolled back, then
-    rerun one write a transaction: the result is counted once, from the commit that kept it."""
+def one_claimed_attempt():
+    """(started BatchWriter, Metrics, Recorder writing through both, the claimed attempt) of a
+    campaign "c1" with one number."""
     camp = make_campaign()
     make_numbers(camp, 1)
     writer = BatchWriter(database)
     writer.start()
     metrics = Metrics()
     rec = Recorder(lambda name: RetryPolicy(2, 60), writer, metrics=metrics)
-    item = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    return writer, metrics, rec, claim_due(camp.id, 1, T0, "main", (), 2)[0]
+
+
+def test_metrics_counted_once_on_commit_when_a_batch_fails_and_is_rerun(db):
+    """A batch holding a result and a write that breaks the transaction is rolled back, then
+    rerun one write a transaction: the result is counted once, from the commit that kept it."""
+    writer, metrics, rec, item = one_claimed_attempt()
     hold, held = threading.Event(), threading.Event()
     try:
         writer.submit(lambda: (held.set(), hold.wait(10)))
@@ -158,13 +164,7 @@ def test_metrics_counted_once_on_commit_when_a_batch_fails_and_is_rerun(db):
 def test_metrics_result_rolled_back_is_not_counted(db):
     """A result whose transaction fails for good (in its batch and in its rerun alone) after
     the attempt was ended in it: rolled back, and not counted."""
-    camp = make_campaign()
-    make_numbers(camp, 1)
-    writer = BatchWriter(database)
-    writer.start()
-    metrics = Metrics()
-    rec = Recorder(lambda name: RetryPolicy(2, 60), writer, metrics=metrics)
-    item = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    writer, metrics, rec, item = one_claimed_attempt()
     finish = rec._finish
 
     def finish_then_break(*args, **kwargs):

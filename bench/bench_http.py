@@ -1,0 +1,90 @@
+"""Benchmark 8: the HTTP server's overhead on the dialing rate.
+
+The dialing rate of benchmark 1 (`agi-campaign run` as a child process, N answering callees,
+max_channels 200, delay_ms 0; rate = attempts ended / (last ended_at - first created_at)),
+with the HTTP server off, and on with /metrics and /readyz scraped every second (as Prometheus
+and a load balancer would) while the campaign runs. The runs alternate, off, on, off, on, ...
+(BENCH_HTTP_ROUNDS pairs, each run on a fresh database), so that the machine's drift hits
+both alike; the figure is median(on) / median(off), and the note gives every run (the spread).
+"""
+import contextlib
+import os
+import statistics
+import threading
+
+from common import main_for, row  # noqa: E402  (common puts the repo on sys.path)
+
+import httpx
+
+import bench_dial
+import sandbox_env
+from agi_campaign.testing.sandbox import free_port
+
+N_CALLS = int(os.environ.get("BENCH_HTTP_CALLS", "3000"))
+ROUNDS = int(os.environ.get("BENCH_HTTP_ROUNDS", "3"))
+TOKEN_ENV = "AGI_CAMPAIGN_API_TOKEN"
+
+
+@contextlib.contextmanager
+def scraping(port, token, counts):
+    """Scrape /metrics and /readyz every second until the block ends; counts the replies."""
+    halt = threading.Event()
+
+    def loop():
+        with httpx.Client(base_url="http://127.0.0.1:%d" % port, timeout=10) as client:
+            while not halt.wait(1.0):
+                for path, headers in (("/metrics", {"Authorization": "Bearer " + token}),
+                                      ("/readyz", {})):
+                    try:
+                        code = client.get(path, headers=headers).status_code
+                    except httpx.HTTPError as err:
+                        code = type(err).__name__
+                    counts[(path, code)] = counts.get((path, code), 0) + 1
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        halt.set()
+        thread.join(15)
+
+
+def run(workdir):
+    token = os.environ.setdefault(TOKEN_ENV, "bench-token-" + "0" * 20)
+    box = sandbox_env.start_sandbox("benchhttp")
+    rates = {"off": [], "on": []}
+    counts = {}
+    try:
+        for i in range(ROUNDS):
+            for mode in ("off", "on"):
+                where = os.path.join(workdir, "%s-%d" % (mode, i))
+                os.makedirs(where)
+                if mode == "off":
+                    rate, _, total = bench_dial.ours(box, where, N_CALLS)
+                else:
+                    port = free_port()
+                    rate, _, total = bench_dial.ours(
+                        box, where, N_CALLS, http={"host": "127.0.0.1", "port": port},
+                        during=lambda: scraping(port, token, counts))
+                if total != N_CALLS:
+                    raise RuntimeError("%s run %d: %d attempts, not %d" % (mode, i, total,
+                                                                           N_CALLS))
+                rates[mode].append(rate)
+    finally:
+        box.stop()
+    off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+    scrapes = ", ".join("%s %s: %d" % (p, c, n) for (p, c), n in sorted(counts.items(),
+                                                                        key=str))
+    note = ("%d calls a run, %d pairs alternating off/on; calls/s off %s, on %s (medians "
+            "%.0f / %.0f); scrapes: %s" % (
+                N_CALLS, ROUNDS, " ".join("%.0f" % r for r in rates["off"]),
+                " ".join("%.0f" % r for r in rates["on"]), off, on, scrapes))
+    ok = all(code == 200 for (_, code) in counts) and bool(counts)
+    return [row("8 HTTP overhead", "dialing rate with /metrics + /readyz scraped every 1 s vs "
+                "HTTP server off", on, off, "calls/s", ">= 0.95", on / off >= 0.95 and ok,
+                note=note)]
+
+
+if __name__ == "__main__":
+    main_for(run)
