@@ -245,6 +245,7 @@ def _committed(future, on_commit):
     future.add_done_callback(lambda f: f.exception() is None and on_commit(f.result()))
     return future
 
+
 _Row = collections.namedtuple(
     "_Row", "id token status campaign_id number_id created_at attempts dest_result")
 
