@@ -132,10 +132,13 @@ def create_app(service):
 
     @app.get("/readyz", tags=["health"])
     def readyz():
-        """Ready to dial: database reachable, scheduler ticking, AMI state per server; 503 when
-        one of them is not."""
+        """Ready to dial: database reachable, scheduler ticking, AMI connected; 503 when the
+        database or scheduler fails or no server's AMI is connected; 200 "degraded" when some
+        server's AMI is down and another's is up (agi_campaign.health)."""
         ready, checks = health.readiness(service)
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
+        status = ("ok" if all(c["ok"] for c in checks.values()) else "degraded") if ready \
+            else "unavailable"
+        return JSONResponse({"status": status, "checks": checks},
                             status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["metrics"], dependencies=[Depends(authorized)],

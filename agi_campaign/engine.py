@@ -64,8 +64,10 @@ class Engine:
     tick last completed (None before the first), for the heartbeat and health checks.
     """
 
-    def __init__(self, config, clock, amis, recorder, instance, tick_s=None):
+    def __init__(self, config, clock, amis, recorder, instance, tick_s=None, metrics=None):
         self.config = config
+        self.metrics = metrics  # agi_campaign.metrics.Metrics (claim latency), or None
+        self.last_tick_m = None  # monotonic time the last tick_states completed (health)
         self.instance = instance
         self.clock = clock
         self.amis = amis
@@ -120,9 +122,12 @@ class Engine:
             window = weektime.window_open(cfg.week_time, cfg.timezone, now)
             allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms, window, at=mark)
             if allowed:
+                began = self.clock.monotonic()
                 claimed = claim_due(row.id, allowed, now, cfg.server, cfg.dnc_lists,
                                     cfg.max_attempts, callee_hours=cfg.callee_hours,
                                     timezone=cfg.timezone)
+                if self.metrics is not None:
+                    self.metrics.claimed(name, self.clock.monotonic() - began)
                 if not claimed:
                     return
                 pacer.started(len(claimed), at=mark)

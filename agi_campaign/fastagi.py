@@ -380,6 +380,7 @@ class FastAgiServer:
         self._thread = None
         self._lock = threading.Lock()
         self._active = 0
+        self.sessions_total = 0  # connections accepted since start (metrics)
 
     @property
     def address(self):
@@ -433,6 +434,7 @@ class FastAgiServer:
     def connection_opened(self):
         with self._lock:
             self._active += 1
+            self.sessions_total += 1
 
     def connection_closed(self):
         with self._lock:

@@ -56,8 +56,9 @@ class BatchWriter:
     retry_max_s = RETRY_MAX_S
     stop_grace_s = STOP_GRACE_S
 
-    def __init__(self, database, max_batch=MAX_BATCH):
+    def __init__(self, database, max_batch=MAX_BATCH, metrics=None):
         self._db = database
+        self._metrics = metrics  # agi_campaign.metrics.Metrics (commit latency), or None
         self._max_batch = max_batch
         self._queue = queue.SimpleQueue()
         self._thread = None
@@ -100,6 +101,11 @@ class BatchWriter:
         Returns only once the transaction holding the write is committed.
         """
         return self.submit(fn).result(timeout)
+
+    @property
+    def queue_depth(self):
+        """Writes queued or in the transaction being applied (metrics)."""
+        return self._queue.qsize() + len(self._held)
 
     def submit(self, fn):
         """Queue `fn()` for the writer's transaction; a Future of its result, resolved once
@@ -186,8 +192,12 @@ class BatchWriter:
         while True:
             self._connect()
             try:
+                began = time.monotonic()
                 with self._db.atomic():
-                    return [_attempt(fn) for fn, _ in work]
+                    outcomes = [_attempt(fn) for fn, _ in work]
+                if self._metrics is not None:
+                    self._metrics.batch_committed(time.monotonic() - began)
+                return outcomes
             except Exception as err:
                 losses += 1
                 if losses >= MAX_LOSSES or self._answers():

@@ -73,31 +73,53 @@ class Recorder:
     attempt also gets its webhook outbox row (agi_campaign.webhooks), in the same transaction.
 
     With a `writer` (agi_campaign.result_writer.BatchWriter) the writes go through its group commit;
-    without one they run in the caller's thread.
+    without one they run in the caller's thread. With `metrics` (agi_campaign.metrics.Metrics),
+    ended attempts and answers are observed once their transaction committed (_write's
+    `on_commit`), never from a run that was rolled back.
     """
 
-    def __init__(self, policy_for, writer=None, webhook_for=None):
+    def __init__(self, policy_for, writer=None, webhook_for=None, metrics=None):
         self._policy_for = policy_for
         self._webhook_for = webhook_for
         self._names = {}
         self._writer = writer
+        self._metrics = metrics
 
-    def _write(self, fn):
-        """Through the writer's shared transaction, or in a transaction of its own."""
+    def _write(self, fn, on_commit=None):
+        """Through the writer's shared transaction, or in a transaction of its own;
+        `on_commit(result)` once the transaction holding the write committed."""
         if self._writer is not None:
-            return self._writer.call(fn)
+            return self._writer.call(fn) if on_commit is None else _committed(
+                self._writer.submit(fn), on_commit).result(WRITE_TIMEOUT_S)
         with database.atomic():
-            return fn()
+            result = fn()
+        if on_commit is not None:
+            on_commit(result)
+        return result
 
-    def _write_later(self, fn, what):
+    def _write_later(self, fn, what, on_commit=None):
         """Queue a write without waiting for it (a failure is logged): for the writes a caller
         on the line must not wait for. The writer applies writes in the order queued."""
         if self._writer is None:
-            self._write(fn)
+            self._write(fn, on_commit)
             return
         future = self._writer.submit(fn)
         future.add_done_callback(lambda f: f.exception() and log.warning(
             "%s not recorded: %s", what, f.exception()))
+        if on_commit is not None:
+            _committed(future, on_commit)
+
+    def _write_ending(self, body):
+        """A write that may end attempts: `body(ended)` appends (campaign, outcome, duration_s)
+        of each attempt it ended; they are counted in the metrics once committed. A rerun of
+        the write (its batch failed) starts from an empty list."""
+        ended = []
+
+        def fn():
+            ended.clear()
+            return body(ended)
+        return self._write(fn, None if self._metrics is None else (
+            lambda _: [self._metrics.attempt_ended(*e) for e in ended]))
 
     def _campaign_name(self, campaign_id):
         name = self._names.get(campaign_id)
@@ -121,10 +143,16 @@ class Recorder:
         return self._campaign_name(att.campaign_id)
 
     def record_answer(self, attempt_id, token, now):
-        """Queued, not waited for: the callee must not hear a slow database (dead air)."""
-        self._write_later(lambda: database.execute_sql(
-            _sql("answer"), (to_db(now), int(attempt_id), token)),
-            "attempt=%s answer" % attempt_id)
+        """Queued, not waited for: the callee must not hear a slow database (dead air).
+        The metrics observe the delay from the claim (the UPDATE's RETURNING: no extra
+        query; SQLite >= 3.35)."""
+        def write():
+            rows = database.execute_sql(_sql("answer"), (to_db(now), int(attempt_id),
+                                                         token)).fetchall()
+            return [(self._campaign_name(cid), (now - from_db(created)).total_seconds())
+                    for cid, created in rows]
+        self._write_later(write, "attempt=%s answer" % attempt_id, None if self._metrics is None
+                          else lambda rows: [self._metrics.answered(*r) for r in rows])
 
     def record_destination(self, attempt_id, token, dest_result, now):
         """Queued, not waited for (the call's outcome comes from the `result` script)."""
@@ -173,22 +201,22 @@ class Recorder:
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
                       now, note=None):
         """The outcome from the hangup handler. Returns False if the attempt had already ended."""
-        def write():
+        def write(ended):
             att = self._row(attempt_id, token)
             return self._finish(att, outcome_for(dial_status, att.dest_result), now,
                                 note=note, dial_status=dial_status or None,
                                 hangup_cause=_int_or_none(hangup_cause),
-                                billsec_s=_float_or_none(answered_s))
-        return self._write(write)
+                                billsec_s=_float_or_none(answered_s), ends=ended)
+        return self._write_ending(write)
 
     def finish(self, attempt_id, outcome, now, note=None, token=None, **fields):
         """End attempt `attempt_id` with `outcome`; idempotent. NotFoundError if unknown, or if
         `token` is given and is not its token."""
-        return self._write(lambda: self._finish(self._row(attempt_id, token), outcome, now,
-                                                note=note, **fields))
+        return self._write_ending(lambda ended: self._finish(
+            self._row(attempt_id, token), outcome, now, note=note, ends=ended, **fields))
 
     def _finish(self, att, outcome, now, note=None, dial_status=None, hangup_cause=None,
-                billsec_s=None):
+                billsec_s=None, ends=None):
         """Hot path (one per call): plain SQL, as Peewee's query building cost more than the
         queries (bench/). One SELECT (in _row), two conditional UPDATEs, and one INSERT for a
         campaign whose webhook wants attempts, inside the transaction _write opened."""
@@ -214,6 +242,8 @@ class Recorder:
                 move[0] if moved else None)
             webhooks.enqueue(att.campaign_id, webhooks.ATTEMPT_ENDED,
                              webhooks.body(webhooks.ATTEMPT_ENDED, now, data), now)
+        if ends is not None:
+            ends.append((name, outcome.value, duration))
         # The one INFO line a call gets (the others are DEBUG: at hundreds of calls a second,
         # logging's handler lock showed in bench/ profiles).
         log.info("attempt=%s campaign=%s outcome=%s dialstatus=%s", att.id, att.campaign_id,
@@ -222,6 +252,14 @@ class Recorder:
 
 
 REFUSED_RETRY_S = 10
+WRITE_TIMEOUT_S = 60  # as BatchWriter.call's
+
+
+def _committed(future, on_commit):
+    """Call `on_commit(result)` when `future` (a BatchWriter write) succeeds; return it."""
+    future.add_done_callback(lambda f: f.exception() is None and on_commit(f.result()))
+    return future
+
 
 _Row = collections.namedtuple(
     "_Row", "id token status campaign_id number_id created_at attempts dest_result seq phone "
@@ -233,7 +271,8 @@ _SQL = {
            "a.amd_status, a.amd_cause FROM attempt a JOIN number n ON n.id = a.number_id "
            "WHERE a.id = {p}",
     "answer": "UPDATE attempt SET status = 'answered', answered_at = {p} "
-              "WHERE id = {p} AND token = {p} AND status = 'dialing'",
+              "WHERE id = {p} AND token = {p} AND status = 'dialing' "
+              "RETURNING campaign_id, created_at",
     "amd": "UPDATE attempt SET amd_status = {p}, amd_cause = {p} WHERE id = {p} AND token = {p}",
     "amd_hangup": "UPDATE attempt SET amd_status = {p}, amd_cause = {p}, dest_result = {p} "
                   "WHERE id = {p} AND token = {p} AND status <> 'ended'",

@@ -36,13 +36,18 @@ The scheduler's jobs and their overlap, misfire and failure policy: agi_campaign
 Webhooks: results and state changes write their outbox rows (agi_campaign.webhooks); the
 Deliverer's threads (agi_campaign.webhook_delivery) POST them, started after the FastAGI server
 and stopped first (within a second).
+
+Under systemd (`Type=notify`, agi_campaign.systemd) the service sends READY=1 once started,
+WATCHDOG=1 while agi_campaign.health.alive holds, and STOPPING=1 when it begins to stop.
+Metrics (agi_campaign.metrics): the attempts counter is seeded from the database before the
+result writer starts; the recorder, engine and writer observe the rest.
 """
 import logging
 import os
 import signal
 import threading
 
-from agi_campaign import campaigns, reloadplan, scheduler as jobs
+from agi_campaign import campaigns, health, reloadplan, scheduler as jobs, systemd, webhooks
 from agi_campaign.ami import AmiClient
 from agi_campaign.clock import SystemClock
 from agi_campaign.config import load_config
@@ -86,6 +91,9 @@ class Service:
         self.lock = None
         self.http = None
         self.metrics = Metrics()
+        self.metrics.watch(self)
+        self.notifier = systemd.Notifier.from_environ()
+        self.watchdog = None
         self.instance = None
         self._orphans = set()
         self.heartbeat = None
@@ -105,13 +113,17 @@ class Service:
         except BaseException:
             self.shutdown()
             raise
+        self.notifier.ready()
+        self.watchdog = systemd.start_watchdog(self.notifier, lambda: health.alive(self))
 
     def _start(self):
         self.instance = instance_name(self.config.service.instance)
         campaigns.sync_campaigns(self.config, self.clock.now())
-        self.writer = BatchWriter(database)
+        self.metrics.seed_attempts()
+        self.writer = BatchWriter(database, metrics=self.metrics)
         self.writer.start()
-        recorder = Recorder(self._policy_for, self.writer, webhook_for=self._webhook_for)
+        recorder = Recorder(self._policy_for, self.writer, webhook_for=self._webhook_for,
+                            metrics=self.metrics)
         router = Router(self._on_connect_for, recorder, self.clock, self.instance,
                         amd_for=self._amd_for)
         fa = self.config.fastagi
@@ -123,7 +135,7 @@ class Service:
         self.deliverer.start()
         self._start_amis()
         self.engine = Engine(self.config, self.clock, self.amis, recorder,
-                             instance=self.instance)
+                             instance=self.instance, metrics=self.metrics)
         for name, ami in self.amis.items():
             ami.add_listener(lambda ev, name=name: self._on_event(name, ev))
             ami.add_state_listener(lambda up, name=name: self.engine.on_ami_state(name, up))
@@ -173,6 +185,11 @@ class Service:
         if cfg is None:
             raise KeyError(name)
         return cfg
+
+    def webhook_backlog(self):
+        """{campaign: {"pending", "failed", "oldest_s"}} for the metrics (webhooks.backlog)."""
+        with database.connection_context():
+            return webhooks.backlog(self.clock.now())
 
     def _webhook_for(self, name):
         """The campaign's WebhookConfig; None when it has none or is no longer configured."""
@@ -319,6 +336,7 @@ class Service:
                                     args=(deadline_s,))
             timer.daemon = True
             timer.start()
+        self._stop_notifying()
         log.info("stopping: no new calls%s", " (stop_deadline_s %ss)" % deadline_s
                  if graceful else "")
         if self.engine is not None:
@@ -337,7 +355,14 @@ class Service:
                             "recovered at the next start", left)
         self.shutdown()
 
+    def _stop_notifying(self):
+        self.notifier.stopping()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+            self.watchdog = None
+
     def shutdown(self):
+        self._stop_notifying()
         if self.http is not None:
             self.http.stop()
             self.http = None

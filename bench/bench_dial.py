@@ -15,6 +15,7 @@ Baseline B (for diagnosis): the same raw loop, but each call goes through our ow
 answered with DATABASE DEL): the best any Python dialer can do with this dialplan; a slot frees
 when `result` arrives. ours/B is what our Python costs; B/A what the dialplan design costs.
 """
+import contextlib
 import os
 import threading
 import time
@@ -96,10 +97,12 @@ def raw_loop(box, n, dialplan):
     return n / took, ami.failures
 
 
-def ours(box, workdir, n):
-    """Calls completed per second by `agi-campaign run` on a campaign of n answering callees."""
+def ours(box, workdir, n, http=None, during=contextlib.nullcontext):
+    """Calls completed per second by `agi-campaign run` on a campaign of n answering callees.
+    `http`: the service's http: section (None: no HTTP server); `during()`: a context manager
+    entered while the campaign runs (bench_http scrapes the service in it)."""
     cfg = {"rate": sandbox_env.campaign(box, max_channels=IN_FLIGHT, delay_ms=0)}
-    path, port, db_url = sandbox_env.write_service_config(workdir, box, cfg)
+    path, port, db_url = sandbox_env.write_service_config(workdir, box, cfg, http=http)
     config = load_config(str(path))
     open_database(db_url)
     clock = SystemClock()
@@ -111,14 +114,15 @@ def ours(box, workdir, n):
     spy = common.profile(service.pid, workdir, "dial")
     try:
         time.sleep(2.5)  # the engine's AMI settle delay
-        campaigns.apply_command("rate", "start", clock.now())
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            if Campaign.get(Campaign.name == "rate").state == "completed":
-                break
-        else:
-            raise RuntimeError("campaign did not complete:\n" + service.log_tail())
+        with during():
+            campaigns.apply_command("rate", "start", clock.now())
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                if Campaign.get(Campaign.name == "rate").state == "completed":
+                    break
+            else:
+                raise RuntimeError("campaign did not complete:\n" + service.log_tail())
     finally:
         common.profile_stop(spy)
         service.stop(graceful=True)

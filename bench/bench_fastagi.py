@@ -18,6 +18,7 @@ from agi_campaign.clock import SystemClock, to_db
 from agi_campaign.db import database
 from agi_campaign.fastagi import FastAgiServer
 from agi_campaign.models import Attempt
+from agi_campaign.metrics import Metrics
 from agi_campaign.results import Recorder, RetryPolicy
 from agi_campaign.routes import Router
 from agi_campaign.service import Service
@@ -56,9 +57,11 @@ def setup(workdir):
 
 
 def ours(path):
-    writer = BatchWriter(database)  # as agi_campaign.service wires it
+    metrics = Metrics()  # as agi_campaign.service wires it: results counted in the metrics
+    writer = BatchWriter(database, metrics=metrics)
     writer.start()
-    recorder = Recorder(lambda name: RetryPolicy(max_attempts=1, retry_delay_s=0), writer)
+    recorder = Recorder(lambda name: RetryPolicy(max_attempts=1, retry_delay_s=0), writer,
+                        metrics=metrics)
     router = Router(lambda name: None, recorder, SystemClock(), "bench")
     server = FastAgiServer("127.0.0.1", 0, Service._with_db(router), max_connections=512)
     server.start()

@@ -47,12 +47,14 @@ def campaign(box, **kw):
     return out
 
 
-def write_service_config(workdir, box, campaigns, tick_ms=200):
-    """A config.yaml for `campaigns` on `box`; returns (path, fastagi_port, db_url)."""
+def write_service_config(workdir, box, campaigns, tick_ms=200, http=None):
+    """A config.yaml for `campaigns` on `box` (`http`: its http: section, None for none);
+    returns (path, fastagi_port, db_url)."""
     port = free_port()
     db_url = "sqlite:///%s" % os.path.join(workdir, "agi-campaign.db")
     path = harness.write_config(os.path.join(workdir, "config.yaml"), {"main": box}, port,
-                                campaigns, db_url=db_url, tick_ms=tick_ms, stop_deadline_s=20)
+                                campaigns, db_url=db_url, tick_ms=tick_ms, stop_deadline_s=20,
+                                http=http)
     return path, port, db_url
 
 
