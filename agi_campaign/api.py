@@ -30,6 +30,7 @@ Contract (`create_app(service)` around a running agi_campaign.service.Service):
   `/api/v1/openapi.json`, published as docs/openapi.json (`make openapi`).
 """
 import csv
+import datetime as dt
 import functools
 import io
 import itertools
@@ -50,7 +51,7 @@ from starlette.exceptions import HTTPException
 
 from agi_campaign import (__version__, apimodels as m, campaigns, dnc, forecast, health,
                           guard, importer, metrics, numbers, status, uploads)
-from agi_campaign.clock import from_db
+from agi_campaign.clock import show_time
 from agi_campaign.config import HTTP_FIELDS
 from agi_campaign.db import database
 from agi_campaign.errors import (AgiCampaignError, ConfigError, CsvImportError, NotFoundError,
@@ -117,13 +118,6 @@ def create_app(service):
     @app.exception_handler(AgiCampaignError)
     def _project_error(request, exc):
         return JSONResponse({"error": str(exc)}, status_code=error_status(exc))
-
-    @app.exception_handler(Exception)
-    def _unexpected(request, exc):
-        log.error("http 500 %s %s: %s: %s", request.method, request.url.path,
-                  type(exc).__name__, exc)
-        return JSONResponse({"error": "internal error (%s); the service log has the details"
-                                      % type(exc).__name__}, status_code=500)
 
     @app.get("/healthz", tags=["health"])
     def healthz():
@@ -198,15 +192,11 @@ def json_content(request: Request):
                                 % (kind or "none"))
 
 
-def _iso(value):
-    value = from_db(value)
-    return value.isoformat() if value is not None else None
-
-
-def _attempt_json(row):
+def _attempt_json(row, zone):
+    """An attempt row as JSON; its times in `zone` (the campaign's) to the second."""
     out = dict(zip(numbers.ATTEMPT_FIELDS, row))
     for key in ("created_at", "answered_at", "ended_at"):
-        out[key] = _iso(out[key])
+        out[key] = show_time(out[key], zone, iso=True)
     if out["opted_out"] is not None:
         out["opted_out"] = bool(out["opted_out"])
     return out
@@ -260,7 +250,8 @@ def _api_routes(app, service, authorized):
     def campaign_object(row, cfg):
         stamp = now()
         out = status.campaign_status(row, cfg, stamp)
-        out["forecast"] = forecast.forecast(row.id, row.state, out["numbers"], stamp)
+        out["forecast"] = forecast.forecast(row.id, row.state, out["numbers"], stamp,
+                                            zone=cfg.timezone)
         return out
 
     def configured_row(name):
@@ -327,6 +318,10 @@ def _api_routes(app, service, authorized):
         try:
             path = os.path.join(folder, "http-upload.csv")
             if kind == guard.JSON_TYPE:
+                for option, value in (("delimiter", delimiter), ("encoding", encoding)):
+                    if value is not None:
+                        raise UsageError("%s: only for a CSV body (text/csv); a JSON upload is "
+                                         "read as it is, leave %s out" % (option, option))
                 try:
                     upload = m.NumbersUpload.model_validate_json(await request.body())
                 except ValidationError as err:
@@ -363,6 +358,12 @@ def _api_routes(app, service, authorized):
 
     def attempt_filters(name, outcome, since, number):
         row, cfg = configured_row(name)
+        if since is not None:
+            try:
+                since.astimezone(dt.timezone.utc)   # before any row is streamed
+            except (OverflowError, ValueError):
+                raise UsageError("since: %s is out of range; give a time like "
+                                 "2026-12-01T09:00:00+01:00" % since.isoformat()) from None
         return row, {"outcome": outcome.value if outcome else None, "since": since,
                      "phone_e164": None if number is None else phone_or_error(number,
                                                                                cfg.region)}
@@ -383,7 +384,8 @@ def _api_routes(app, service, authorized):
         rows = numbers.attempt_page(row.id, after, limit + 1, **filters)
         more = len(rows) > limit
         rows = rows[:limit]
-        return {"attempts": [_attempt_json(r) for r in rows],
+        zone = config().campaigns[name].timezone
+        return {"attempts": [_attempt_json(r, zone) for r in rows],
                 "next_cursor": m.encode_cursor(rows[-1][0]) if more else None}
 
     @app.get(API + "/campaigns/{name}/attempts.csv", tags=["attempts"], dependencies=guarded,
@@ -426,7 +428,7 @@ def _api_routes(app, service, authorized):
         more = len(rows) > limit
         rows = rows[:limit]
         return {"list": list_name,
-                "entries": [{"phone": p, "added_at": at.isoformat(), "source": source}
+                "entries": [{"phone": p, "added_at": show_time(at, "UTC", iso=True), "source": source}
                             for p, at, source in rows],
                 "next_cursor": m.encode_cursor(rows[-1][0]) if more else None}
 

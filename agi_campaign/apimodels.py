@@ -165,7 +165,8 @@ def decode_cursor(cursor, kind):
         key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["after"]
     except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
         key = None
-    if not isinstance(key, kind) or isinstance(key, bool):
+    if not isinstance(key, kind) or isinstance(key, bool) or (
+            kind is int and not 0 <= key < 2 ** 63) or (kind is str and len(key) > 40):
         raise UsageError("cursor: %r is not a cursor this API returned; pass the next_cursor "
                          "of the previous page, or none for the first page" % cursor[:60])
     return key

@@ -83,9 +83,11 @@ class Engine:
         self._ready_at = {}
         self.last_tick_m = None
         self.last_tick_at = None
+        self.last_run_m = None  # monotonic time tick_states last began (liveness: health.alive)
 
     # ---- states -------------------------------------------------------------------------
     def tick_states(self):
+        self.last_run_m = self.clock.monotonic()
         self.reap_failed_originates()
         now, config = self.clock.now(), self.config
         for row in Campaign.select().where(Campaign.name.in_(list(config.campaigns))):

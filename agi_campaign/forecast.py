@@ -9,7 +9,7 @@ nothing settled in the window.
 """
 import datetime as dt
 
-from agi_campaign.clock import to_db
+from agi_campaign.clock import show_time, to_db
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import Number, NumberStatus
 
@@ -17,8 +17,8 @@ WINDOW_S = 600
 SETTLED = (NumberStatus.DONE.value, NumberStatus.FAILED.value, NumberStatus.DNC.value)
 
 
-def estimate(state, remaining, settled, window_s, now):
-    """``{"finishes_at": ISO text or None, "remaining": n, "per_minute": rate or None,
+def estimate(state, remaining, settled, window_s, now, zone="UTC"):
+    """``{"finishes_at": ISO text in ``zone``, to the second, or None, "remaining": n, "per_minute": rate or None,
     "window_s": s, "reason": text or None}`` for a campaign in ``state`` (a CampaignState
     value) with ``remaining`` numbers to settle, ``settled`` of them settled in the last
     ``window_s`` seconds before ``now`` (aware)."""
@@ -33,11 +33,12 @@ def estimate(state, remaining, settled, window_s, now):
     else:
         rate_s = settled / window_s
         out["per_minute"] = round(rate_s * 60, 3)
-        out["finishes_at"] = (now + dt.timedelta(seconds=remaining / rate_s)).isoformat()
+        out["finishes_at"] = show_time(now + dt.timedelta(seconds=remaining / rate_s), zone,
+                                       iso=True)
     return out
 
 
-def forecast(campaign_id, state, counts, now, window_s=WINDOW_S):
+def forecast(campaign_id, state, counts, now, window_s=WINDOW_S, zone="UTC"):
     """``estimate`` for a campaign whose number counts are ``counts`` (status.number_counts):
     one COUNT of the numbers settled since ``now - window_s``."""
     remaining = counts.get(NumberStatus.PENDING.value, 0) + counts.get(
@@ -48,4 +49,4 @@ def forecast(campaign_id, state, counts, now, window_s=WINDOW_S):
         settled = (Number.select().where((Number.campaign == campaign_id)
                                          & Number.status.in_(SETTLED)
                                          & (Number.updated_at >= since)).count())
-    return estimate(state, remaining, settled, window_s, now)
+    return estimate(state, remaining, settled, window_s, now, zone)

@@ -43,7 +43,7 @@ def token_matches(header, token):
 
 class Guard:
     """ASGI middleware: 401 without the bearer token (except on ``open_paths``), 400 for a body
-    on GET/HEAD/DELETE, 413 for a body over ``limit`` bytes. ``token``: bytes, or None to refuse
+    on GET/HEAD/DELETE, 413 for a body over ``limit`` bytes, a JSON 500 for an unexpected error. ``token``: bytes, or None to refuse
     every request but ``open_paths``."""
 
     def __init__(self, app, token, limit, open_paths=()):
@@ -75,7 +75,26 @@ class Guard:
             await _reply(send, 400, "%s %s takes no request body; send the parameters in the "
                                     "query string" % (scope["method"], scope["path"]))
             return
-        await self.app(scope, self._counting(receive), send)
+        await self._answered(scope, self._counting(receive), send)
+
+    async def _answered(self, scope, receive, send):
+        """Run the app; an error it did not answer becomes a JSON 500 (when no response has
+        started: a stream cut short just ends), logged with its type only (a database error's
+        text may hold a phone number; the traceback is at DEBUG)."""
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # boundary: every request gets an answer
+            log.error("http 500 %s %s: %s", scope["method"], scope["path"], type(exc).__name__)
+            log.debug("http 500 details", exc_info=True)
+            if not started:
+                await _reply(send, 500, "internal error (%s); the service log has the details"
+                                        % type(exc).__name__)
 
     def _counting(self, receive):
         seen = 0

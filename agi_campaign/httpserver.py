@@ -3,7 +3,8 @@
 The listening socket is bound by `start()` in the caller's thread, so a port that is taken is a
 StartupError naming `http.host:port` before anything else starts, not a log line from a thread.
 uvicorn runs its event loop in a daemon thread (it installs no signal handlers there: the
-service's own handlers stay in charge); `stop()` asks it to exit and waits up to `timeout`.
+service's own handlers stay in charge); `stop()` asks it to exit (open requests get 1 s) and
+waits up to `timeout` (2 s).
 Synchronous endpoints of the app run in the event loop's worker threads, so a slow database
 query never stalls the other requests.
 """
@@ -47,7 +48,7 @@ class HttpServer:
         sock.set_inheritable(True)
         self._socket = sock
         config = uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=2,
+                                lifespan="off", timeout_graceful_shutdown=1,
                                 server_header=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
@@ -64,7 +65,7 @@ class HttpServer:
             raise StartupError("http: the server on %s:%s did not start" % self.address)
         log.info("http listening on %s:%s", *self.address)
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout=2.0):
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

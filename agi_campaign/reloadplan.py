@@ -7,8 +7,9 @@ Decisions (the issue is silent on them):
 - Campaigns (every key, `service.callee_hours` through them), `dnc_lists`,
   `service.stop_deadline_s` and `service.stuck_after_s`, and a server's dial settings
   (`dial_template`, `agi_url`, contexts) apply from the next tick.
-- `database`, `fastagi`, `service.tick_ms`, `service.instance`, a server's `ami` connection,
-  and servers added or removed need a restart: the running value is kept, the reload goes on,
+- `database`, `fastagi`, `http` (its port and the token the running server checks),
+  `service.tick_ms`, `service.instance`, a server's `ami` connection, and servers added or
+  removed need a restart: the running value is kept, the reload goes on,
   and each such key is named in the outcome (and logged as a WARNING by the service). Refusing
   the whole file would hold back the campaign changes the reload is for.
 - A campaign on a server the running service has no AMI connection for (a server added by this
@@ -50,6 +51,8 @@ def plan(running, new):
         kept.append("database")
     kept += ["fastagi." + f.name for f in dataclasses.fields(running.fastagi)
              if getattr(new.fastagi, f.name) != getattr(running.fastagi, f.name)]
+    if new.http != running.http:
+        kept.append("http")
     kept += ["service." + name for name in RESTART_FIELDS["service"]
              if getattr(new.service, name) != getattr(running.service, name)]
     servers = {}
@@ -69,7 +72,8 @@ def plan(running, new):
     if unreachable:
         raise ConfigError("%s: %s; the running config stays" % (new.path, "; ".join(unreachable)))
     config = dataclasses.replace(
-        new, database=running.database, fastagi=running.fastagi, servers=servers,
+        new, database=running.database, fastagi=running.fastagi, http=running.http,
+        servers=servers,
         service=dataclasses.replace(new.service, tick_ms=running.service.tick_ms,
                                     instance=running.service.instance))
     return ReloadPlan(

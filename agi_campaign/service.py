@@ -47,6 +47,8 @@ import os
 import signal
 import threading
 
+import peewee
+
 from agi_campaign import campaigns, health, reloadplan, scheduler as jobs, systemd, webhooks
 from agi_campaign.ami import AmiClient
 from agi_campaign.clock import SystemClock
@@ -192,8 +194,9 @@ class Service:
             return webhooks.backlog(self.clock.now())
 
     def _webhook_for(self, name):
-        """The campaign's WebhookConfig; None when it has none or is no longer configured."""
-        cfg = self.config.campaigns.get(name)
+        """The campaign's WebhookConfig (a campaign a reload removed: its last one, so the
+        results of its calls still in flight get their events); None when it has none."""
+        cfg = self.config.campaigns.get(name) or self._retired.get(name)
         return cfg.webhook if cfg is not None else None
 
     def _on_connect_for(self, name):
@@ -215,11 +218,20 @@ class Service:
         for key in plan.kept:
             log.warning("reload: %s changed; it needs a restart, the running value stays", key)
         tick_s = plan.config.service.tick_ms / 1000.0
-        with database.connection_context():
-            campaigns.sync_campaigns(plan.config, now)
-            for name in plan.removed:
-                jobs.remove_campaign(self.scheduler, name)
-                self._pause_removed(name, now)
+        try:
+            with database.connection_context():
+                campaigns.sync_campaigns(plan.config, now)
+                for name in plan.removed:
+                    self._pause_removed(name, now)
+        except (peewee.OperationalError, peewee.InterfaceError) as err:
+            # the rows of new campaigns may be there: harmless, only configured ones dial
+            text = ("reload not applied: the database refused its writes (%s); the running "
+                    "config stays, reload again once the database answers"
+                    % (str(err).strip().splitlines() or ["?"])[0])
+            log.error("%s", text)
+            return self._reloaded(now, False, text)
+        for name in plan.removed:
+            jobs.remove_campaign(self.scheduler, name)
         for name in plan.added:
             self.engine.pacers.setdefault(name, Pacer(self.clock.monotonic))
             self._retired.pop(name, None)
@@ -318,7 +330,10 @@ class Service:
             self._wake.clear()
             if self.reload_wanted.is_set() and not self.stop_event.is_set():
                 self.reload_wanted.clear()
-                self.reload()
+                try:
+                    self.reload()
+                except Exception:  # boundary: a failed reload never stops the service
+                    log.exception("reload failed; the running config stays")
             if on_idle and not self.stop_event.is_set():
                 on_idle()
         self.stop(graceful=True, watchdog=True)
@@ -348,12 +363,22 @@ class Service:
             left = self.in_flight()
             while left and self.clock.monotonic() < deadline:
                 log.info("stopping: waiting for %d call(s) in flight", left)
+                self._beat_while_stopping()
                 threading.Event().wait(min(0.5, max(deadline - self.clock.monotonic(), 0)))
                 left = self.in_flight()
             if left:
                 log.warning("stopping with %d call(s) still up: they go on in Asterisk and are "
                             "recovered at the next start", left)
         self.shutdown()
+
+    def _beat_while_stopping(self):
+        """The scheduler (and its heartbeat job) is paused while calls drain: beat from here,
+        so `status` still shows the service running until it has stopped."""
+        if self.heartbeat is not None and self.engine is not None:
+            try:
+                self._beat()
+            except Exception:  # boundary: stopping goes on without the database
+                log.debug("heartbeat while stopping not written", exc_info=True)
 
     def _stop_notifying(self):
         self.notifier.stopping()
@@ -362,13 +387,9 @@ class Service:
             self.watchdog = None
 
     def shutdown(self):
+        """Close everything, results first: the writer is flushed before the HTTP server and
+        the webhook threads get their (bounded) time, within STOP_RESERVE_S."""
         self._stop_notifying()
-        if self.http is not None:
-            self.http.stop()
-            self.http = None
-        if self.deliverer is not None:
-            self.deliverer.stop()
-            self.deliverer = None
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
@@ -386,6 +407,12 @@ class Service:
             except Exception:  # boundary: stopping goes on without the database
                 log.warning("the heartbeat could not be marked stopped", exc_info=True)
             self.heartbeat = None
+        if self.deliverer is not None:
+            self.deliverer.stop()
+            self.deliverer = None
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
         if self.lock is not None:
             self.lock.release()
             self.lock = None

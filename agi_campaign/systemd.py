@@ -7,7 +7,7 @@ the libraries for it wrap these same lines. Without NOTIFY_SOCKET (not under sys
 
 The watchdog: systemd sets WATCHDOG_USEC (and WATCHDOG_PID) from the unit's `WatchdogSec`;
 `Watchdog` sends WATCHDOG=1 every half of it, but only while `check()` is true (for the service:
-agi_campaign.health.alive, database answering and scheduler ticking), so a wedged service
+agi_campaign.health.alive: the scheduler running its states job), so a wedged service
 stops pinging and systemd restarts it. Once stopping, the watchdog thread ends: systemd stops
 the watchdog timer when the unit leaves the running state (TimeoutStopSec bounds the stop).
 """

@@ -43,6 +43,8 @@ ENDPOINTS = [
     ("GET", "/metrics", None, None),
 ]
 
+HUGE_CURSOR = "eyJhZnRlciI6IDEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDB9"   # {"after": 10**30}
+
 # (method, path, body, the field the 422 message must name): a wrong type for each input
 WRONG_TYPES = [
     ("POST", C + "/start", {"all": True}, "all"),
@@ -51,6 +53,7 @@ WRONG_TYPES = [
     ("POST", C + "/numbers", {"rows": [{"phone": {"nested": 1}}]}, "rows"),
     ("POST", C + "/numbers", {"numbers": ["+12025550150"], "rows": [{"phone": "1"}]},
      "exactly one"),
+    ("POST", C + "/numbers?delimiter=%3B", {"numbers": ["+12025550150"]}, "delimiter"),
     ("GET", C + "/attempts?limit=many", None, "limit"),
     ("GET", C + "/attempts?limit=5000", None, "limit"),
     ("GET", C + "/attempts?outcome=happy", None, "outcome"),
@@ -58,6 +61,9 @@ WRONG_TYPES = [
     ("GET", C + "/attempts?since=2026-01-01T10:00:00", None, "since"),
     ("GET", C + "/attempts?number=12", None, "number"),
     ("GET", C + "/attempts?cursor=xyz", None, "cursor"),
+    ("GET", C + "/attempts?cursor=" + HUGE_CURSOR, None, "cursor"),
+    ("GET", C + "/attempts?since=0001-01-01T00:00:00%2B05:00", None, "since"),
+    ("GET", C + "/attempts.csv?since=0001-01-01T00:00:00%2B05:00", None, "since"),
     ("GET", C + "/attempts.csv?outcome=7", None, "outcome"),
     ("GET", "/api/v1/dnc/lists/blocked?limit=-1", None, "limit"),
     ("GET", "/api/v1/dnc/lists/blocked?cursor=eyJhZnRlciI6IDV9", None, "cursor"),

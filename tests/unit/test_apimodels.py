@@ -12,7 +12,8 @@ def test_apimodels_cursor_round_trip_and_garbage_refused():
     for key, kind in ((0, int), (123456789, int), ("+12025550100", str)):
         assert apimodels.decode_cursor(apimodels.encode_cursor(key), kind) == key
     for garbage in ("", "abc", "!!!", apimodels.encode_cursor("x"), apimodels.encode_cursor(True),
-                    "eyJ4IjogMX0"):
+                    "eyJ4IjogMX0", apimodels.encode_cursor(10 ** 30),
+                    apimodels.encode_cursor(-1)):
         with pytest.raises(UsageError, match="cursor: .* is not a cursor this API returned"):
             apimodels.decode_cursor(garbage, int)
 

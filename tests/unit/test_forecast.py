@@ -9,8 +9,11 @@ NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
 def test_forecast_estimate_from_the_observed_rate():
     out = estimate("running", remaining=300, settled=60, window_s=600, now=NOW)
     assert out["per_minute"] == 6.0    # 60 numbers in 10 minutes
-    assert out["finishes_at"] == (NOW + dt.timedelta(minutes=50)).isoformat()
+    assert out["finishes_at"] == "2026-12-01T09:50:00+00:00"
     assert out["reason"] is None and out["remaining"] == 300
+    later = estimate("running", remaining=7, settled=60, window_s=600, now=NOW + dt.timedelta(
+        microseconds=250), zone="America/New_York")     # in the campaign's zone, to the second
+    assert later["finishes_at"] == "2026-12-01T04:01:10-05:00"
 
 
 def test_forecast_estimate_unknown_says_why():

@@ -29,7 +29,8 @@ def service(monkeypatch):
     clock = FakeClock()
     svc = types.SimpleNamespace(
         config=config, clock=clock, metrics=Metrics(),
-        engine=types.SimpleNamespace(tick_s=0.2, last_tick_m=clock.monotonic()),
+        engine=types.SimpleNamespace(tick_s=0.2, last_tick_m=clock.monotonic(),
+                                     last_run_m=clock.monotonic()),
         amis={"main": FakeAmi(), "second": FakeAmi()})
     return svc
 
@@ -68,7 +69,21 @@ def test_health_scheduler_not_ticking_is_unready(db, service):
     code, body = readyz(service)
     assert code == 503 and body["checks"]["scheduler"]["detail"] == "no states tick completed yet"
     service.engine.last_tick_m = service.clock.monotonic()
+    service.engine.last_run_m = service.clock.monotonic()
     assert health.alive(service)
+
+
+def test_health_watchdog_alive_follows_the_states_job_not_the_database(db, service):
+    """The watchdog's condition: the states job began within the limit, even one that failed
+    on the database (its outage is ridden out, not turned into a restart loop)."""
+    service.engine.last_tick_m = None            # no tick completed: the database is down
+    assert health.alive(service) and readyz(service)[0] == 503
+    service.clock.advance(5.1)                   # the job stopped running at all: wedged
+    assert not health.alive(service)
+    service.engine.last_run_m = service.clock.monotonic()
+    assert health.alive(service)
+    service.engine.last_run_m = None
+    assert not health.alive(service)
 
 
 @pytest.fixture
@@ -93,7 +108,7 @@ def test_health_database_refusing_is_unready(service, database_at):
     code, body = readyz(service)
     assert code == 503 and not body["checks"]["database"]["ok"]
     assert "refused" in body["checks"]["database"]["detail"].lower()
-    assert not health.alive(service)
+    assert health.alive(service)        # the watchdog does not restart for a database outage
 
 
 def test_health_database_not_answering_fails_within_the_timeout(service, database_at):

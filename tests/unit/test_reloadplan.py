@@ -1,6 +1,7 @@
 """What a live reload changes (agi_campaign.reloadplan): campaigns added, changed, removed; keys
 that need a restart keep their running value; a campaign on a new server refuses the file; and
 Service.reload applying it (or keeping the running config)."""
+import peewee
 import pytest
 import yaml
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -117,3 +118,48 @@ def test_service_reload_applies_the_plan_or_keeps_the_running_config(db, tmp_pat
         "a": "ready", "b": "ready", "c": "paused"}
     assert campaigns.history(Campaign.get(Campaign.name == "c"), 1)[0].cause == \
         "removed from the config"
+
+
+def test_reload_plan_keeps_the_http_section_until_a_restart(monkeypatch):
+    monkeypatch.setenv("AGI_CAMPAIGN_API_TOKEN", "old-token-0123456789")
+    running = config({"a": {}}, http={"port": 8080})
+    monkeypatch.setenv("AGI_CAMPAIGN_API_TOKEN", "new-token-0123456789")
+    p = plan(running, config({"a": {}}, http={"port": 8081}))
+    assert p.kept == ("http",) and p.config.http is running.http
+    assert p.config.http.token == "old-token-0123456789"      # what the server checks
+
+
+def test_service_reload_refused_by_the_database_keeps_the_config(db, tmp_path, monkeypatch):
+    """A reload whose database writes fail (SQLite locked by an import, PostgreSQL restarting)
+    applies nothing, records the refusal, and leaves the service running; a removed campaign
+    keeps its webhook so the results of its calls in flight still get their events."""
+    monkeypatch.setenv("HOOK_SECRET", "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY")
+    path = tmp_path / "c.yaml"
+    hook = {"url": "http://127.0.0.1:9/hook", "secret_env": "HOOK_SECRET"}
+    config = write_config(path, {"a": {"webhook": hook}, "c": {}})
+    clock = FakeClock(T0)
+    campaigns.sync_campaigns(config, T0)
+    service = Service(config, clock=clock)
+    service.engine = Engine(config, clock, {"main": FakeAmi()}, None, instance="t")
+    service.scheduler = BackgroundScheduler()
+    for name in config.campaigns:
+        service.scheduler.add_job(print, "interval", seconds=1, id="dial:" + name)
+    service.heartbeat = Heartbeat("t", 200, host="h", pid=1)
+    service.heartbeat.start(T0)
+
+    write_config(path, {"c": {}})
+
+    def locked(*args, **kwargs):
+        raise peewee.OperationalError("database is locked")
+    monkeypatch.setattr(campaigns, "sync_campaigns", locked)
+    ok, text = service.reload()
+    assert not ok and text.startswith("reload not applied: the database refused its writes "
+                                      "(database is locked); the running config stays")
+    assert service.config is config and sorted(j.id for j in service.scheduler.get_jobs()) \
+        == ["dial:a", "dial:c"]
+    assert heartbeat.read(T0)["reload"]["ok"] is False
+
+    monkeypatch.undo()
+    monkeypatch.setenv("HOOK_SECRET", "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY")
+    assert service.reload() == (True, "campaigns paused: a")
+    assert service._webhook_for("a").url == "http://127.0.0.1:9/hook"   # its last webhook
