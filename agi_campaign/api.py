@@ -290,10 +290,10 @@ def _api_routes(app, service, authorized):
         @_in_db
         def apply(name: str, body: Optional[options] = None):
             """409 when the campaign's state does not allow it (the message says which)."""
-            configured_row(name)
+            _, cfg = configured_row(name)
             row = campaigns.apply_command(name, command, now(), cause="api %s" % command,
                                           rearm_all=bool(getattr(body, "all", False)))
-            return campaign_object(row, config().campaigns[name])
+            return campaign_object(row, cfg)
 
     for command in ("start", "pause", "resume", "reset"):
         command_route(command)
@@ -364,9 +364,9 @@ def _api_routes(app, service, authorized):
             except (OverflowError, ValueError):
                 raise UsageError("since: %s is out of range; give a time like "
                                  "2026-12-01T09:00:00+01:00" % since.isoformat()) from None
-        return row, {"outcome": outcome.value if outcome else None, "since": since,
-                     "phone_e164": None if number is None else phone_or_error(number,
-                                                                               cfg.region)}
+        phone_e164 = None if number is None else phone_or_error(number, cfg.region)
+        return row, cfg, {"outcome": outcome.value if outcome else None, "since": since,
+                          "phone_e164": phone_e164}
 
     @app.get(API + "/campaigns/{name}/attempts", tags=["attempts"], dependencies=guarded,
              response_model=m.AttemptPage, responses=ERRORS)
@@ -379,12 +379,12 @@ def _api_routes(app, service, authorized):
         """The campaign's attempts in id order, `limit` a page; `since`: placed at or after
         (ISO 8601 with an offset); `number`: in any form the CLI accepts (the campaign's
         region)."""
-        row, filters = attempt_filters(name, outcome, since, number)
+        row, cfg, filters = attempt_filters(name, outcome, since, number)
         after = m.decode_cursor(cursor, int) if cursor else 0
         rows = numbers.attempt_page(row.id, after, limit + 1, **filters)
         more = len(rows) > limit
         rows = rows[:limit]
-        zone = config().campaigns[name].timezone
+        zone = cfg.timezone
         return {"attempts": [_attempt_json(r, zone) for r in rows],
                 "next_cursor": m.encode_cursor(rows[-1][0]) if more else None}
 
@@ -398,7 +398,7 @@ def _api_routes(app, service, authorized):
         """Every attempt (or those the filters select) as `agi-campaign numbers export
         --attempts` writes them, streamed in keyset pages (constant memory), up to the last
         attempt placed when the request came."""
-        row, filters = attempt_filters(name, outcome, since, number)
+        row, _, filters = attempt_filters(name, outcome, since, number)
         filters["upto"] = numbers.last_attempt_id(row.id)
         return StreamingResponse(
             _csv_chunks(row.id, filters), media_type="text/csv; charset=utf-8",

@@ -6,8 +6,10 @@ receiver never holds a call or a result write.
 
 Per campaign, strictly in order: a thread takes the campaign's oldest undelivered event (lowest
 id), POSTs it, and only when it is settled takes the next one; other campaigns' threads go on.
-(On SQLite ids are committed in order; on PostgreSQL a CLI state change committing at the same
-instant as a result can commit a lower id last, which is then sent after a higher one.)
+(On SQLite ids are committed in order. On PostgreSQL two transactions of one campaign
+committing at the same instant on different connections, such as a state change (by the engine,
+the API or the CLI) and a result, can commit a lower id last, which is then sent after a higher
+one: order holds between events that did not commit at the same instant.)
 
 One try: POST ``url`` with the event's body (``content-type: application/json``) and headers
 ``webhook-id`` (the event's key: identical on every try, the idempotency key),
