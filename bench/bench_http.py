@@ -134,10 +134,10 @@ def run(workdir):
                 " ".join("%.2f" % (b / a) for a, b in zip(rates["off"], rates["on"])), scrapes))
     ok = all(code == 200 for (_, code) in counts) and bool(counts)
     return [
-        row("8 HTTP overhead", "dialing rate with /metrics + /readyz scraped every 1 s vs "
+        row("9 HTTP overhead", "dialing rate with /metrics + /readyz scraped every 1 s vs "
             "HTTP server off", on, off, "calls/s", ">= 0.95", ratio >= 0.95 and ok,
             ratio=ratio, note=note),
-        row("8 HTTP overhead", "service CPU per /metrics + /readyz pair (idle service)",
+        row("9 HTTP overhead", "service CPU per /metrics + /readyz pair (idle service)",
             cpu_ms, None, "ms", "(diagnosis)", None,
             note="%d pairs back to back; at one pair a second: %.1f %% of one core"
                  % (SCRAPES, cpu_ms / 10.0)),
