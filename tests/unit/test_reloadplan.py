@@ -85,6 +85,19 @@ def write_config(path, campaigns):
     return load_config(str(path))
 
 
+def wired_service(config, clock):
+    """A Service wired by hand: engine on a FakeAmi, a scheduler (not started) holding a dial
+    job per campaign, a heartbeat row."""
+    service = Service(config, clock=clock)
+    service.engine = Engine(config, clock, {"main": FakeAmi()}, None, instance="t")
+    service.scheduler = BackgroundScheduler()
+    for name in config.campaigns:
+        service.scheduler.add_job(print, "interval", seconds=1, id="dial:" + name)
+    service.heartbeat = Heartbeat("t", 200, host="h", pid=1)
+    service.heartbeat.start(T0)
+    return service
+
+
 def test_service_reload_applies_the_plan_or_keeps_the_running_config(db, tmp_path):
     """Service.reload on a service wired by hand (engine on a FakeAmi, scheduler not started):
     jobs, pacers, rules, states and the heartbeat's record follow the file."""
@@ -93,13 +106,7 @@ def test_service_reload_applies_the_plan_or_keeps_the_running_config(db, tmp_pat
     clock = FakeClock(T0)
     campaigns.sync_campaigns(config, T0)
     campaigns.apply_command("c", "start", T0)
-    service = Service(config, clock=clock)
-    service.engine = Engine(config, clock, {"main": FakeAmi()}, None, instance="t")
-    service.scheduler = BackgroundScheduler()
-    for name in config.campaigns:
-        service.scheduler.add_job(print, "interval", seconds=1, id="dial:" + name)
-    service.heartbeat = Heartbeat("t", 200, host="h", pid=1)
-    service.heartbeat.start(T0)
+    service = wired_service(config, clock)
 
     path.write_text(path.read_text().replace("max_channels: 2", "max_channels: 0"))
     ok, text = service.reload()
@@ -139,13 +146,7 @@ def test_service_reload_refused_by_the_database_keeps_the_config(db, tmp_path, m
     config = write_config(path, {"a": {"webhook": hook}, "c": {}})
     clock = FakeClock(T0)
     campaigns.sync_campaigns(config, T0)
-    service = Service(config, clock=clock)
-    service.engine = Engine(config, clock, {"main": FakeAmi()}, None, instance="t")
-    service.scheduler = BackgroundScheduler()
-    for name in config.campaigns:
-        service.scheduler.add_job(print, "interval", seconds=1, id="dial:" + name)
-    service.heartbeat = Heartbeat("t", 200, host="h", pid=1)
-    service.heartbeat.start(T0)
+    service = wired_service(config, clock)
 
     write_config(path, {"c": {}})
 
