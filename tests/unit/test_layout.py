@@ -86,3 +86,12 @@ def test_layout_design_doc_names_every_module():
     missing = [name for name, path in module_names().items() if path.name != "__init__.py"
                and "`%s`" % name.split(".")[-1] not in design]
     assert missing == []
+
+
+def test_layout_test_modules_have_unique_names():
+    """pytest imports test modules by their file name (rootdir-relative packages are absent):
+    two test files of one name in different folders fail collection of the whole suite."""
+    seen = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

@@ -1,7 +1,7 @@
 """Webhooks: the outbox rows (same transaction as the result or the state change), signing as
 a Standard Webhooks receiver verifies it, the backoff schedule, per-campaign order, 410 Gone,
 giving up, the backlog and its `status` line, and the config's checks. The HTTP receiver here
-is httpx.MockTransport (the protocol boundary); tests/integration/test_webhooks.py runs the
+is httpx.MockTransport (the protocol boundary); tests/integration/test_webhooks_e2e.py runs the
 real service against a real HTTP receiver."""
 import base64
 import datetime as dt
