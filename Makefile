@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 # Test processes (pytest-xdist): the end-to-end tests mostly wait on calls, so two processes
-# halve the suite's time on 2 cores; TEST_WORKERS=0 runs it in one process.
+# keep the suite near 12 minutes on 2 cores; TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
 .PHONY: install asterisk test demo bench openapi
