@@ -213,6 +213,19 @@ def build_parser():
     st.add_argument("name", nargs="?", help="one campaign (default: all)")
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    rp = _command(sub, "report", "what a campaign's calls came to: attempts by outcome, answer "
+                  "rate, ring and talk time, calls per hour, attempts per number, opt-outs",
+                  "agi-campaign report reminders --since 2026-12-01 --until 2026-12-02 --csv",
+                  common)
+    rp.add_argument("name", help="the campaign")
+    rp.add_argument("--since", metavar="TIME",
+                    help="calls placed at or after TIME (ISO 8601: 2026-12-01 or "
+                         "2026-12-01T09:00; without an offset, in the campaign's timezone)")
+    rp.add_argument("--until", metavar="TIME", help="calls placed before TIME (as --since)")
+    shape = rp.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print JSON")
+    shape.add_argument("--csv", action="store_true", help="print CSV: section,key,value")
+
     demo = _command(sub, "demo", "run a demo campaign on a sandbox Asterisk 22",
                     "agi-campaign demo --numbers 200", common)
     demo.add_argument("--numbers", type=_positive_int, default=60,

@@ -285,6 +285,46 @@ def cmd_reload(args):
                        % (where, RELOAD_WAIT_S))
 
 
+def cmd_report(args):
+    from agi_campaign import report
+
+    config, _ = _open(args)
+    cfg = campaigns.configured(config, args.name)
+    row = campaigns.get_campaign(args.name)
+    since = _report_time(args.since, "--since", cfg.timezone)
+    until = _report_time(args.until, "--until", cfg.timezone)
+    if since is not None and until is not None and until <= since:
+        raise UsageError("--until %s is not after --since %s; give a later --until"
+                         % (args.until, args.since))
+    figures = report.campaign_report(row.id, cfg.timezone, since, until)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    elif args.csv:
+        report.write_csv(figures, sys.stdout)
+    else:
+        print(report.render(row.name, figures))
+    return 0
+
+
+def _report_time(text, option, zone):
+    """`text` (ISO 8601; a date, or a time without offset, is in `zone`) as an aware datetime,
+    or None; UsageError naming `option` otherwise."""
+    if text is None:
+        return None
+    import datetime as dt
+    import zoneinfo
+
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError("%s %r is not an ISO 8601 time; give e.g. 2026-12-01 or "
+                         "2026-12-01T09:00 (the campaign's timezone %s) or 2026-12-01T09:00+01:00"
+                         % (option, text, zone)) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+    return value
+
+
 def cmd_demo(args):
     from agi_campaign.testing import demo
 
@@ -293,7 +333,8 @@ def cmd_demo(args):
 
 COMMANDS = {
     "check-config": cmd_check_config, "run": cmd_run, "numbers": cmd_numbers, "dnc": cmd_dnc,
-    "campaign": cmd_campaign, "status": cmd_status, "demo": cmd_demo, "reload": cmd_reload,
+    "campaign": cmd_campaign, "status": cmd_status, "report": cmd_report, "demo": cmd_demo,
+    "reload": cmd_reload,
 }
 
 
