@@ -45,6 +45,15 @@ def show_time(value, zone="UTC", iso=False):
     return text[:19] + " " + text[19:]
 
 
+def iso_as_text(iso):
+    """ISO text of ``show_time(..., iso=True)`` in show_time's text form, in the offset it
+    carries (a campaign's zone); None stays None."""
+    if iso is None:
+        return None
+    value = _dt.datetime.fromisoformat(iso)
+    return show_time(value, value.tzinfo)
+
+
 class SystemClock:
     """The real clock."""
 

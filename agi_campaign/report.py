@@ -26,7 +26,7 @@ import csv
 import datetime as dt
 import zoneinfo
 
-from agi_campaign.clock import from_db, show_time, to_db
+from agi_campaign.clock import from_db, iso_as_text, show_time, to_db
 from agi_campaign.db import database
 from agi_campaign.models import Outcome
 from agi_campaign.status import number_counts
@@ -73,14 +73,14 @@ def campaign_report(campaign_id, zone, since=None, until=None):
         "SELECT created_at, answered_at, billsec_s, outcome FROM attempt WHERE %s AND %s "
         "ORDER BY id" % (where, placed), args)
     for created, answered, billsec, outcome in rows:
-        created = from_db(_as_datetime(created))
+        created = from_db(created)
         # the hour's start as a UTC instant: aware datetimes of one zone compare by wall
         # time, which would merge the two 01:00 hours of a change back from summer time
         hour = created.astimezone(tz).replace(minute=0, second=0, microsecond=0)
         hours[hour.astimezone(dt.timezone.utc)] += 1
         if outcome == Outcome.ANSWERED.value:
             if answered is not None:
-                rings.append((from_db(_as_datetime(answered)) - created).total_seconds())
+                rings.append((from_db(answered) - created).total_seconds())
             if billsec is not None:
                 talks.append(float(billsec))
     ended = sum(by_outcome.values())
@@ -98,13 +98,6 @@ def campaign_report(campaign_id, zone, since=None, until=None):
     }
 
 
-def _as_datetime(value):
-    """A stored time as a naive datetime (SQLite may hand back text)."""
-    if isinstance(value, str):
-        return dt.datetime.fromisoformat(value)
-    return value
-
-
 def _mean(values):
     return round(sum(values) / len(values), 3) if values else None
 
@@ -112,8 +105,8 @@ def _mean(values):
 def render(name, report):
     """The report as text for a person."""
     a = report["attempts"]
-    span = "%s to %s" % (_text(report["since"]) or "the first call",
-                         _text(report["until"]) or "now")
+    span = "%s to %s" % (iso_as_text(report["since"]) or "the first call",
+                         iso_as_text(report["until"]) or "now")
     lines = ["%s: calls placed from %s (times in %s)" % (name, span, report["timezone"])]
     lines.append("  attempts placed %d (in flight %d; refused by Asterisk, not placed %d)"
                  % (a["placed"], a["in_flight"], a["refused"]))
@@ -130,14 +123,6 @@ def render(name, report):
     lines.append("  calls per hour:" + ("" if report["calls_per_hour"] else " none"))
     lines += ["    %s  %d" % (hour, count) for hour, count in report["calls_per_hour"]]
     return "\n".join(lines)
-
-
-def _text(iso):
-    """ISO text of `show_time` as its text form (None stays None)."""
-    if iso is None:
-        return None
-    value = dt.datetime.fromisoformat(iso)
-    return show_time(value, value.tzinfo)
 
 
 def _seconds(value):

@@ -17,13 +17,12 @@ The service line (agi_campaign.heartbeat) uses the campaigns' zone when they all
 UTC (`display_zone`). STARTNOW and READY reasons promise the service's pick-up only while a
 service runs (its heartbeat is live); otherwise they say to start it.
 """
-import datetime as _dt
 
 import peewee
 
 from agi_campaign import heartbeat, weektime, webhooks
 from agi_campaign.claim import HoursCheck
-from agi_campaign.clock import from_db, show_time, to_db
+from agi_campaign.clock import from_db, iso_as_text, show_time, to_db
 from agi_campaign.db import database, is_postgres
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import (IN_FLIGHT_STATUSES, Attempt, Campaign, Number,
@@ -211,25 +210,19 @@ def service_lines(service, zone):
             if text]
 
 
-def _text(iso):
-    """An ISO time of a row (in its campaign's zone) as text, in the same zone."""
-    value = _dt.datetime.fromisoformat(iso)
-    return show_time(value, value.tzinfo)
-
-
 def render(rows, service=()):
     """`rows` as text, after the lines of `service` (service_lines)."""
     lines = list(service)
     for r in rows:
         c = r["numbers"]
-        lines.append("%s [%s, %s] %s since %s — %s" % (r["name"], r["type"], r["server"],
-                                                      r["state"], _text(r["since"]), r["reason"]))
+        lines.append("%s [%s, %s] %s since %s — %s" % (
+            r["name"], r["type"], r["server"], r["state"], iso_as_text(r["since"]), r["reason"]))
         notes = []
         if c.get("blocked"):
             notes.append("%d blocked by DNC" % c["blocked"])
         if c.get("outside_hours"):
             notes.append("%d outside calling hours%s" % (
-                c["outside_hours"], ", next open " + _text(r["hours_open_next"])
+                c["outside_hours"], ", next open " + iso_as_text(r["hours_open_next"])
                 if r.get("hours_open_next") else ""))
         blocked = " (%s)" % "; ".join(notes) if notes else ""
         lines.append("  numbers %d: pending %d%s, in flight %d, done %d, failed %d, dnc %d, "
