@@ -67,7 +67,6 @@ class Engine:
     def __init__(self, config, clock, amis, recorder, instance, tick_s=None, metrics=None):
         self.config = config
         self.metrics = metrics  # agi_campaign.metrics.Metrics (claim latency), or None
-        self.last_tick_m = None  # monotonic time the last tick_states completed (health)
         self.instance = instance
         self.clock = clock
         self.amis = amis
@@ -81,7 +80,7 @@ class Engine:
         self._absent = {}  # server -> {(attempt id, token): first pass it was absent}
         self._down_since = {}  # server -> monotonic time AMI was first seen down
         self._ready_at = {}
-        self.last_tick_m = None
+        self.last_tick_m = None  # monotonic time the last tick_states completed (health)
         self.last_tick_at = None
         self.last_run_m = None  # monotonic time tick_states last began (liveness: health.alive)
 

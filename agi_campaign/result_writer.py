@@ -43,6 +43,7 @@ RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 STOP_GRACE_S = 5.0
 MAX_LOSSES = 5
+CALL_TIMEOUT_S = 60  # how long `call` (and a caller waiting on `submit`) waits for a commit
 _STOP = object()
 
 
@@ -95,7 +96,7 @@ class BatchWriter:
             self._fail_queued(err)
             self._queue.put(_STOP)
 
-    def call(self, fn, timeout=60):
+    def call(self, fn, timeout=CALL_TIMEOUT_S):
         """Run `fn()` in the writer's transaction; return its result or raise its error.
 
         Returns only once the transaction holding the write is committed.

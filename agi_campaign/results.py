@@ -28,6 +28,7 @@ from agi_campaign import webhooks
 from agi_campaign.clock import from_db, to_db
 from agi_campaign.db import database
 from agi_campaign.errors import NotFoundError
+from agi_campaign.result_writer import CALL_TIMEOUT_S
 from agi_campaign.models import MACHINE_HANGUP, AttemptStatus, Campaign, NumberStatus, Outcome
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class Recorder:
         `on_commit(result)` once the transaction holding the write committed."""
         if self._writer is not None:
             return self._writer.call(fn) if on_commit is None else _committed(
-                self._writer.submit(fn), on_commit).result(WRITE_TIMEOUT_S)
+                self._writer.submit(fn), on_commit).result(CALL_TIMEOUT_S)
         with database.atomic():
             result = fn()
         if on_commit is not None:
@@ -252,7 +253,6 @@ class Recorder:
 
 
 REFUSED_RETRY_S = 10
-WRITE_TIMEOUT_S = 60  # as BatchWriter.call's
 
 
 def _committed(future, on_commit):
