@@ -25,6 +25,8 @@ Contract (`create_app(service)` around a running agi_campaign.service.Service):
   the CLI reads it (the campaign's region).
 - The attempts export (`attempts.csv`) is `numbers export --attempts`'s CSV, streamed one
   keyset page (1000 rows) at a time up to the last attempt when the request came.
+- Reports: `/campaigns/{name}/report` (JSON) and `report.csv` are `agi-campaign report`'s
+  figures (agi_campaign.report), `since`/`until` read as the CLI reads them.
 - Campaign objects: `status --json`'s fields plus `forecast` (agi_campaign.forecast, a first
   estimate). No /docs page (it loads scripts from a CDN); the schema is
   `/api/v1/openapi.json`, published as docs/openapi.json (`make openapi`).
@@ -50,7 +52,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from agi_campaign import (__version__, apimodels as m, campaigns, dnc, forecast, health,
-                          guard, importer, metrics, numbers, status, uploads)
+                          guard, importer, metrics, numbers, report, status, uploads)
 from agi_campaign.clock import show_time
 from agi_campaign.config import HTTP_FIELDS
 from agi_campaign.db import database
@@ -403,6 +405,34 @@ def _api_routes(app, service, authorized):
         return StreamingResponse(
             _csv_chunks(row.id, filters), media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="%s-attempts.csv"' % name})
+
+    def campaign_figures(name, since, until):
+        row, cfg = configured_row(name)
+        since, until = report.time_range(since, until, cfg.timezone, ("since", "until"))
+        return report.campaign_report(row.id, cfg.timezone, since, until)
+
+    @app.get(API + "/campaigns/{name}/report", tags=["reports"], dependencies=guarded,
+             responses=ERRORS)
+    @_in_db
+    def campaign_report(name: str, since: Optional[str] = Query(None, max_length=64),
+                        until: Optional[str] = Query(None, max_length=64)):
+        """`agi-campaign report NAME --json`: attempts by outcome, answer rate, mean ring and
+        talk time, calls per hour in the campaign's zone, attempts per number, opt-outs,
+        numbers by status, for the attempts placed in [since, until) (ISO 8601; a date or a
+        time without an offset is in the campaign's zone; either may be left out)."""
+        return campaign_figures(name, since, until)
+
+    @app.get(API + "/campaigns/{name}/report.csv", tags=["reports"], dependencies=guarded,
+             response_class=PlainTextResponse, responses={**ERRORS, 200: {
+                 "content": {"text/csv": {}}, "description": "the report as CSV"}})
+    @_in_db
+    def campaign_report_csv(name: str, since: Optional[str] = Query(None, max_length=64),
+                            until: Optional[str] = Query(None, max_length=64)):
+        """`agi-campaign report NAME --csv`: the same figures as `section,key,value` rows."""
+        out = io.StringIO()
+        report.write_csv(campaign_figures(name, since, until), out)
+        return PlainTextResponse(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": 'attachment; filename="%s-report.csv"' % name})
 
     def known():
         return list(config().dnc_lists)

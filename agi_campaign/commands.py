@@ -291,11 +291,7 @@ def cmd_report(args):
     config, _ = _open(args)
     cfg = campaigns.configured(config, args.name)
     row = campaigns.get_campaign(args.name)
-    since = _report_time(args.since, "--since", cfg.timezone)
-    until = _report_time(args.until, "--until", cfg.timezone)
-    if since is not None and until is not None and until <= since:
-        raise UsageError("--until %s is not after --since %s; give a later --until"
-                         % (args.until, args.since))
+    since, until = report.time_range(args.since, args.until, cfg.timezone)
     figures = report.campaign_report(row.id, cfg.timezone, since, until)
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -304,25 +300,6 @@ def cmd_report(args):
     else:
         print(report.render(row.name, figures))
     return 0
-
-
-def _report_time(text, option, zone):
-    """`text` (ISO 8601; a date, or a time without offset, is in `zone`) as an aware datetime,
-    or None; UsageError naming `option` otherwise."""
-    if text is None:
-        return None
-    import datetime as dt
-    import zoneinfo
-
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError("%s %r is not an ISO 8601 time; give e.g. 2026-12-01 or "
-                         "2026-12-01T09:00 (the campaign's timezone %s) or 2026-12-01T09:00+01:00"
-                         % (option, text, zone)) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
-    return value
 
 
 def cmd_demo(args):

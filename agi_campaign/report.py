@@ -28,6 +28,7 @@ import zoneinfo
 
 from agi_campaign.clock import from_db, iso_as_text, show_time, to_db
 from agi_campaign.db import database
+from agi_campaign.errors import UsageError
 from agi_campaign.models import Outcome
 from agi_campaign.status import number_counts
 
@@ -44,6 +45,36 @@ def _where(campaign_id, since, until):
         sql += " AND created_at < %s" % p
         args.append(to_db(until))
     return sql, args
+
+
+def time_range(since, until, zone, names=("--since", "--until")):
+    """``(since, until)`` as aware datetimes (None when the text is None or empty) from ISO
+    8601 texts; a date, or a time without an offset, is in ``zone``. UsageError naming the
+    option (``names``) when a text is not a time or ``until`` is not after ``since``."""
+    values = [_parse_time(text, name, zone) for text, name in zip((since, until), names)]
+    if None not in values and values[1] <= values[0]:
+        raise UsageError("%s %s is not after %s %s; give a later %s"
+                         % (names[1], until, names[0], since, names[1]))
+    return tuple(values)
+
+
+def _parse_time(text, name, zone):
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError("%s %r is not an ISO 8601 time; give e.g. 2026-12-01 or "
+                         "2026-12-01T09:00 (the campaign's timezone %s) or 2026-12-01T09:00+01:00"
+                         % (name, text, zone)) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+    try:
+        value.astimezone(dt.timezone.utc)
+    except (OverflowError, ValueError):
+        raise UsageError("%s %r is out of range; give a time like 2026-12-01T09:00+01:00"
+                         % (name, text)) from None
+    return value
 
 
 def campaign_report(campaign_id, zone, since=None, until=None):

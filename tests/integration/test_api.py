@@ -2,6 +2,7 @@
 only through a real HTTP client (httpx): DNC changes, a CSV upload, start, completion, the
 attempts listing with each filter and its cursor pages, and the CSV export compared row for row
 with the attempt table. Asterisk's own events (ChannelMonitor) count the calls."""
+import collections
 import csv
 import io
 
@@ -130,6 +131,7 @@ def test_api_upload_start_complete_export_equals_database(asterisk, tmp_path, mo
             assert blocked[1:] not in mon.dialed
             assert sorted(mon.dialed) == sorted({a.number.phone[1:] for a in placed})
             check_listing_and_export(client, db_attempts)
+            check_report(client, placed)
         finally:
             service.stop(graceful=True)
             client.close()
@@ -164,3 +166,27 @@ def check_listing_and_export(client, db_attempts):
     assert table[0] == list(ATTEMPT_COLUMNS)
     assert table[1:] == expected_export()
     print("FIGURES export rows", len(table) - 1, "listing pages", pages)
+
+
+def check_report(client, placed):
+    """The report endpoints against counts taken from the attempt table here."""
+    got = client.get("/campaigns/web/report").json()
+    by_outcome = collections.Counter(a.outcome for a in placed)
+    assert got["attempts"]["placed"] == len(placed) and got["attempts"]["in_flight"] == 0
+    assert {k: v for k, v in got["attempts"]["by_outcome"].items() if v} == dict(by_outcome)
+    per_number = collections.Counter(collections.Counter(a.number.id for a in placed).values())
+    assert got["attempts_per_number"] == sorted([n, c] for n, c in per_number.items())
+    assert sum(c for _, c in got["calls_per_hour"]) == len(placed)
+    middle = placed[len(placed) // 2]
+    since = from_db(middle.created_at).isoformat()
+    later = client.get("/campaigns/web/report", params={"since": since}).json()
+    assert later["attempts"]["placed"] == sum(a.created_at >= middle.created_at for a in placed)
+    rows = list(csv.reader(io.StringIO(client.get("/campaigns/web/report.csv").text)))
+    assert rows[0] == ["section", "key", "value"]
+    assert ["attempts", "placed", str(len(placed))] in rows
+    bad = client.get("/campaigns/web/report", params={"since": "yesterday"})
+    assert bad.status_code == 400 and "since" in bad.json()["error"]
+    backwards = client.get("/campaigns/web/report", params={"since": "2026-12-02",
+                                                            "until": "2026-12-01"})
+    assert backwards.status_code == 400 and "until" in backwards.json()["error"]
+    print("FIGURES report", got["attempts"]["by_outcome"], "answer rate", got["answer_rate"])
