@@ -34,7 +34,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from agi_campaign import activity, api, campaigns, charts, dnc, report, session
+from agi_campaign import activity, api, campaigns, charts, clock, dnc, report, session
 from agi_campaign.errors import AgiCampaignError, UsageError
 from agi_campaign.models import Campaign, Outcome
 
@@ -69,13 +69,13 @@ def percent(rate):
 
 
 def forecast_text(fc):
-    """The forecast as the table shows it: when it finishes, else why there is no estimate."""
+    """The API's ``forecast`` as people read it: when it finishes (``finishes_at``), else why
+    there is no estimate (``reason``); "cannot finish before end: " first when
+    ``cannot_finish_before_end`` is true."""
     fc = fc or {}
-    if fc.get("cannot_finish_before_end"):
-        return "cannot finish before end" + (" (%s)" % fc["reason"] if fc.get("reason") else "")
-    if fc.get("finishes_at"):
-        return "finishes " + fc["finishes_at"].replace("T", " ")
-    return fc.get("reason") or "-"
+    text = ("finishes " + clock.iso_as_text(fc["finishes_at"]) if fc.get("finishes_at")
+            else fc.get("reason") or "-")
+    return "cannot finish before end: " + text if fc.get("cannot_finish_before_end") else text
 
 
 def campaign_view(obj, cfg):

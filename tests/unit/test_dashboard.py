@@ -210,3 +210,18 @@ def test_dashboard_pages_reference_only_packaged_assets(client):
             assert not re.match(r"^(?:[a-z]+:)?//", ref), (path, ref)
             if ref.startswith("/static/"):
                 assert client.get(ref).status_code == 200, ref
+
+
+def test_dashboard_forecast_text_shows_the_finish_or_the_reason():
+    text = dashboard.forecast_text
+    assert text({"finishes_at": "2026-12-01T10:05:00-05:00", "reason": None}) == \
+        "finishes 2026-12-01 10:05:00 -05:00"
+    assert text({"finishes_at": None, "reason": "no number left to call"}) == \
+        "no number left to call"
+    assert text({"finishes_at": "2026-12-24T19:00:00+01:00", "reason": None,
+                 "cannot_finish_before_end": True}) == \
+        "cannot finish before end: finishes 2026-12-24 19:00:00 +01:00"
+    assert text({"finishes_at": None, "reason": "outside its window",
+                 "cannot_finish_before_end": True}) == \
+        "cannot finish before end: outside its window"
+    assert text(None) == "-"
