@@ -16,8 +16,9 @@ session cookie; guard.Guard sends a browser without them to /login):
   the API upload's own path), ``GET .../dnc`` (check) and ``POST .../dnc/add``
   (api.dnc_check_number, api.dnc_add_numbers: the API's). They answer an HTML fragment with
   the API's status code (an error as a readable message, never a traceback).
-Static files (``/static``: the CSS and the vendored htmx) are served without auth: they hold
-nothing secret and the login page needs them. No asset comes from another host.
+Static files (``/static``: the CSS, dashboard.js (shows a JSON error, e.g. the guard's 413,
+as a message) and the vendored htmx) are served without auth: they hold nothing secret and
+the login page needs them. No asset comes from another host.
 """
 import datetime as dt
 import logging

@@ -176,7 +176,8 @@ def test_dashboard_login_upload_start_pause_resume_report_export(asterisk, tmp_p
                 ).count()
             fetched = assets_served(client, base, {"/login": login_page, "/": index.text,
                                                    "/campaigns/dash": page})
-            assert fetched == {"/static/style.css", "/static/vendor/htmx.min.js"}
+            assert fetched == {"/static/style.css", "/static/vendor/htmx.min.js",
+                               "/static/dashboard.js"}
             out = client.post("/logout")
             assert out.status_code == 303
             assert client.get("/").status_code == 303
