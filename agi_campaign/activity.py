@@ -33,7 +33,7 @@ def _row(row, zone, now):
     placed = show_time(created, zone)
     return {"id": ident, "number": phone.mask(e164), "seq": seq, "server": server,
             "status": status, "placed": placed, "placed_time": placed[11:19],
-            "answered": answered is not None,
+            "answered": answered is not None or status == "answered",
             "age_s": max(0, int((now - created).total_seconds())), "outcome": outcome,
             "dial_status": dial_status, "talk_s": billsec, "dest_result": dest}
 
@@ -41,8 +41,8 @@ def _row(row, zone, now):
 def live_calls(campaign_id, zone, now, limit=LIVE_LIMIT):
     """The campaign's attempts in flight (dialing or answered), newest first, at most
     ``limit``: dicts of id, number (masked), seq, server, status, placed (text in ``zone``),
-    placed_time (its HH:MM:SS), answered (bool), age_s (since placed, at ``now``), outcome, dial_status, talk_s,
-    dest_result."""
+    placed_time (its HH:MM:SS), answered (bool), age_s (since placed, at ``now``), outcome,
+    dial_status, talk_s, dest_result."""
     p = database.param
     rows = _attempts(campaign_id, " AND a.status IN (%s)" % ", ".join(
         [p] * len(IN_FLIGHT_STATUSES)), list(IN_FLIGHT_STATUSES), limit)

@@ -67,8 +67,8 @@ def bar_chart(ident, title, items, width=480):
 
 def column_chart(ident, title, points, width=400, height=150, ticks=4, unit="calls"):
     """Columns over time, one a ``(label, value)`` of ``points`` in order, the y axis from 0
-    to ``nice_top`` of the largest value with ``ticks`` grid lines, the first, middle and last labels under
-    the axis. The desc gives the total, the peak and its label."""
+    to ``nice_top`` of the largest value with ``ticks`` grid lines, the first, middle and last
+    labels under the axis. The desc gives the total, the peak and its label."""
     points = list(points)
     left, bottom, top_pad = 36, 22, 8
     plot_w, plot_h = width - left - 4, height - bottom - top_pad

@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agi_campaign import activity, api, campaigns, charts, clock, dnc, report, session
 from agi_campaign.errors import AgiCampaignError, UsageError
-from agi_campaign.models import Campaign, Outcome
+from agi_campaign.models import Campaign
 
 log = logging.getLogger(__name__)
 HERE = pathlib.Path(__file__).resolve().parent
@@ -103,6 +103,11 @@ def local_time(text, zone, field):
                          % (field, text)) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+    try:
+        value.astimezone(dt.timezone.utc)      # as the report will store-compare it
+    except (OverflowError, ValueError):
+        raise UsageError("%s: %r is out of range; give a time like 2026-12-01T09:00"
+                         % (field, text)) from None
     return value
 
 
@@ -163,10 +168,8 @@ def _routes(app, service, token):
         return {"name": name, "r": figures, "since": since_text or "", "until": until_text or "",
                 "answer_rate": percent(figures["answer_rate"]),
                 "outcome_chart": Markup(charts.bar_chart(
-                    "outcome-chart", "Attempts by outcome", [
-                        (o.value, by_outcome.get(o.value, 0)) for o in Outcome
-                        if o is not Outcome.REFUSED] + [("refused", figures["attempts"][
-                            "refused"])]))}
+                    "outcome-chart", "Attempts by outcome", list(by_outcome.items()) + [
+                        ("refused", figures["attempts"]["refused"])]))}
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(request: Request, next: str = "/"):

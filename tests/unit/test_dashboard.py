@@ -26,7 +26,8 @@ def client(db, monkeypatch):
     config = parse_config({"servers": {"main": SERVER}, "http": {},
                            "dnc_lists": {"global": {}, "other": {}},
                            "campaigns": {"c1": dict(CAMPAIGN, server="main"),
-                                         "c2": dict(CAMPAIGN, server="main")}},
+                                         "c2": dict(CAMPAIGN, server="main",
+                                                    timezone="Asia/Tokyo")}},
                           "test.yaml")
     clock = FakeClock()
     campaigns.sync_campaigns(config, clock.now())
@@ -198,6 +199,9 @@ def test_dashboard_campaign_page_masks_numbers_and_reports(client):
     assert "Attempts by outcome: answered 0," in ranged.text
     bad = client.get("/campaigns/c1/report", params={"since": since, "until": since})
     assert bad.status_code == 400 and "must be after since" in bad.text
+    for value, words in (("0001-01-01T00:00", "out of range"), ("yesterday", "not a date")):
+        bad = client.get("/campaigns/c2/report", params={"since": value})   # UTC+9
+        assert bad.status_code == 400 and words in bad.text, bad.text
 
 
 def test_dashboard_pages_reference_only_packaged_assets(client):
