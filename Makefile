@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # keep the suite near 12 minutes on 2 cores; TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: install asterisk browser test demo bench openapi
+.PHONY: install asterisk browser test demo bench openapi vendor
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,3 +56,15 @@ bench: install asterisk
 # docs/openapi.json: the HTTP API's schema (tests/unit/test_openapi.py fails when it is stale)
 openapi: install
 	$(VENV)/bin/python -m agi_campaign.api > docs/openapi.json
+
+# The dashboard's vendored htmx (agi_campaign/static/vendor/; no CDN: dialers run on closed
+# networks): `make vendor` fetches HTMX_VERSION from the npm registry with npm pack.
+HTMX_VERSION ?= 2.0.11
+VENDOR := agi_campaign/static/vendor
+vendor:
+	rm -rf .vendor-tmp && mkdir .vendor-tmp
+	cd .vendor-tmp && npm pack -q htmx.org@$(HTMX_VERSION) && tar xzf htmx.org-$(HTMX_VERSION).tgz
+	cp .vendor-tmp/package/dist/htmx.min.js $(VENDOR)/htmx.min.js
+	cp .vendor-tmp/package/LICENSE $(VENDOR)/htmx.LICENSE
+	echo "htmx.org $(HTMX_VERSION) (npm registry, dist/htmx.min.js and LICENSE)" > $(VENDOR)/VERSIONS
+	rm -rf .vendor-tmp

@@ -79,9 +79,10 @@ def error_status(err):
     return 500
 
 
-def create_app(service):
+def create_app(service, open_paths=OPEN_PATHS, pages=()):
     """The app around ``service`` (None: only to publish the OpenAPI schema; every request but
-    the health checks is then refused)."""
+    the health checks is then refused). ``open_paths`` and ``pages``: guard.Guard's (the
+    dashboard adds its login and static files, and its pages)."""
     app = FastAPI(title="agi-campaign", version=__version__, openapi_url=None, docs_url=None,
                   redoc_url=None, description=__doc__)
     app.state.service = service
@@ -90,12 +91,13 @@ def create_app(service):
     app.add_middleware(guard.Guard, token=token,
                        limit=http.max_upload_bytes if http else HTTP_FIELDS[
                            "max_upload_bytes"].default,
-                       open_paths=OPEN_PATHS)
+                       open_paths=open_paths, pages=pages)
 
     def authorized(request: Request, _bearer=Depends(_BEARER)):
-        """Checked by guard.Guard before the body is read; again here (and declared in
-        the OpenAPI schema) for every route that depends on it."""
-        if not guard.token_matches(request.headers.get("authorization"), token):
+        """Checked by guard.Guard before the body is read (the bearer token, or the dashboard's
+        session cookie); again here (and declared in the OpenAPI schema) for every route that
+        depends on it."""
+        if guard.credentials(request.headers, token) is None:
             raise Unauthorized()
 
     @app.exception_handler(Unauthorized)
@@ -248,11 +250,7 @@ def _api_routes(app, service, authorized):
         return service.clock.now()
 
     def campaign_object(row, cfg):
-        stamp = now()
-        out = status.campaign_status(row, cfg, stamp)
-        out["forecast"] = forecast.forecast(row.id, row.state, out["numbers"], stamp,
-                                            zone=cfg.timezone)
-        return out
+        return campaign_json(row, cfg, now())
 
     def configured_row(name):
         cfg = campaigns.configured(config(), name)
@@ -336,25 +334,9 @@ def _api_routes(app, service, authorized):
 
     @_in_db
     def import_file(name, path, dry_run, phone_column, delimiter, encoding):
-        """importer.import_csv in this process (workers=0: no child process is forked or
-        spawned from the threaded service; uploads are bounded by max_upload_bytes)."""
-        row, cfg = configured_row(name)
-        stamp = now()
-        report = importer.import_csv(
-            row.id, path, cfg.region, cfg.dnc_lists, stamp, dry_run=dry_run,
-            rejects_path=None if dry_run else path + ".rejects.csv", phone_column=phone_column,
-            workers=0, delimiter=delimiter, encoding=encoding, countries=cfg.countries)
-        if not dry_run:
-            campaigns.reopen_after_import(row, report.imported, stamp)
-        code = report.exit_status()
-        out = {key: getattr(report, key) for key in (
-            "rows", "imported", "duplicates", "invalid", "dnc", "blank", "lines", "read_as",
-            "dry_run", "batch_id")}
-        out.update(rejected=[{"line": line, "raw": raw, "reason": reason}
-                             for line, raw, reason in report.shown],
-                   exit_status=code, meaning=IMPORT_MEANING.get(code, ""),
-                   campaign_state=row.state.upper())
-        return out
+        return import_numbers(config(), name, path, now(), dry_run=dry_run,
+                              phone_column=phone_column, delimiter=delimiter,
+                              encoding=encoding)
 
     def attempt_filters(name, outcome, since, number):
         row, cfg = configured_row(name)
@@ -442,11 +424,7 @@ def _api_routes(app, service, authorized):
     @_in_db
     def dnc_add(list_name: str, body: m.DncNumbers):
         """Put numbers on a list (`agi-campaign dnc add`): all valid or nothing added."""
-        region = list_region(list_name, body)
-        dnc.refuse_invalid(body.numbers, region, "dnc add %s" % list_name)
-        added, already, _ = dnc.add(list_name, body.numbers, region, now(), source="api",
-                                    known_lists=known())
-        return {"list": list_name, "added": added, "already": already}
+        return dnc_add_numbers(config(), list_name, body.numbers, body.region, now(), "api")
 
     @app.post(API + "/dnc/lists/{list_name}/remove", tags=["dnc"], dependencies=with_json,
               response_model=m.DncRemoved, responses=ERRORS)
@@ -463,9 +441,60 @@ def _api_routes(app, service, authorized):
     def dnc_check(number: str = Query(min_length=1, max_length=100),
                   region: Optional[str] = Query(None, max_length=2)):
         """The configured lists holding a number (`agi-campaign dnc check`)."""
-        where = dnc.region_for(config(), region, [number], "region")
-        return {"number": phone_or_error(number, where),
-                "lists": dnc.check(number, where, known())}
+        return dnc_check_number(config(), number, region)
+
+
+def campaign_json(row, cfg, now):
+    """A campaign as the API and the dashboard show it: `status --json`'s fields
+    (status.campaign_status) plus ``forecast``."""
+    out = status.campaign_status(row, cfg, now)
+    out["forecast"] = forecast.forecast(row.id, row.state, out["numbers"], now,
+                                        zone=cfg.timezone)
+    return out
+
+
+def import_numbers(config, name, path, now, dry_run=False, phone_column=None, delimiter=None,
+                   encoding=None):
+    """An uploaded file imported into campaign ``name`` as `numbers import` does (the API's
+    and the dashboard's uploads): importer.import_csv in this process (workers=0: no child
+    process is forked or spawned from the threaded service; uploads are bounded by
+    max_upload_bytes), then campaigns.reopen_after_import. The report as JSON (ImportResult)."""
+    cfg = campaigns.configured(config, name)
+    row = campaigns.get_campaign(name)
+    report = importer.import_csv(
+        row.id, path, cfg.region, cfg.dnc_lists, now, dry_run=dry_run,
+        rejects_path=None if dry_run else path + ".rejects.csv", phone_column=phone_column,
+        workers=0, delimiter=delimiter, encoding=encoding, countries=cfg.countries)
+    if not dry_run:
+        campaigns.reopen_after_import(row, report.imported, now)
+    code = report.exit_status()
+    out = {key: getattr(report, key) for key in (
+        "rows", "imported", "duplicates", "invalid", "dnc", "blank", "lines", "read_as",
+        "dry_run", "batch_id")}
+    out.update(rejected=[{"line": line, "raw": raw, "reason": reason}
+                         for line, raw, reason in report.shown],
+               exit_status=code, meaning=IMPORT_MEANING.get(code, ""),
+               campaign_state=row.state.upper())
+    return out
+
+
+def dnc_add_numbers(config, list_name, raws, region, now, source):
+    """`dnc add` for the API and the dashboard: 404 for a list not configured, every number
+    valid or nothing added; ``region``: the one given, or dnc.region_for's default."""
+    known = list(config.dnc_lists)
+    dnc.require_list(list_name, known)
+    region = dnc.region_for(config, region, raws, "region")
+    dnc.refuse_invalid(raws, region, "dnc add %s" % list_name)
+    added, already, _ = dnc.add(list_name, raws, region, now, source=source, known_lists=known)
+    return {"list": list_name, "added": added, "already": already}
+
+
+def dnc_check_number(config, number, region):
+    """`dnc check` for the API and the dashboard: the number's E.164 form and the configured
+    lists holding it."""
+    where = dnc.region_for(config, region, [number], "region")
+    return {"number": phone_or_error(number, where),
+            "lists": dnc.check(number, where, list(config.dnc_lists))}
 
 
 def phone_or_error(raw, region):

@@ -1,24 +1,40 @@
 """The guard every HTTP request passes before FastAPI sees it (plain ASGI middleware): the
-bearer token, the body size, no body on GET.
+bearer token or the dashboard's session cookie (with its CSRF header), the body size, no body
+on GET.
 
 Running before FastAPI reads or parses a body, it answers a request without the token 401
 before a byte of its body is read (logged with method, path and client address, never the
 token), and a body over ``http.max_upload_bytes`` 413 whether it declares its length (refused
 before reading) or is sent chunked (refused when the count passes the limit: the endpoint
 reading it gets ``BodyTooLarge`` and writes nothing). The limit holds for every endpoint.
+
+The dashboard's session cookie (agi_campaign.session) is accepted wherever the bearer token
+is (so a browser can download the export); a state-changing request (not GET/HEAD/OPTIONS)
+authenticated by the cookie alone also needs the ``X-CSRF-Token`` header (403 JSON
+otherwise). A GET of a dashboard page (``pages``: exact paths, or prefixes ending in ``/``)
+without credentials is sent to ``/login`` (303; an htmx request gets 401 with
+``HX-Redirect: /login``) instead of the API's 401.
 """
 import hmac
 import json
 import logging
 
+from urllib.parse import quote
+
 from starlette.exceptions import HTTPException
+
+from agi_campaign import session
 
 log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json"
 NO_BODY_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+LOGIN = "/login"
 UNAUTHORIZED = ("missing or invalid bearer token; send 'Authorization: Bearer <token>' "
                 "(http.token_env)")
+CSRF_MISSING = ("missing or wrong X-CSRF-Token header: a request that changes something and "
+                "is authenticated by the session cookie needs the page's csrf-token")
 
 
 class BodyTooLarge(HTTPException):
@@ -41,16 +57,36 @@ def token_matches(header, token):
             and hmac.compare_digest(value.strip().encode(), token))
 
 
-class Guard:
-    """ASGI middleware: 401 without the bearer token (except on ``open_paths``), 400 for a body
-    on GET/HEAD/DELETE, 413 for a body over ``limit`` bytes, a JSON 500 for an unexpected error. ``token``: bytes, or None to refuse
-    every request but ``open_paths``."""
+def credentials(headers, token):
+    """How a request (``headers``: lower-case names) is authenticated: "bearer", "cookie" (the
+    dashboard's session cookie) or None."""
+    if token_matches(headers.get("authorization"), token):
+        return "bearer"
+    if session.cookie_matches(headers.get("cookie"), token):
+        return "cookie"
+    return None
 
-    def __init__(self, app, token, limit, open_paths=()):
+
+def matches(path, paths):
+    """True when ``path`` is one of ``paths`` or under one of them that ends in ``/`` (but
+    ``/``: the root is only itself)."""
+    return any(path == p or (p != "/" and p.endswith("/") and path.startswith(p))
+               for p in paths)
+
+
+class Guard:
+    """ASGI middleware: 401 without the bearer token or the session cookie (except on
+    ``open_paths``: exact paths, or prefixes ending in ``/``), 403 for a cookie request that
+    changes state without the CSRF header, 303 to /login for a dashboard page (``pages``),
+    400 for a body on GET/HEAD/DELETE, 413 for a body over ``limit`` bytes, a JSON 500 for an
+    unexpected error. ``token``: bytes, or None to refuse every request but ``open_paths``."""
+
+    def __init__(self, app, token, limit, open_paths=(), pages=()):
         self.app = app
         self.token = token
         self.limit = limit
-        self.open_paths = frozenset(open_paths)
+        self.open_paths = tuple(open_paths)
+        self.pages = tuple(pages)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -58,13 +94,8 @@ class Guard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", ())}
-        if scope["path"] not in self.open_paths and not token_matches(
-                headers.get("authorization"), self.token):
-            client = scope.get("client")
-            log.warning("http 401 %s %s from %s: %s bearer token", scope["method"],
-                        scope["path"], client[0] if client else "?",
-                        "wrong" if headers.get("authorization") else "no")
-            await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+        if not matches(scope["path"], self.open_paths) and not await self._admitted(
+                scope, headers, send):
             return
         declared = headers.get("content-length")
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
@@ -76,6 +107,39 @@ class Guard:
                                     "query string" % (scope["method"], scope["path"]))
             return
         await self._answered(scope, self._counting(receive), send)
+
+    async def _admitted(self, scope, headers, send):
+        """True when the request may go on; otherwise answers it (401, 403 or 303) and returns
+        False. Logged with method, path and client address, never a credential."""
+        how = credentials(headers, self.token)
+        method, path = scope["method"], scope["path"]
+        client = scope.get("client")
+        if how == "bearer" or (how == "cookie" and method in SAFE_METHODS):
+            return True
+        if how == "cookie":
+            if session.csrf_matches(headers.get(session.CSRF_HEADER), self.token):
+                return True
+            log.warning("http 403 %s %s from %s: %s CSRF header", method, path,
+                        client[0] if client else "?",
+                        "wrong" if headers.get(session.CSRF_HEADER) else "no")
+            await _reply(send, 403, CSRF_MISSING)
+            return False
+        page = method in SAFE_METHODS and matches(path, self.pages)
+        log.log(logging.INFO if page else logging.WARNING, "http %s %s %s from %s: %s",
+                303 if page else 401, method, path, client[0] if client else "?",
+                "wrong bearer token" if headers.get("authorization") else
+                "wrong session cookie" if session.cookie_of(headers.get("cookie"))
+                else "no credentials")
+        if page:
+            if headers.get("hx-request"):
+                await _reply(send, 401, UNAUTHORIZED, [(b"hx-redirect", LOGIN.encode())])
+            else:
+                target = LOGIN + ("" if path == "/" else "?next=" + quote(path, safe="/"))
+                await _reply(send, 303, "log in first: " + LOGIN,
+                             [(b"location", target.encode("latin-1"))])
+            return False
+        await _reply(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
+        return False
 
     async def _answered(self, scope, receive, send):
         """Run the app; an error it did not answer becomes a JSON 500 (when no response has

@@ -150,9 +150,9 @@ class Service:
                                               heartbeat=self._beat,
                                               heartbeat_s=HEARTBEAT_EVERY_S)
         if self.config.http is not None:
-            from agi_campaign import api
+            from agi_campaign import dashboard
 
-            self.http = HttpServer(api.create_app(self), self.config.http.host,
+            self.http = HttpServer(dashboard.create_app(self), self.config.http.host,
                                    self.config.http.port)
             self.http.start()
         log.info("agi-campaign running: instance=%s fastagi=%s:%s servers=%s campaigns=%s",

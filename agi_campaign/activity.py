@@ -1,0 +1,74 @@
+"""What a campaign is doing now, for the dashboard: its calls in flight, its latest attempts and
+its calls per minute over the last hours.
+
+Numbers are masked as in the logs (phone.mask) before they leave this module: the dashboard
+never holds a whole number of an attempt. Times are shown in the campaign's zone
+(clock.show_time). Costs: each function is one query bounded by its limit or time range
+(attempt ids descending, or created_at within the range, on the campaign's rows).
+"""
+import datetime as dt
+
+from agi_campaign import phone
+from agi_campaign.clock import from_db, show_time, to_db
+from agi_campaign.db import database, is_postgres
+from agi_campaign.models import IN_FLIGHT_STATUSES
+
+LIVE_LIMIT = 50
+RECENT_LIMIT = 20
+
+
+def _attempts(campaign_id, extra, params, limit):
+    p = database.param
+    return database.execute_sql(
+        "SELECT a.id, n.phone, a.seq, a.server, a.status, a.created_at, a.answered_at, "
+        "a.outcome, a.dial_status, a.billsec_s, a.dest_result FROM attempt a "
+        "JOIN number n ON n.id = a.number_id WHERE a.campaign_id = %s%s "
+        "ORDER BY a.id DESC LIMIT %s" % (p, extra, p), [campaign_id, *params, limit]).fetchall()
+
+
+def _row(row, zone, now):
+    (ident, e164, seq, server, status, created, answered, outcome, dial_status, billsec,
+     dest) = row
+    created = from_db(created)
+    return {"id": ident, "number": phone.mask(e164), "seq": seq, "server": server,
+            "status": status, "placed": show_time(created, zone), "answered": answered is not None,
+            "age_s": max(0, int((now - created).total_seconds())), "outcome": outcome,
+            "dial_status": dial_status, "talk_s": billsec, "dest_result": dest}
+
+
+def live_calls(campaign_id, zone, now, limit=LIVE_LIMIT):
+    """The campaign's attempts in flight (dialing or answered), newest first, at most
+    ``limit``: dicts of id, number (masked), seq, server, status, placed (text in ``zone``),
+    answered (bool), age_s (since placed, at ``now``), outcome, dial_status, talk_s,
+    dest_result."""
+    p = database.param
+    rows = _attempts(campaign_id, " AND a.status IN (%s)" % ", ".join(
+        [p] * len(IN_FLIGHT_STATUSES)), list(IN_FLIGHT_STATUSES), limit)
+    return [_row(r, zone, now) for r in rows]
+
+
+def recent_attempts(campaign_id, zone, now, limit=RECENT_LIMIT):
+    """The campaign's ``limit`` latest attempts, newest first (live_calls's dicts)."""
+    return [_row(r, zone, now) for r in _attempts(campaign_id, "", [], limit)]
+
+
+def calls_per_minute(campaign_id, now, minutes=180, zone="UTC"):
+    """Attempts placed in each of the ``minutes`` whole minutes up to ``now`` (the current
+    minute last), oldest first: ``[(HH:MM in zone, count), ...]``, zeros included."""
+    end = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    start = end - dt.timedelta(minutes=minutes)
+    p = database.param
+    minute = ("to_char(date_trunc('minute', created_at), 'YYYY-MM-DD HH24:MI')"
+              if is_postgres() else "strftime('%Y-%m-%d %H:%M', created_at)")
+    counts = {}
+    for key, count in database.execute_sql(
+            "SELECT %s AS m, COUNT(*) FROM attempt WHERE campaign_id = %s AND created_at >= %s "
+            "AND created_at < %s GROUP BY m" % (minute, p, p, p),
+            [campaign_id, to_db(start), to_db(end)]):
+        counts[key] = int(count)
+    out = []
+    for i in range(minutes):
+        at = start + dt.timedelta(minutes=i)
+        key = to_db(at).strftime("%Y-%m-%d %H:%M")
+        out.append((show_time(at, zone)[11:16], counts.get(key, 0)))
+    return out

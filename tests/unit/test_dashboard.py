@@ -1,0 +1,212 @@
+"""The dashboard (agi_campaign.dashboard) through its app in-process (Starlette's TestClient):
+login and the session cookie, the guard's 303 / 401 / 403, pages and fragments built from the
+database, actions calling what the API calls, errors as readable messages, everything
+escaped, numbers masked. The service end to end: tests/integration/test_dashboard_e2e.py."""
+import datetime as dt
+import re
+import types
+
+import pytest
+from fastapi.testclient import TestClient
+
+from agi_campaign import campaigns, dashboard, session
+from agi_campaign.clock import to_db
+from agi_campaign.config import parse_config
+from agi_campaign.models import Attempt, Campaign, DncEntry, Number
+
+from tests.unit.support import CAMPAIGN, SERVER, FakeClock, make_numbers
+
+TOKEN = "dashboard-unit-token-0123456789"
+CSRF = {"X-CSRF-Token": session.csrf_value(TOKEN.encode())}
+
+
+@pytest.fixture
+def client(db, monkeypatch):
+    monkeypatch.setenv("AGI_CAMPAIGN_API_TOKEN", TOKEN)
+    config = parse_config({"servers": {"main": SERVER}, "http": {},
+                           "dnc_lists": {"global": {}, "other": {}},
+                           "campaigns": {"c1": dict(CAMPAIGN, server="main"),
+                                         "c2": dict(CAMPAIGN, server="main")}},
+                          "test.yaml")
+    clock = FakeClock()
+    campaigns.sync_campaigns(config, clock.now())
+    service = types.SimpleNamespace(config=config, clock=clock)
+    with TestClient(dashboard.create_app(service), follow_redirects=False) as c:
+        c.clock = clock
+        yield c
+
+
+def login(client):
+    reply = client.post("/login", data={"token": TOKEN})
+    assert reply.status_code == 303
+    return reply
+
+
+def test_dashboard_pages_redirect_to_login_without_the_cookie(client):
+    for path in ("/", "/campaigns/c1", "/parts/campaigns", "/campaigns/c1/live"):
+        reply = client.get(path)
+        assert reply.status_code == 303, path
+        assert reply.headers["location"].startswith("/login"), path
+    assert client.get("/campaigns/c1").headers["location"] == "/login?next=/campaigns/c1"
+    htmx = client.get("/parts/campaigns", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401 and htmx.headers["hx-redirect"] == "/login"
+    # the API keeps its 401, and posts are never redirected
+    assert client.get("/api/v1/campaigns").status_code == 401
+    assert client.post("/campaigns/c1/start").status_code == 401
+    assert client.get("/login").status_code == 200
+    assert client.get("/static/style.css").status_code == 200
+
+
+def test_dashboard_login_sets_a_derived_cookie_and_a_wrong_token_is_refused(client):
+    wrong = client.post("/login", data={"token": TOKEN[:-1]})
+    assert wrong.status_code == 401 and 'id="login-error"' in wrong.text
+    assert "set-cookie" not in wrong.headers
+    reply = client.post("/login", data={"token": TOKEN, "next": "/campaigns/c1"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/campaigns/c1"
+    cookie = reply.headers["set-cookie"]
+    assert cookie.startswith("%s=%s;" % (session.COOKIE, session.cookie_value(TOKEN.encode())))
+    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+    assert TOKEN not in cookie
+    offsite = client.post("/login", data={"token": TOKEN, "next": "//evil.example/"})
+    assert offsite.headers["location"] == "/"
+    page = client.get("/")
+    assert page.status_code == 200 and TOKEN not in page.text
+    assert session.csrf_value(TOKEN.encode()) in page.text
+    out = client.post("/logout")
+    assert out.status_code == 303 and 'Max-Age=0' in out.headers["set-cookie"]
+    client.cookies.clear()
+    assert client.get("/").status_code == 303
+
+
+def test_dashboard_cookie_state_changes_need_the_csrf_header(client):
+    login(client)
+    for headers in ({}, {"X-CSRF-Token": "0" * 64},
+                    {"X-CSRF-Token": session.cookie_value(TOKEN.encode())}):
+        reply = client.post("/campaigns/c1/start", headers=headers)
+        assert reply.status_code == 403 and "X-CSRF-Token" in reply.json()["error"]
+        reply = client.post("/api/v1/campaigns/c1/start", headers=headers)
+        assert reply.status_code == 403
+    assert Campaign.get(Campaign.name == "c1").state == "ready"
+    # the API accepts the cookie (GET; POST with the header), and still the bearer token
+    assert client.get("/api/v1/campaigns/c1").json()["state"] == "READY"
+    client.cookies.clear()
+    bearer = {"Authorization": "Bearer " + TOKEN}
+    assert client.post("/api/v1/campaigns/c1/resume", headers=bearer).status_code == 409
+
+
+def test_dashboard_campaign_table_rows(client, db):
+    login(client)
+    row = Campaign.get(Campaign.name == "c1")
+    make_numbers(row, 4)
+    Number.update(status="done").where(Number.id.in_(
+        Number.select(Number.id).where(Number.campaign == row).limit(1))).execute()
+    page = client.get("/")
+    assert '<table id="campaigns"' in page.text
+    rows = client.get("/parts/campaigns").text
+    c1 = rows.split('data-campaign="c1"')[1].split("</tr>")[0]
+    assert '<progress class="progress" value="1" max="4"' in c1
+    assert "done 1 · failed 0 · DNC 0 of 4" in c1
+    assert re.search(r'class="in-flight">0 of 3<', c1)
+    assert re.search(r'class="state state-ready">READY<', c1)
+    assert 'href="/campaigns/c1"' in c1 and "waiting for start" in c1
+    assert "the campaign is READY, not running" in c1      # the forecast's reason
+    assert 'data-campaign="c2"' in rows
+
+
+def test_dashboard_actions_apply_commands_and_show_errors(client):
+    login(client)
+    reply = client.post("/campaigns/c1/start", headers=CSRF)
+    assert reply.status_code == 200 and "now STARTNOW" in reply.text
+    assert reply.headers["hx-trigger"] == "campaign-changed"
+    again = client.post("/campaigns/c1/start", headers=CSRF)
+    assert again.status_code == 409 and "applies only when it is READY" in again.text
+    assert "Traceback" not in again.text
+    missing = client.post("/campaigns/nope/pause", headers=CSRF)
+    assert missing.status_code == 404 and "defined: c1" in missing.text
+    page = client.get("/campaigns/nope")
+    assert page.status_code == 404 and "not in test.yaml" in page.text
+
+
+def test_dashboard_upload_shows_the_import_report(client):
+    login(client)
+    csv = b"phone,name\n2025550123,a\n2025550124,b\n2025550124,c\n<script>x</script>,d\n"
+    reply = client.post("/campaigns/c1/upload", headers=CSRF,
+                        files={"file": ("list.csv", csv, "text/csv")})
+    assert reply.status_code == 200, reply.text
+    figures = dict(re.findall(r'<td class="(\w+)">(\d+)</td>', reply.text))
+    assert figures == {"rows": "4", "imported": "2", "duplicates": "1", "dnc": "0",
+                       "invalid": "1", "blank": "0"}
+    # the rejected row, its line and its value escaped
+    assert "<td>5</td><td>&lt;script&gt;x&lt;/script&gt;</td>" in reply.text
+    assert "<script>" not in reply.text
+    assert Number.select().count() == 2
+    none = client.post("/campaigns/c1/upload", headers=CSRF, data={"x": "1"})
+    assert none.status_code == 400 and "choose a CSV file" in none.text
+
+
+def test_dashboard_dnc_check_and_add(client):
+    login(client)
+    check = client.get("/campaigns/c1/dnc", params={"number": "202-555-0123"})
+    assert "+12025550123 is on no Do-Not-Call list" in check.text
+    added = client.post("/campaigns/c1/dnc/add", headers=CSRF,
+                        data={"number": "2025550123", "list": "global"})
+    assert "+12025550123 added to global" in added.text
+    assert [e.phone for e in DncEntry.select()] == ["+12025550123"]
+    assert "is on global" in client.get("/campaigns/c1/dnc", params={"number": "2025550123"}).text
+    bad = client.post("/campaigns/c1/dnc/add", headers=CSRF,
+                      data={"number": "12", "list": "global"})
+    assert bad.status_code == 422 and "not a valid phone number" in bad.text
+    other = client.post("/campaigns/c1/dnc/add", headers=CSRF,
+                        data={"number": "2025550124", "list": "other"})
+    assert other.status_code == 400 and "Do-Not-Call lists (global)" in other.text
+    assert DncEntry.select().count() == 1
+
+
+def test_dashboard_campaign_page_masks_numbers_and_reports(client):
+    login(client)
+    row = Campaign.get(Campaign.name == "c1")
+    phones = make_numbers(row, 2)
+    numbers = list(Number.select().order_by(Number.id))
+    at = to_db(client.clock.now() - dt.timedelta(minutes=5))
+    Attempt.create(number=numbers[0], campaign=row, seq=1, token="t1", server="main",
+                   status="ended", outcome="answered", created_at=at, answered_at=at,
+                   ended_at=at, billsec_s=12)
+    Attempt.create(number=numbers[1], campaign=row, seq=1, token="t2", server="main",
+                   status="dialing", created_at=to_db(client.clock.now()))
+    page = client.get("/campaigns/c1")
+    assert page.status_code == 200
+    for hook in ('id="state"', 'id="progress"', 'id="live-calls"', 'id="outcome-chart"',
+                 'id="cpm-chart"', 'id="recent-attempts"', 'id="start"', 'id="pause"',
+                 'id="resume"', 'id="reset"', 'id="upload"', 'id="csv-file"',
+                 'id="upload-submit"', 'id="import-report"', 'id="dnc-check"',
+                 'id="dnc-number"', 'id="dnc-list"', 'id="dnc-check-submit"',
+                 'id="dnc-add-submit"', 'id="dnc-result"', 'id="report"',
+                 'id="report-since"', 'id="report-until"', 'id="action-result"'):
+        assert hook in page.text, hook
+    assert '<a id="export" class="button" href="/api/v1/campaigns/c1/attempts.csv" download>' \
+        in page.text
+    for e164 in phones:
+        assert e164 not in page.text and e164[2:] not in page.text
+        assert e164[:5] + "*****" + e164[-2:] in page.text
+    live = client.get("/campaigns/c1/live").text
+    calls = live.split('id="live-calls"')[1].split("</ul>")[0]
+    assert calls.count("<li>") == 1 and "ringing" in calls
+    assert "Attempts by outcome: answered 1," in page.text          # the chart's desc
+    assert "total 2 calls" in page.text                            # calls per minute
+    since = (client.clock.now() - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    ranged = client.get("/campaigns/c1/report", params={"since": since})
+    assert "Attempts by outcome: answered 0," in ranged.text
+    bad = client.get("/campaigns/c1/report", params={"since": since, "until": since})
+    assert bad.status_code == 400 and "must be after since" in bad.text
+
+
+def test_dashboard_pages_reference_only_packaged_assets(client):
+    login(client)
+    for path in ("/login", "/", "/campaigns/c1"):
+        text = client.get(path).text
+        refs = re.findall(r'(?:src|href)="([^"]*)"', text)
+        assert refs, path
+        for ref in refs:
+            assert not re.match(r"^(?:[a-z]+:)?//", ref), (path, ref)
+            if ref.startswith("/static/"):
+                assert client.get(ref).status_code == 200, ref
