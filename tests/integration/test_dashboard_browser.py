@@ -27,7 +27,7 @@ TOKEN_ENV = "AGI_CAMPAIGN_TEST_DASHBOARD_TOKEN"
 TOKEN = "dashboard-test-token-0123456789abcdef"
 MAX_CHANNELS = 3
 MAX_ATTEMPTS = 2
-INVALID_LINE = 6  # the CSV line of the invalid row (the header is line 1)
+DNC_LINE, INVALID_LINE = 4, 6  # the CSV lines of the DNC and invalid rows (header: line 1)
 
 # One read of the live figures of the campaign page, in one script (htmx swaps elements: a
 # WebDriver element found earlier may be stale by the time it is read).
@@ -38,20 +38,19 @@ return [p && p.getAttribute('value'), p && p.getAttribute('max'),
 
 
 def write_upload(path, phones, dnc_phone):
-    """The CSV a person uploads: national and E.164 forms, the DNC number, one invalid row at
-    INVALID_LINE. Returns the path."""
+    """The CSV a person uploads: national and E.164 forms, the DNC number at DNC_LINE, one
+    invalid row at INVALID_LINE. Returns the path."""
     rows = ["%s,guest%d" % (p[2:] if i % 2 else p, i) for i, p in enumerate(phones)]
-    rows.insert(2, "%s,blocked-one" % dnc_phone)
+    rows.insert(DNC_LINE - 2, "%s,blocked-one" % dnc_phone)
     rows.insert(INVALID_LINE - 2, "not-a-number,x")
     path.write_text("phone,name\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
 
 
 def figure(text, label):
-    """The number shown next to `label` in the import report's text ("imported: 14" or
-    "14 imported"), or None."""
-    found = re.search(r"%s\W{0,3}(\d+)" % label, text, re.I) or re.search(
-        r"(\d+)\W{0,3}%s" % label, text, re.I)
+    """The number shown next to `label` in the import report's text ("Imported 14"), or
+    None."""
+    found = re.search(r"^%s\W{0,3}(\d+)$" % label, text, re.I | re.M)
     return int(found.group(1)) if found else None
 
 
@@ -127,8 +126,12 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
             stored = {n.phone for n in Number.select()}
             assert stored == set(phones)
             assert figure(report, "imported") == len(phones)
-            assert figure(report, "invalid") == 1 and figure(report, "dnc") == 1
-            assert str(INVALID_LINE) in report
+            assert figure(report, "rows") == len(phones) + 2
+            assert figure(report, "invalid") == 1 and figure(report, "duplicates") == 0
+            assert figure(report, "on a do-not-call list") == 1
+            # the rejected rows with their lines (the table's cells joined by spaces)
+            assert "\n%d not-a-number " % INVALID_LINE in report
+            assert "\n%d %s on Do-Not-Call list blocked" % (DNC_LINE, dnc_phone) in report
             total = len(phones)
 
             # start with a click; from here on the page is never reloaded
