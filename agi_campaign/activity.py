@@ -30,8 +30,10 @@ def _row(row, zone, now):
     (ident, e164, seq, server, status, created, answered, outcome, dial_status, billsec,
      dest) = row
     created = from_db(created)
+    placed = show_time(created, zone)
     return {"id": ident, "number": phone.mask(e164), "seq": seq, "server": server,
-            "status": status, "placed": show_time(created, zone), "answered": answered is not None,
+            "status": status, "placed": placed, "placed_time": placed[11:19],
+            "answered": answered is not None,
             "age_s": max(0, int((now - created).total_seconds())), "outcome": outcome,
             "dial_status": dial_status, "talk_s": billsec, "dest_result": dest}
 
@@ -39,7 +41,7 @@ def _row(row, zone, now):
 def live_calls(campaign_id, zone, now, limit=LIVE_LIMIT):
     """The campaign's attempts in flight (dialing or answered), newest first, at most
     ``limit``: dicts of id, number (masked), seq, server, status, placed (text in ``zone``),
-    answered (bool), age_s (since placed, at ``now``), outcome, dial_status, talk_s,
+    placed_time (its HH:MM:SS), answered (bool), age_s (since placed, at ``now``), outcome, dial_status, talk_s,
     dest_result."""
     p = database.param
     rows = _attempts(campaign_id, " AND a.status IN (%s)" % ", ".join(

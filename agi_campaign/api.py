@@ -3,8 +3,10 @@
 
 Contract (`create_app(service)` around a running agi_campaign.service.Service):
 - Auth: every path but `/healthz` and `/readyz` (unknown paths and `/api/v1/openapi.json`
-  included) needs `Authorization: Bearer <token>` (http.token_env). guard.Guard checks it
-  before any body is read: 401, logged with method, path and client address, never the token.
+  included) needs `Authorization: Bearer <token>` (http.token_env), or the dashboard's session
+  cookie (agi_campaign.session) plus, on a POST, its `X-CSRF-Token` header (403 without).
+  guard.Guard checks it before any body is read: 401, logged with method, path and client
+  address, never the token.
 - Bodies: at most http.max_upload_bytes on every endpoint (413), none on GET (400); JSON
   endpoints answer 415 to another Content-Type; the upload takes text/csv or application/json.
 - Errors are JSON `{"error": "<message>"}`: bad JSON 400, invalid fields 422 (naming each
@@ -14,7 +16,9 @@ Contract (`create_app(service)` around a running agi_campaign.service.Service):
   that validate first, as in the CLI.
 - Handlers only translate: they call what the CLI calls (campaigns.apply_command,
   importer.import_csv + campaigns.reopen_after_import, the dnc module with
-  dnc.refuse_invalid / dnc.region_for, numbers.attempt_page for listing and export).
+  dnc.refuse_invalid / dnc.region_for, numbers.attempt_page for listing and export). The
+  dashboard (agi_campaign.dashboard) shares `campaign_json`, `import_numbers`,
+  `dnc_add_numbers` and `dnc_check_number` with these endpoints.
 - Endpoints are sync and run in the server's worker threads, each inside
   `database.connection_context()` (`_in_db`); the upload is async only to stream its body to a
   temporary file, then imports in a worker thread with `workers=0` (the importer's process

@@ -7,6 +7,7 @@ viewBox (it scales to its container's width), coloured by CSS classes (agi_campa
 style.css). Every text is escaped. Values scale to the largest value (a bar of the largest
 value spans the plot); an empty or all-zero series draws the axes and says "no data".
 """
+import math
 from html import escape
 
 BAR_H = 22
@@ -24,6 +25,19 @@ def _svg(ident, width, height, title, desc, body):
 
 def _number(value):
     return ("%d" % value) if float(value).is_integer() else ("%.1f" % value)
+
+
+def nice_top(value, ticks):
+    """The axis maximum for a largest count ``value``: ``ticks`` steps of 1, 2 or 5 x 10^k,
+    or 2.5 x 10^k from 25 up (at least 1), so every grid line is a whole number; 0 for 0."""
+    if value <= 0:
+        return 0
+    raw = value / ticks
+    if raw <= 1:
+        return ticks
+    scale = 10 ** math.floor(math.log10(raw))
+    steps = (1, 2, 2.5, 5, 10) if scale >= 10 else (1, 2, 5, 10)
+    return int(next(m * scale for m in steps if m * scale >= raw) * ticks)
 
 
 def bar_chart(ident, title, items, width=480):
@@ -51,14 +65,14 @@ def bar_chart(ident, title, items, width=480):
     return _svg(ident, width, height, title, "%s: %s" % (title, desc), body)
 
 
-def column_chart(ident, title, points, width=720, height=180, ticks=4, unit="calls"):
+def column_chart(ident, title, points, width=400, height=150, ticks=4, unit="calls"):
     """Columns over time, one a ``(label, value)`` of ``points`` in order, the y axis from 0
-    to the largest value with ``ticks`` grid lines, the first, middle and last labels under
+    to ``nice_top`` of the largest value with ``ticks`` grid lines, the first, middle and last labels under
     the axis. The desc gives the total, the peak and its label."""
     points = list(points)
     left, bottom, top_pad = 36, 22, 8
     plot_w, plot_h = width - left - 4, height - bottom - top_pad
-    top = max((v for _, v in points), default=0)
+    top = nice_top(max((v for _, v in points), default=0), ticks)
     body = ['<line class="axis" x1="%d" y1="%d" x2="%d" y2="%d"/>'
             % (left, top_pad + plot_h, left + plot_w, top_pad + plot_h)]
     if top <= 0:
@@ -67,6 +81,7 @@ def column_chart(ident, title, points, width=720, height=180, ticks=4, unit="cal
                     % (left + 8, top_pad + plot_h // 2))
     else:
         peak = max(points, key=lambda p: p[1])
+        # grid lines at whole multiples of 1, 2 or 5 x 10^k: the axis reaches nice_top
         desc = "%d points, total %s %s, peak %s at %s" % (
             len(points), _number(sum(v for _, v in points)), unit, _number(peak[1]), peak[0])
         for k in range(1, ticks + 1):

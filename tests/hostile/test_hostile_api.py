@@ -7,6 +7,7 @@ import logging
 import httpx
 import pytest
 
+from agi_campaign import session
 from agi_campaign.models import Campaign
 from agi_campaign.testing.process import wait_port
 from agi_campaign.testing.sandbox import free_port
@@ -177,3 +178,68 @@ def test_hostile_api_valid_requests_still_work_after(api):
     assert api.post(C + "/start", json={}, headers=auth()).json()["state"] == "STARTNOW"
     again = api.post(C + "/start", headers=auth())
     assert "'start' applies only when it is READY" in error_of(again, 409)
+
+
+DASHBOARD_POSTS = [("/campaigns/c/start", {}), ("/campaigns/c/pause", {}),
+                   ("/campaigns/c/dnc/add", {"number": "+12025550161", "list": "blocked"})]
+
+
+def test_hostile_api_forged_session_cookies_and_missing_csrf_are_refused(api, caplog):
+    """The dashboard's session cookie opens the API to browsers: a forged cookie is no
+    credential (401 on the API, 303 to /login on a page), a real cookie without the right
+    X-CSRF-Token header changes nothing (403), and the token never shows in a log line, a
+    cookie or a page."""
+    before = snapshot()
+    caplog.set_level(logging.DEBUG)
+    real = session.cookie_value(TOKEN.encode())
+    forged = [TOKEN, session.csrf_value(TOKEN.encode()), session.cookie_value(WRONG.encode()),
+              real[:-1], real + "0", real.upper(), "", "%00" + real]
+    checked = 0
+    for value in forged:
+        api.cookies.clear()
+        api.cookies.set(session.COOKIE, value)
+        for method, path, body, _ in ENDPOINTS:
+            error_of(api.request(method, path, json=body), 401)
+            checked += 1
+        for page in ("/", "/campaigns/c", "/parts/campaigns"):
+            reply = api.get(page)
+            assert reply.status_code == 303 and reply.headers["location"].startswith("/login")
+            checked += 1
+    api.cookies.clear()
+    api.cookies.set("x" + session.COOKIE, real)     # the right value under another name
+    error_of(api.get("/api/v1/campaigns"), 401)
+    api.cookies.clear()
+    wrong_login = api.post("/login", data={"token": WRONG})
+    assert wrong_login.status_code == 401 and 'id="login-error"' in wrong_login.text
+    assert "set-cookie" not in wrong_login.headers and WRONG not in wrong_login.text
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        reply = api.post("/login", data={"token": TOKEN, "next": target})
+        assert reply.status_code == 303 and reply.headers["location"] == "/", target
+    assert api.cookies.get(session.COOKIE) == real
+    csrf_wrong = [{}, {"X-CSRF-Token": real}, {"X-CSRF-Token": TOKEN},
+                  {"X-CSRF-Token": session.csrf_value(WRONG.encode())},
+                  {"Authorization": "Bearer " + WRONG}]
+    for headers in csrf_wrong:
+        for method, path, body, _ in ENDPOINTS:
+            if method == "POST":
+                message = error_of(api.post(path, json=body, headers=headers), 403)
+                assert "X-CSRF-Token" in message
+                checked += 1
+        for path, form in DASHBOARD_POSTS:
+            error_of(api.post(path, data=form, headers=headers), 403)
+            checked += 1
+        error_of(api.post("/campaigns/c/upload", headers=headers,
+                          files={"file": ("x.csv", b"phone\n+12025550162\n", "text/csv")}), 403)
+        checked += 1
+    assert snapshot() == before
+    # the control: the cookie with the page's CSRF value acts, through the API and the page
+    good = {"X-CSRF-Token": session.csrf_value(TOKEN.encode())}
+    assert "+12025550140 is on blocked" in api.get("/campaigns/c/dnc",
+                                                   params={"number": "+12025550140"}).text
+    assert api.post("/campaigns/c/start", headers=good).status_code == 200
+    assert api.get("/api/v1/campaigns/c").json()["state"] == "STARTNOW"
+    text = caplog.text + "".join(str(c) for c in api.cookies.jar)
+    for secret in (TOKEN, WRONG):
+        assert secret not in text
+    print("FIGURES hostile cookie: %d forged-cookie or CSRF-less requests refused, nothing "
+          "written" % checked)

@@ -79,6 +79,16 @@ def test_charts_columns_scale_and_label_first_middle_last():
 
 
 def test_charts_one_point_has_one_label():
-    svg = charts.column_chart("c", "Calls", [("09:00", 3)])
-    labels = [t.text for t in parse(svg).iter(NS + "text") if t.get("y") == str(180 - 6)]
+    svg = charts.column_chart("c", "Calls", [("09:00", 3)], height=150)
+    labels = [t.text for t in parse(svg).iter(NS + "text") if t.get("y") == str(150 - 6)]
     assert labels == ["09:00"]
+
+
+def test_charts_axis_tops_are_whole_steps_of_1_2_5():
+    assert [charts.nice_top(v, 4) for v in (0, 1, 4, 5, 9, 13, 362, 1000, 1001, 90)] == [
+        0, 4, 4, 8, 20, 20, 400, 1000, 2000, 100]
+    svg = charts.column_chart("c", "Calls", [("a", 362), ("b", 181)], height=180)
+    ticks = [t.text for t in parse(svg).iter(NS + "text") if t.get("text-anchor") == "end"]
+    assert ticks == ["100", "200", "300", "400", "b"]     # "b": the last label, under the axis
+    heights = [float(r.get("height")) for r in rects(svg, "col")]
+    assert heights == [round(150 * 362 / 400, 1), round(150 * 181 / 400, 1)]
