@@ -4,7 +4,7 @@ token, put a number on a Do-Not-Call list, upload a CSV, start the campaign with
 confirm() dialog, watch the progress bar move and the state reach COMPLETED without a reload,
 then download the attempts export and compare it with the attempt table. Asterisk's own events
 (ChannelMonitor) count the calls. Screenshots of the campaign table (1280x800 and a 390x844
-phone) and of the campaign page are saved under build/screenshots/ (or
+phone) and of the campaign page (while it runs, and the whole page at the end) are saved under build/screenshots/ (or
 $AGI_CAMPAIGN_SCREENSHOTS) and their paths printed."""
 import csv
 import re
@@ -20,6 +20,7 @@ from agi_campaign.testing import harness
 from agi_campaign.testing.process import wait_port
 from agi_campaign.testing.sandbox import free_port
 
+from tests.integration.browser import screenshot_dir
 from tests.integration.support import (campaign, check_invariants, destinations_recorded,
                                        expected_export, plan_numbers, prepared_service, wait_for)
 
@@ -72,6 +73,7 @@ def text_of(driver, element_id, timeout=30):
 def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tmp_path,
                                                            monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    (screenshot_dir() / "failure.png").unlink(missing_ok=True)  # an earlier run's
     port = free_port()
     plan = plan_numbers(14, 54000, seed=13)
     phones = list(plan)
@@ -80,7 +82,9 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
     config, service = prepared_service(
         tmp_path, {"main": asterisk},
         {"web": campaign(max_channels=MAX_CHANNELS, max_attempts=MAX_ATTEMPTS,
-                         retry_delay_s=1)}, {},
+                         retry_delay_s=1),
+         "survey": campaign(max_channels=2)},  # never started: a second row in the table
+        {},
         http={"port": port, "token_env": TOKEN_ENV, "max_upload_bytes": 1 << 20})
     open_database(config.database.url)
     base = "http://127.0.0.1:%d" % port
@@ -106,6 +110,8 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
             assert any(c.get("httpOnly") for c in cookies.values())
             row = wait.until(EC.presence_of_element_located(
                 (By.CSS_SELECTOR, '#campaigns tr[data-campaign="web"]')))
+            assert sorted(r.get_attribute("data-campaign") for r in driver.find_elements(
+                By.CSS_SELECTOR, "#campaigns tr[data-campaign]")) == ["survey", "web"]
             assert row.find_element(By.CSS_SELECTOR, ".state").text.strip() == "READY"
             row.find_element(By.CSS_SELECTOR, "a.campaign-link").click()
             wait.until(lambda d: d.current_url == base + "/campaigns/web", "no campaign page")
@@ -141,7 +147,8 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
             question = confirm(driver)
             assert "start" in question.lower()
             text_of(driver, "action-result")
-            seen = []
+            driver.execute_script("window.scrollTo(0, 0);")  # the status at the top, in view
+            seen, shots = [], []
 
             def completed(d):
                 value, maximum, state, marker, url = d.execute_script(LIVE)
@@ -150,6 +157,10 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
                     reading = (int(float(value)), int(float(maximum)))
                     if not seen or seen[-1] != reading:
                         seen.append(reading)
+                    # the page while it runs: at the first move, again once half has settled
+                    if state == "RUNNING" and 0 < reading[0] < total and len(shots) < 2 and (
+                            not shots or 2 * reading[0] >= total):
+                        shots.append(browser.screenshot("campaign-running", full_page=False))
                 return state == "COMPLETED"
             WebDriverWait(driver, 150, poll_frequency=0.1).until(
                 completed, "#state not COMPLETED; progress readings %s" % seen)
