@@ -81,8 +81,10 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
     upload = write_upload(tmp_path / "guests.csv", phones, dnc_phone)
     config, service = prepared_service(
         tmp_path, {"main": asterisk},
+        # call starts 0.6 s apart: the campaign lasts about 12 s, several of the page's 2 s
+        # refreshes, so the bar is seen between empty and full
         {"web": campaign(max_channels=MAX_CHANNELS, max_attempts=MAX_ATTEMPTS,
-                         retry_delay_s=1),
+                         retry_delay_s=1, delay_ms=600),
          "survey": campaign(max_channels=2)},  # never started: a second row in the table
         {},
         http={"port": port, "token_env": TOKEN_ENV, "max_upload_bytes": 1 << 20})
