@@ -1,10 +1,11 @@
 """Headless Chromium for the dashboard's browser test: Debian's `chromium` and `chromium-driver`
 packages (installed by `make browser`, which `make test` runs) driven by Selenium.
 
-`Browser` starts /usr/bin/chromium through /usr/bin/chromedriver (never a downloaded browser:
-Selenium Manager is not asked), headless, a 1280x800 viewport, downloads allowed into its own directory;
-`screenshot` saves full-page PNG files a person can open, under `screenshot_dir()`. A missing
-browser or driver FAILS the test (it does not skip) with the command that installs it.
+`Browser` starts /usr/bin/chromium through /usr/bin/chromedriver (never a downloaded
+browser: Selenium Manager is not asked), headless, with a 1280x800 viewport and downloads
+allowed into its own directory; `screenshot` saves PNG files a person can open, under
+`screenshot_dir()`. A missing browser or driver FAILS the test (it does not skip) with the
+command that installs it.
 """
 import base64
 import os

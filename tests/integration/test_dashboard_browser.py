@@ -4,11 +4,14 @@ token, put a number on a Do-Not-Call list, upload a CSV, start the campaign with
 confirm() dialog, watch the progress bar move and the state reach COMPLETED without a reload,
 then download the attempts export and compare it with the attempt table. Asterisk's own events
 (ChannelMonitor) count the calls. Screenshots of the campaign table (1280x800 and a 390x844
-phone) and of the campaign page (while it runs, and the whole page at the end) are saved under build/screenshots/ (or
-$AGI_CAMPAIGN_SCREENSHOTS) and their paths printed."""
+phone) and of the campaign page (while it runs, and the whole page at the end) are saved under
+build/screenshots/ (or $AGI_CAMPAIGN_SCREENSHOTS) and their paths printed."""
 import csv
 import re
 
+import pytest
+from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                        TimeoutException)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -29,6 +32,11 @@ TOKEN = "dashboard-test-token-0123456789abcdef"
 MAX_CHANNELS = 3
 MAX_ATTEMPTS = 2
 DNC_LINE, INVALID_LINE = 4, 6  # the CSV lines of the DNC and invalid rows (header: line 1)
+
+ROW = '#campaigns tr[data-campaign="web"] '
+# The table and the live part of the page are swapped by htmx every 2 s: an element found a
+# moment ago may be gone, so waits look elements up again when that happens.
+TRANSIENT = (NoSuchElementException, StaleElementReferenceException)
 
 # One read of the live figures of the campaign page, in one script (htmx swaps elements: a
 # WebDriver element found earlier may be stale by the time it is read).
@@ -63,9 +71,15 @@ def confirm(driver):
     return text
 
 
+def until(driver, predicate, message, timeout=30):
+    """WebDriverWait(...).until(predicate), looking elements up again after a swap."""
+    return WebDriverWait(driver, timeout, ignored_exceptions=TRANSIENT).until(predicate,
+                                                                              message)
+
+
 def text_of(driver, element_id, timeout=30):
     """The text of element `element_id` once it has some."""
-    return WebDriverWait(driver, timeout).until(
+    return WebDriverWait(driver, timeout, ignored_exceptions=TRANSIENT).until(
         lambda d: (d.find_element(By.ID, element_id).text or "").strip() or False,
         "#%s stayed empty" % element_id)
 
@@ -91,7 +105,6 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
     open_database(config.database.url)
     base = "http://127.0.0.1:%d" % port
     driver = browser.driver
-    wait = WebDriverWait(driver, 30)
     with harness.ChannelMonitor(asterisk) as mon:
         try:
             service.start()
@@ -99,32 +112,35 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
 
             # log in: the dashboard sends a stranger to the login form; a wrong token is refused
             driver.get(base + "/")
-            wait.until(lambda d: "/login" in d.current_url, "/ did not send to /login")
+            until(driver, lambda d: "/login" in d.current_url, "/ did not send to /login")
             driver.find_element(By.ID, "token").send_keys("not-the-token")
             driver.find_element(By.ID, "login-submit").click()
             assert "token" in text_of(driver, "login-error").lower()
             driver.find_element(By.ID, "token").clear()
             driver.find_element(By.ID, "token").send_keys(TOKEN)
             driver.find_element(By.ID, "login-submit").click()
-            wait.until(lambda d: d.current_url.rstrip("/") == base, "the right token did not lead to /")
+            until(driver, lambda d: d.current_url.rstrip("/") == base,
+                  "the right token did not lead to /")
             cookies = {c["name"]: c for c in driver.get_cookies()}
             assert cookies and all(TOKEN not in c["value"] for c in cookies.values())
             assert any(c.get("httpOnly") for c in cookies.values())
-            row = wait.until(EC.presence_of_element_located(
-                (By.CSS_SELECTOR, '#campaigns tr[data-campaign="web"]')))
-            assert sorted(r.get_attribute("data-campaign") for r in driver.find_elements(
-                By.CSS_SELECTOR, "#campaigns tr[data-campaign]")) == ["survey", "web"]
-            assert row.find_element(By.CSS_SELECTOR, ".state").text.strip() == "READY"
-            row.find_element(By.CSS_SELECTOR, "a.campaign-link").click()
-            wait.until(lambda d: d.current_url == base + "/campaigns/web", "no campaign page")
-            wait.until(EC.presence_of_element_located((By.ID, "upload")))
+            until(driver, lambda d: d.execute_script(
+                "return Array.from(document.querySelectorAll('#campaigns tr[data-campaign]'),"
+                " r => r.dataset.campaign).sort()") == ["survey", "web"],
+                  "the table has not one row per configured campaign")
+            until(driver, lambda d: d.find_element(By.CSS_SELECTOR, ROW + ".state").text.strip()
+                  == "READY", "web is not READY in the table")
+            until(driver, lambda d: d.find_element(By.CSS_SELECTOR, ROW + "a.campaign-link")
+                  .click() or True, "no link to the campaign page")
+            until(driver, lambda d: d.current_url == base + "/campaigns/web", "no campaign page")
+            until(driver, EC.presence_of_element_located((By.ID, "upload")), "no upload form")
 
             # a number on the Do-Not-Call list, through the page's DNC form (confirm())
             driver.find_element(By.ID, "dnc-number").send_keys(dnc_phone)
             driver.find_element(By.ID, "dnc-add-submit").click()
             confirm(driver)
-            wait.until(lambda d: "blocked" in d.find_element(By.ID, "dnc-result").text,
-                       "#dnc-result does not name the list")
+            until(driver, lambda d: "blocked" in d.find_element(By.ID, "dnc-result").text,
+                  "#dnc-result does not name the list")
 
             # upload: the importer's report shows the DNC number and the invalid row's line
             driver.find_element(By.ID, "csv-file").send_keys(str(upload))
@@ -148,7 +164,7 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
             driver.find_element(By.ID, "start").click()
             question = confirm(driver)
             assert "start" in question.lower()
-            text_of(driver, "action-result")
+            assert "start" in text_of(driver, "action-result").lower()
             driver.execute_script("window.scrollTo(0, 0);")  # the status at the top, in view
             seen, shots = [], []
 
@@ -164,13 +180,17 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
                             not shots or 2 * reading[0] >= total):
                         shots.append(browser.screenshot("campaign-running", full_page=False))
                 return state == "COMPLETED"
-            WebDriverWait(driver, 150, poll_frequency=0.1).until(
-                completed, "#state not COMPLETED; progress readings %s" % seen)
+            try:
+                WebDriverWait(driver, 150, poll_frequency=0.1).until(completed)
+            except TimeoutException:
+                pytest.fail("#state not COMPLETED after 150 s; progress readings %s" % seen,
+                            pytrace=False)
             print("FIGURES progress bar readings (value, max)", seen)
             values = [v for v, _ in seen]
             assert values == sorted(values)  # settled numbers never go back
             assert any(0 < v < total for v in values), "the progress bar never moved: %s" % seen
-            wait.until(lambda d: d.execute_script(LIVE)[:2] == [str(total), str(total)])
+            until(driver, lambda d: d.execute_script(LIVE)[:2] == [str(total), str(total)],
+                  "the bar does not show all settled")
             assert driver.execute_script(LIVE)[3:] == ["loaded once", page_url]
 
             wait_for(lambda: destinations_recorded("web"), 30)
@@ -183,9 +203,9 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
                              dnc_phones=[dnc_phone])
 
             # recent attempts show numbers masked, as the logs do
-            wait.until(lambda d: phone.mask(db_attempts[-1].number.phone)
-                       in d.find_element(By.ID, "recent-attempts").text)
-            recent = driver.find_element(By.ID, "recent-attempts").text
+            latest = phone.mask(db_attempts[-1].number.phone)
+            recent = until(driver, lambda d: (lambda text: latest in text and text)(
+                d.find_element(By.ID, "recent-attempts").text), "no masked latest attempt")
             assert not any(p in recent or p[2:] in recent for p in phones)
             browser.screenshot("campaign")
 
@@ -201,18 +221,17 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
 
             # the campaign table: settled == total, at desktop and at phone size
             driver.get(base + "/")
-            wait.until(lambda d: d.find_element(
-                By.CSS_SELECTOR, '#campaigns tr[data-campaign="web"] .state').text.strip()
-                == "COMPLETED")
-            bar = driver.find_element(By.CSS_SELECTOR,
-                                      '#campaigns tr[data-campaign="web"] progress.progress')
-            assert (bar.get_attribute("value"), bar.get_attribute("max")) == (
-                str(total), str(total))
+            until(driver, lambda d: d.find_element(By.CSS_SELECTOR, ROW + ".state").text.strip()
+                  == "COMPLETED", "web is not COMPLETED in the table")
+            bar = driver.execute_script(
+                "var b = document.querySelector(arguments[0]);"
+                "return [b.getAttribute('value'), b.getAttribute('max')];",
+                ROW + "progress.progress")
+            assert bar == [str(total), str(total)]
             browser.screenshot("dashboard")
             browser.emulate_phone()
             driver.get(base + "/")
-            wait.until(EC.presence_of_element_located(
-                (By.CSS_SELECTOR, '#campaigns tr[data-campaign="web"]')))
+            until(driver, EC.presence_of_element_located((By.CSS_SELECTOR, ROW)), "no table")
             browser.screenshot("dashboard-phone")
             browser.emulate_phone(False)
         except BaseException:
