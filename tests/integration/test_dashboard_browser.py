@@ -3,9 +3,9 @@ service (`agi-campaign run` as a child process on the Asterisk 22 sandbox): log 
 token, put a number on a Do-Not-Call list, upload a CSV, start the campaign with a click and a
 confirm() dialog, watch the progress bar move and the state reach COMPLETED without a reload,
 then download the attempts export and compare it with the attempt table. Asterisk's own events
-(ChannelMonitor) count the calls. Screenshots of the campaign table (1280x800 and a 390x844
-phone) and of the campaign page (while it runs, and the whole page at the end) are saved under
-build/screenshots/ (or $AGI_CAMPAIGN_SCREENSHOTS) and their paths printed."""
+(ChannelMonitor) count the calls. Screenshots of the campaign table and of the campaign page
+(while it runs, and the whole page at the end), at 1280x800 and as a 390x844 phone, are saved
+under build/screenshots/ (or $AGI_CAMPAIGN_SCREENSHOTS) and their paths printed."""
 import csv
 import re
 
@@ -233,6 +233,10 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
             driver.get(base + "/")
             until(driver, EC.presence_of_element_located((By.CSS_SELECTOR, ROW)), "no table")
             browser.screenshot("dashboard-phone")
+            driver.get(base + "/campaigns/web")
+            until(driver, lambda d: d.find_element(By.ID, "state").text.strip() == "COMPLETED",
+                  "no campaign page at phone size")
+            browser.screenshot("campaign-phone")
             browser.emulate_phone(False)
         except BaseException:
             print("page at failure:", driver.current_url)
