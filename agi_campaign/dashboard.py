@@ -20,6 +20,7 @@ Static files (``/static``: the CSS and the vendored htmx) are served without aut
 nothing secret and the login page needs them. No asset comes from another host.
 """
 import datetime as dt
+import logging
 import os
 import pathlib
 import shutil
@@ -37,6 +38,7 @@ from agi_campaign import activity, api, campaigns, charts, dnc, report, session
 from agi_campaign.errors import AgiCampaignError, UsageError
 from agi_campaign.models import Campaign, Outcome
 
+log = logging.getLogger(__name__)
 HERE = pathlib.Path(__file__).resolve().parent
 STATIC = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -174,6 +176,9 @@ def _routes(app, service, token):
               next: str = Form("/")):
         target = session.safe_next(next)
         if not session.token_given(token_text, token):
+            client = request.client
+            log.warning("dashboard login refused from %s: wrong token",
+                        client.host if client else "?")
             return render(request, "login.html", {"next": target, "error": (
                 "wrong token: give the service's HTTP token (the variable named by "
                 "http.token_env)")}, status_code=401)
