@@ -5,7 +5,14 @@ confirm() dialog, watch the progress bar move and the state reach COMPLETED with
 then download the attempts export and compare it with the attempt table. Asterisk's own events
 (ChannelMonitor) count the calls. Screenshots of the campaign table and of the campaign page
 (while it runs, and the whole page at the end), at 1280x800 and as a 390x844 phone, are saved
-under build/screenshots/ (or $AGI_CAMPAIGN_SCREENSHOTS) and their paths printed."""
+under build/screenshots/ (or $AGI_CAMPAIGN_SCREENSHOTS) and their paths printed.
+
+The page elements it relies on (the contract with the dashboard's templates): login `#token`,
+`#login-submit`, `#login-error`; table `#campaigns tr[data-campaign=NAME]` with `.state`,
+`progress.progress` (value = settled, max = total) and `a.campaign-link`; campaign page
+`#state`, `#progress`, `#start` (confirm()), `#action-result`, `#recent-attempts`, `#export`,
+upload `#upload`, `#csv-file`, `#upload-submit`, `#import-report`, DNC `#dnc-number`,
+`#dnc-add-submit` (confirm()), `#dnc-result`."""
 import csv
 import re
 
