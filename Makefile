@@ -1,6 +1,7 @@
 # The project's commands. `make demo` runs the main job, `make test` the whole test suite.
-# Everything installs itself: a virtual environment in .venv and Asterisk 22 in a Debian sid
-# chroot under ~/.cache/agi-campaign (built once, then reused).
+# Everything installs itself: a virtual environment in .venv, Asterisk 22 in a Debian sid
+# chroot under ~/.cache/agi-campaign (built once, then reused) and, for the dashboard's browser
+# test, Debian's chromium and chromium-driver packages (`make browser`, only when missing).
 VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 # keep the suite near 12 minutes on 2 cores; TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: install asterisk test demo bench openapi vendor
+.PHONY: install asterisk browser test demo bench openapi vendor
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,29 @@ install: $(STAMP)
 asterisk: install
 	$(VENV)/bin/python -m agi_campaign.testing.sandbox build
 
-test: install asterisk
+# Headless Chromium and its WebDriver for tests/integration/test_dashboard_browser.py: Debian's
+# packages, installed with apt-get only when /usr/bin/chromium or /usr/bin/chromedriver is
+# missing (`apt-get update` only if the install fails: stale package lists); as root, else
+# through sudo, else an error naming what to install.
+BROWSER_PACKAGES := chromium chromium-driver
+APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	  else echo "make browser: the browser test needs Debian's $(BROWSER_PACKAGES) packages;" \
+	    "install them as root: apt-get install --no-install-recommends $(BROWSER_PACKAGES)" >&2; \
+	    exit 1; fi; \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "make browser: no apt-get here: install Chromium at /usr/bin/chromium and its" \
+	      "ChromeDriver at /usr/bin/chromedriver (Debian: $(BROWSER_PACKAGES))" >&2; exit 1; fi; \
+	  echo "make browser: installing Debian's $(BROWSER_PACKAGES) (apt-get)"; \
+	  $$sudo $(APT_INSTALL) $(BROWSER_PACKAGES) || { $$sudo apt-get update -q && \
+	    $$sudo $(APT_INSTALL) $(BROWSER_PACKAGES); } || exit 1; \
+	fi
+
+test: install asterisk browser
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 demo: install asterisk

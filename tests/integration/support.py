@@ -13,7 +13,7 @@ import time
 import pytest
 
 from agi_campaign import campaigns, dnc, importer
-from agi_campaign.clock import SystemClock
+from agi_campaign.clock import SystemClock, from_db
 from agi_campaign.config import load_config
 from agi_campaign.models import Attempt, Campaign, Number, open_database
 from agi_campaign.service import Service
@@ -94,6 +94,30 @@ def destinations_recorded(*names):
     return all(att.dest_result is not None for name in names
                for atts in attempts_by_phone(name).values() for att in atts
                if att.outcome in ("answered", "machine"))
+
+
+def _iso(value):
+    """CSV times are UTC ISO 8601 to the second (truncated)."""
+    value = from_db(value)
+    return value.isoformat(timespec="seconds") if value is not None else ""
+
+
+def _text(value):
+    return "" if value is None else str(value)
+
+
+def expected_export():
+    """The attempt table as the export should show it, built from the ORM (not the export's
+    own query), in id order."""
+    rows = []
+    for a in Attempt.select(Attempt, Number).join(Number).order_by(Attempt.id):
+        rows.append([a.number.phone, str(a.seq), _text(a.server), _iso(a.created_at),
+                     _iso(a.answered_at), _iso(a.ended_at), _text(a.outcome),
+                     _text(a.dial_status), _text(a.hangup_cause), _text(a.duration_s),
+                     _text(a.billsec_s), _text(a.dest_result), _text(a.amd_status),
+                     _text(a.amd_cause), _text(a.digits), "yes" if a.opted_out else "",
+                     _text(a.note)])
+    return rows
 
 
 def plan_numbers(count, first, seed):

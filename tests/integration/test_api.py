@@ -15,35 +15,11 @@ from agi_campaign.testing import harness
 from agi_campaign.testing.process import wait_port
 from agi_campaign.testing.sandbox import free_port
 
-from tests.integration.support import (campaign, destinations_recorded, plan_numbers,
-                                       prepared_service, wait_for)
+from tests.integration.support import (campaign, destinations_recorded, expected_export,
+                                       plan_numbers, prepared_service, wait_for)
 
 TOKEN_ENV = "AGI_CAMPAIGN_TEST_API_TOKEN"
 TOKEN = "api-test-token-0123456789abcdef"
-
-
-def _iso(value):
-    """CSV times are UTC ISO 8601 to the second (truncated)."""
-    value = from_db(value)
-    return value.isoformat(timespec="seconds") if value is not None else ""
-
-
-def _text(value):
-    return "" if value is None else str(value)
-
-
-def expected_export():
-    """The attempt table as the export should show it, built from the ORM (not the export's
-    own query), in id order."""
-    rows = []
-    for a in Attempt.select(Attempt, Number).join(Number).order_by(Attempt.id):
-        rows.append([a.number.phone, str(a.seq), _text(a.server), _iso(a.created_at),
-                     _iso(a.answered_at), _iso(a.ended_at), _text(a.outcome),
-                     _text(a.dial_status), _text(a.hangup_cause), _text(a.duration_s),
-                     _text(a.billsec_s), _text(a.dest_result), _text(a.amd_status),
-                     _text(a.amd_cause), _text(a.digits), "yes" if a.opted_out else "",
-                     _text(a.note)])
-    return rows
 
 
 def walk(client, url, **params):
