@@ -54,9 +54,11 @@ def recent_attempts(campaign_id, zone, now, limit=RECENT_LIMIT):
     return [_row(r, zone, now) for r in _attempts(campaign_id, "", [], limit)]
 
 
-def calls_per_minute(campaign_id, now, minutes=180, zone="UTC"):
-    """Attempts placed in each of the ``minutes`` whole minutes up to ``now`` (the current
-    minute last), oldest first: ``[(HH:MM in zone, count), ...]``, zeros included."""
+def calls_per_minute(campaign_id, now, minutes=180, zone="UTC", least=15):
+    """Attempts placed in each whole minute up to ``now`` (the current minute last), oldest
+    first: ``[(HH:MM in zone, count), ...]``, zeros included, over at most ``minutes`` minutes
+    and starting at the first minute with a call in them, but showing at least ``least``
+    minutes (a campaign of a few minutes is not a sliver at the edge of three hours)."""
     end = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
     start = end - dt.timedelta(minutes=minutes)
     p = database.param
@@ -73,4 +75,5 @@ def calls_per_minute(campaign_id, now, minutes=180, zone="UTC"):
         at = start + dt.timedelta(minutes=i)
         key = to_db(at).strftime("%Y-%m-%d %H:%M")
         out.append((show_time(at, zone)[11:16], counts.get(key, 0)))
-    return out
+    first = next((i for i, (_, count) in enumerate(out) if count), len(out))
+    return out[min(first, max(0, minutes - least)):]

@@ -42,7 +42,8 @@ def nice_top(value, ticks):
 
 def bar_chart(ident, title, items, width=480):
     """Horizontal bars, one a ``(label, value)`` of ``items`` (values >= 0), with the label
-    left and the value right of each bar; bar ``i`` has the class ``bar bar-<label>``."""
+    left and the value right of each bar; bar ``i`` has the class ``bar bar-<label>``. With
+    no value above 0 it draws only "no data"."""
     items = list(items)
     height = max(1, len(items)) * BAR_H + 8
     plot = width - LABEL_W - VALUE_W
@@ -51,9 +52,10 @@ def bar_chart(ident, title, items, width=480):
     body = []
     if top <= 0:
         body.append('<text class="empty" x="%d" y="%d">no data</text>' % (LABEL_W, 20))
+        return _svg(ident, width, BAR_H + 8, title, "%s: %s" % (title, desc), body)
     for i, (label, value) in enumerate(items):
         y = 4 + i * BAR_H
-        length = 0 if top <= 0 else plot * value / top
+        length = plot * value / top
         body.append('<text class="label" x="%d" y="%d" text-anchor="end">%s</text>'
                     % (LABEL_W - 6, y + 15, escape(str(label))))
         body.append('<rect class="bar bar-%s" x="%d" y="%d" width="%.1f" height="%d">'

@@ -10,7 +10,8 @@ session cookie; guard.Guard sends a browser without them to /login):
 - ``GET /``: the campaign table; ``GET /parts/campaigns`` its rows (htmx polls them).
 - ``GET /campaigns/{name}``: one campaign; ``.../live`` its live part (state, progress, calls
   in flight, calls per minute, recent attempts; polled), ``.../report`` the report
-  (report.campaign_report, ``since``/``until`` as local times in the campaign's zone).
+  (report.campaign_report, ``since``/``until`` as local times in the campaign's zone; the page
+  reloads it every REPORT_REFRESH_S with the range entered).
 - Actions (POST, need the X-CSRF-Token header with the cookie): ``.../{start,pause,resume,
   reset}`` (campaigns.apply_command), ``.../upload`` (multipart ``file``: api.import_numbers,
   the API upload's own path), ``GET .../dnc`` (check) and ``POST .../dnc/add``
@@ -45,6 +46,7 @@ OPEN_PATHS = api.OPEN_PATHS + ("/login", "/logout", "/static/")
 PAGES = ("/", "/campaigns/", "/parts/")
 COMMANDS = ("start", "pause", "resume", "reset")
 CPM_MINUTES = 180
+REPORT_REFRESH_S = 30    # the report section reloads itself (one pass over the attempts)
 REFRESH_S = 2
 CONFIRM = {"start": "Start campaign %s? It begins dialing.",
            "pause": "Pause campaign %s? Calls in flight finish; no new call starts.",
@@ -64,7 +66,7 @@ def create_app(service):
 
 
 def percent(rate):
-    return "-" if rate is None else "%.1f %%" % (100 * rate)
+    return "-" if rate is None else "%.1f\u00a0%%" % (100 * rate)
 
 
 def forecast_text(fc):
@@ -91,7 +93,7 @@ def campaign_view(obj, cfg):
 def _routes(app, service, token):
     def render(request, name, context, status_code=200, headers=None):
         context = dict(context, csrf=session.csrf_value(token) if token else "",
-                       refresh_s=REFRESH_S)
+                       refresh_s=REFRESH_S, report_refresh_s=REPORT_REFRESH_S)
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code,
                                           headers=headers)
 
@@ -142,6 +144,7 @@ def _routes(app, service, token):
         by_outcome = figures["attempts"]["by_outcome"]
         return {"name": name, "r": figures, "since": since_text or "", "until": until_text or "",
                 "answer_rate": percent(figures["answer_rate"]),
+                "as_of": clock.show_time(now(), cfg.timezone),
                 "outcome_chart": Markup(charts.bar_chart(
                     "outcome-chart", "Attempts by outcome", list(by_outcome.items()) + [
                         ("refused", figures["attempts"]["refused"])]))}

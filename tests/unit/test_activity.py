@@ -30,6 +30,13 @@ def test_activity_calls_per_minute_buckets_by_minute_in_order(db):
     assert points == [("04:06", 0), ("04:07", 0), ("04:08", 2), ("04:09", 0), ("04:10", 1)]
     assert activity.calls_per_minute(campaign.id, now, minutes=3, zone="UTC") == [
         ("09:08", 2), ("09:09", 0), ("09:10", 1)]
+    # over 30 minutes the chart starts at the first minute with a call (09:02), unless that
+    # leaves fewer than `least` minutes
+    trimmed = activity.calls_per_minute(campaign.id, now, minutes=30, zone="UTC", least=5)
+    assert trimmed[0] == ("09:02", 1) and trimmed[-1] == ("09:10", 1) and len(trimmed) == 9
+    assert len(activity.calls_per_minute(campaign.id, now, minutes=30, least=15)) == 15
+    assert len(activity.calls_per_minute(other.id, T0 + dt.timedelta(hours=2), minutes=30,
+                                         least=5)) == 5      # nothing in the window
 
 
 def test_activity_live_and_recent_attempts_are_masked(db):
