@@ -53,6 +53,13 @@ return [p && p.getAttribute('value'), p && p.getAttribute('max'),
         s && s.textContent.trim(), window.__acampMarker || null, location.href];"""
 
 
+# the value cell of the report's row headed arguments[0]
+REPORT_ROW = ("var rows = document.querySelectorAll('#report-body tr');"
+              "for (var r of rows) { var h = r.querySelector('th');"
+              " if (h && h.textContent.trim() == arguments[0])"
+              " return r.querySelector('td').textContent.trim(); } return null;")
+
+
 def write_upload(path, phones, dnc_phone):
     """The CSV a person uploads: national and E.164 forms, the DNC number at DNC_LINE, one
     invalid row at INVALID_LINE. Returns the path."""
@@ -214,6 +221,16 @@ def test_dashboard_login_upload_start_live_progress_export(asterisk, browser, tm
             recent = until(driver, lambda d: (lambda text: latest in text and text)(
                 d.find_element(By.ID, "recent-attempts").text), "no masked latest attempt")
             assert not any(p in recent or p[2:] in recent for p in phones)
+
+            # the report section, shown again by its button: the attempt table's figures
+            driver.find_element(By.ID, "report-submit").click()
+            until(driver, lambda d: d.execute_script(REPORT_ROW, "Attempts placed")
+                  == str(len(placed)), "the report does not show %d attempts" % len(placed))
+            answered = sum(a.outcome == "answered" for a in placed)
+            assert driver.execute_script(REPORT_ROW, "Done") == str(
+                Number.select().where(Number.status == "done").count())
+            assert "answered %d" % answered in driver.find_element(
+                By.CSS_SELECTOR, "#outcome-chart desc").get_attribute("textContent")
             browser.screenshot("campaign")
 
             # the export, downloaded by the browser with its session cookie
