@@ -25,8 +25,8 @@ Contract (`create_app(service)` around a running agi_campaign.service.Service):
   the CLI reads it (the campaign's region).
 - The attempts export (`attempts.csv`) is `numbers export --attempts`'s CSV, streamed one
   keyset page (1000 rows) at a time up to the last attempt when the request came.
-- Campaign objects: `status --json`'s fields plus `forecast` (agi_campaign.forecast, a first
-  estimate). No /docs page (it loads scripts from a CDN); the schema is
+- Campaign objects: `status --json`'s fields, `forecast` included (agi_campaign.forecast:
+  `finishes_at`, `remaining`, `reason`, `cannot_finish_before_end`, `left_at_end`...). No /docs page (it loads scripts from a CDN); the schema is
   `/api/v1/openapi.json`, published as docs/openapi.json (`make openapi`).
 """
 import csv
@@ -49,7 +49,7 @@ from pydantic import AwareDatetime, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from agi_campaign import (__version__, apimodels as m, campaigns, dnc, forecast, health,
+from agi_campaign import (__version__, apimodels as m, campaigns, dnc, health,
                           guard, importer, metrics, numbers, status, uploads)
 from agi_campaign.clock import show_time
 from agi_campaign.config import HTTP_FIELDS
@@ -248,11 +248,8 @@ def _api_routes(app, service, authorized):
         return service.clock.now()
 
     def campaign_object(row, cfg):
-        stamp = now()
-        out = status.campaign_status(row, cfg, stamp)
-        out["forecast"] = forecast.forecast(row.id, row.state, out["numbers"], stamp,
-                                            zone=cfg.timezone)
-        return out
+        """`status --json`'s row of the campaign, its `forecast` included."""
+        return status.campaign_status(row, cfg, now(), gap_s=status.tick_gap_s(config()))
 
     def configured_row(name):
         cfg = campaigns.configured(config(), name)
@@ -266,8 +263,8 @@ def _api_routes(app, service, authorized):
              response_model=m.CampaignList)
     @_in_db
     def list_campaigns():
-        """Every configured campaign: `status --json`'s fields (state, reason, counts) and a
-        first `forecast`."""
+        """Every configured campaign: `status --json`'s fields (state, reason, counts and the
+        completion `forecast`)."""
         rows = {r.name: r for r in Campaign.select().order_by(Campaign.name)}
         return {"campaigns": [campaign_object(rows[name], cfg) for name, cfg
                               in sorted(config().campaigns.items()) if name in rows]}
