@@ -87,6 +87,8 @@ def test_forecast_at_20_percent_names_the_finish_within_20_percent(
         "error_ratio": round(abs(error_s) / remaining_s, 3), "forecast": fc,
         "attempts_made_after": figures["attempts"]})
     assert fc["reason"] is None and fc["cannot_finish_before_end"] is False
-    assert fc["remaining"] == len(numbers) - sum(body["numbers"][s] for s in SETTLED)
+    # read a moment after the counts: calls may have settled numbers in between
+    unsettled = len(numbers) - sum(body["numbers"][s] for s in SETTLED)
+    assert unsettled - max_channels <= fc["remaining"] <= unsettled
     assert remaining_s > 5     # the forecast was made with most of the run ahead
     assert abs(error_s) <= 0.20 * remaining_s
