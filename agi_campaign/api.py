@@ -26,8 +26,9 @@ Contract (`create_app(service)` around a running agi_campaign.service.Service):
 - The attempts export (`attempts.csv`) is `numbers export --attempts`'s CSV, streamed one
   keyset page (1000 rows) at a time up to the last attempt when the request came.
 - Campaign objects: `status --json`'s fields, `forecast` included (agi_campaign.forecast:
-  `finishes_at`, `remaining`, `reason`, `cannot_finish_before_end`, `left_at_end`...). No /docs page (it loads scripts from a CDN); the schema is
-  `/api/v1/openapi.json`, published as docs/openapi.json (`make openapi`).
+  `finishes_at`, `remaining`, `reason`, `cannot_finish_before_end`, `left_at_end`...).
+  No /docs page (it loads scripts from a CDN); the schema is `/api/v1/openapi.json`,
+  published as docs/openapi.json (`make openapi`).
 """
 import csv
 import datetime as dt

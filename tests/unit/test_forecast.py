@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from agi_campaign import campaigns, forecast, progress
+from agi_campaign import campaigns, forecast, progress, status
 from agi_campaign.claim import claim_due
 from agi_campaign.forecast import Chain, Progress, peak_start_rate
 from agi_campaign.clock import to_db
@@ -226,3 +226,22 @@ def test_progress_tells_many_due_numbers_apart_from_samples(db, monkeypatch):
     got = progress.read(row.id, config.campaigns["c1"], T0 + dt.timedelta(seconds=10),
                         observe=False)
     assert sorted(got.due, key=str) == sorted([(0, None, 0.0, 8), (1, "busy", 0.0, 2)], key=str)
+
+
+def test_status_shows_the_forecast(db):
+    """status rows (status --json, the API's objects) carry the forecast; the text shows it on
+    one line, with CANNOT FINISH when the end comes first."""
+    config = campaign_config()
+    campaigns.sync_campaigns(config, T0)
+    make_numbers(Campaign.get(Campaign.name == "c1"), 2)
+    row = status.status(config, T0)[0]
+    assert row["forecast"]["reason"].startswith("the campaign is READY")
+    assert "forecast: none (the campaign is READY" in status.render([row])
+    c = cfg(max_channels=1, type="scheduled", start="2026-11-01T00:00",
+            end="2026-12-01T05:00", timezone="America/New_York")     # 10:00 UTC
+    late = forecast.forecast(c, "running", Progress(due=fresh(720), observed=ANSWERED_10S), T0,
+                             gap_s=0.0)
+    line = status.render_forecast(late)
+    assert line.startswith("forecast: finishes 2026-12-01 0") and "-05:00" in line
+    assert "720 number(s) left" in line and "limited by max_channels" in line
+    assert "CANNOT FINISH before its end: about %d number(s) left" % late["left_at_end"] in line
