@@ -1,7 +1,7 @@
 """What the completion forecast reads from the database: a campaign's Progress.
 
-``read(campaign_id, cfg, now, observe=True)`` -> agi_campaign.forecast.Progress in three
-queries whose cost does not grow with the numbers settled:
+``read(campaign_id, cfg, now, observe=True)`` -> agi_campaign.forecast.Progress in a few
+aggregate queries whose cost does not grow with the numbers settled:
 
 - pending numbers by attempts made, last outcome and when they fall due, in buckets
   (``due_buckets``: due now, then sixteenths of the campaign's longest retry delay, then
@@ -13,6 +13,9 @@ queries whose cost does not grow with the numbers settled:
 - the attempts in flight (at most about max_channels rows) with their age;
 - the last ``SAMPLE`` ended attempts (index ``attempt(campaign, status)``), each with the
   outcome of its number's attempt before it (none for a first attempt).
+
+Measured on SQLite with 1,000,000 pending numbers: 0.2 s when all are due now, 0.6 s while
+100,000 wait for a retry (the sample of ended attempts: 20-40 ms).
 
 ``forecast_of(row, cfg, now, gap_s)``: the forecast of a campaign row (what ``status`` and the
 API show).
