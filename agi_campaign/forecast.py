@@ -30,7 +30,8 @@ the instant after which less than half an attempt is expected to end (``TAIL``):
 last calls are whole calls.
 
 Approximations (documented in the README): the count of a number's attempts with one outcome
-(for a rule's ``max``) is taken as the length of its last run of that outcome; callee_hours is
+(for a rule's ``max``) is taken as the length of its last run of that outcome (all its attempts
+for a number read from the database); callee_hours is
 not simulated (numbers the claim deferred to their hours are due when those open, as stored);
 pending numbers newly on a Do-Not-Call list count as calls; the end of a scheduled campaign
 does not stop the simulation: it reports the numbers expected unsettled at the end.
