@@ -31,9 +31,10 @@ Contract (`create_app(service)` around a running agi_campaign.service.Service):
   keyset page (1000 rows) at a time up to the last attempt when the request came.
 - Reports: `/campaigns/{name}/report` (JSON) and `report.csv` are `agi-campaign report`'s
   figures (agi_campaign.report), `since`/`until` read as the CLI reads them.
-- Campaign objects: `status --json`'s fields plus `forecast` (agi_campaign.forecast, a first
-  estimate). No /docs page (it loads scripts from a CDN); the schema is
-  `/api/v1/openapi.json`, published as docs/openapi.json (`make openapi`).
+- Campaign objects: `status --json`'s fields, `forecast` included (agi_campaign.forecast:
+  `finishes_at`, `remaining`, `reason`, `cannot_finish_before_end`, `left_at_end`...).
+  No /docs page (it loads scripts from a CDN); the schema is `/api/v1/openapi.json`,
+  published as docs/openapi.json (`make openapi`).
 """
 import csv
 import datetime as dt
@@ -55,7 +56,7 @@ from pydantic import AwareDatetime, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from agi_campaign import (__version__, apimodels as m, campaigns, dnc, forecast, health,
+from agi_campaign import (__version__, apimodels as m, campaigns, dnc, health,
                           guard, importer, metrics, numbers, report, status, uploads)
 from agi_campaign.clock import show_time
 from agi_campaign.config import HTTP_FIELDS
@@ -256,7 +257,7 @@ def _api_routes(app, service, authorized):
         return service.clock.now()
 
     def campaign_object(row, cfg):
-        return campaign_json(row, cfg, now())
+        return campaign_json(row, cfg, now(), status.tick_gap_s(config()))
 
     def configured_row(name):
         cfg = campaigns.configured(config(), name)
@@ -270,8 +271,8 @@ def _api_routes(app, service, authorized):
              response_model=m.CampaignList)
     @_in_db
     def list_campaigns():
-        """Every configured campaign: `status --json`'s fields (state, reason, counts) and a
-        first `forecast`."""
+        """Every configured campaign: `status --json`'s fields (state, reason, counts and the
+        completion `forecast`)."""
         rows = {r.name: r for r in Campaign.select().order_by(Campaign.name)}
         return {"campaigns": [campaign_object(rows[name], cfg) for name, cfg
                               in sorted(config().campaigns.items()) if name in rows]}
@@ -478,13 +479,10 @@ def _api_routes(app, service, authorized):
         return dnc_check_number(config(), number, region)
 
 
-def campaign_json(row, cfg, now):
-    """A campaign as the API and the dashboard show it: `status --json`'s fields
-    (status.campaign_status) plus ``forecast``."""
-    out = status.campaign_status(row, cfg, now)
-    out["forecast"] = forecast.forecast(row.id, row.state, out["numbers"], now,
-                                        zone=cfg.timezone)
-    return out
+def campaign_json(row, cfg, now, gap_s):
+    """A campaign as the API and the dashboard show it: `status --json`'s row
+    (status.campaign_status), its ``forecast`` included; ``gap_s``: status.tick_gap_s."""
+    return status.campaign_status(row, cfg, now, gap_s=gap_s)
 
 
 def import_numbers(config, name, path, now, dry_run=False, phone_column=None, delimiter=None,

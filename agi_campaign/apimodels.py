@@ -55,8 +55,28 @@ class ErrorBody(BaseModel):
     error: str
 
 
+class Forecast(BaseModel):
+    """When the campaign is expected to finish (agi_campaign.forecast; README "Completion
+    forecast")."""
+    finishes_at: Optional[str] = Field(None, description="ISO time in the campaign's zone; "
+                                                         "None with a reason")
+    remaining: Optional[int] = Field(None, description="numbers still to settle: pending and "
+                                                       "in flight")
+    reason: Optional[str] = Field(None, description="why there is no forecast, else None")
+    cannot_finish_before_end: bool = Field(False, description="a scheduled campaign whose end "
+                                                              "comes before its finish")
+    left_at_end: Optional[int] = Field(None, description="numbers expected unsettled at that "
+                                                         "end")
+    attempts: Optional[int] = Field(None, description="attempts expected still to make")
+    per_minute: Optional[float] = Field(None, description="attempts a minute while the window "
+                                                          "is open")
+    limited_by: Optional[str] = Field(None, description="max_channels or delay_ms")
+    mean_attempt_s: Optional[float] = Field(None, description="mean duration of those attempts")
+    observed: int = Field(0, description="recent ended attempts the outcome mix comes from")
+
+
 class CampaignObject(BaseModel):
-    """``status --json`` fields plus ``forecast`` (agi_campaign.forecast: a first estimate)."""
+    """``status --json`` fields, the completion ``forecast`` included."""
     model_config = ConfigDict(extra="allow")
     name: str
     type: str
@@ -68,7 +88,7 @@ class CampaignObject(BaseModel):
     attempts: int
     in_flight: int
     hours_open_next: Optional[str]
-    forecast: dict
+    forecast: Forecast
 
 
 class CampaignList(BaseModel):

@@ -34,7 +34,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 
-from agi_campaign import activity, api, campaigns, charts, clock, dnc, report, session
+from agi_campaign import (activity, api, campaigns, charts, clock, dnc, report, session,
+                          status)
 from agi_campaign.errors import AgiCampaignError, UsageError
 from agi_campaign.models import Campaign
 
@@ -114,7 +115,7 @@ def _routes(app, service, token):
         out = []
         for name, cfg in sorted(config().campaigns.items()):
             if name in rows:
-                view = campaign_view(api.campaign_json(rows[name], cfg, stamp), cfg)
+                view = campaign_view(api.campaign_json(rows[name], cfg, stamp, status.tick_gap_s(config())), cfg)
                 view["answer_rate"] = percent(report.answer_rate(
                     report.outcome_counts(rows[name].id)[0]))
                 out.append(view)
@@ -127,7 +128,7 @@ def _routes(app, service, token):
     def live_context(name):
         row, cfg = campaign_of(name)
         stamp = now()
-        view = campaign_view(api.campaign_json(row, cfg, stamp), cfg)
+        view = campaign_view(api.campaign_json(row, cfg, stamp, status.tick_gap_s(config())), cfg)
         zone = cfg.timezone
         return {"c": view, "live": activity.live_calls(row.id, zone, stamp),
                 "recent": activity.recent_attempts(row.id, zone, stamp),

@@ -7,6 +7,9 @@ after the import); they are part of ``pending`` and become ``dnc`` when the clai
 ``outside_hours``: pending numbers whose calling hours (``callee_hours``) are closed now in
 one of their zones, also part of ``pending``; ``hours_open_next`` (top level) is when the first
 of them opens (ISO text, None when none waits or their hours never open in all their zones).
+``forecast``: when the campaign is expected to finish (agi_campaign.forecast through
+agi_campaign.progress): ``finishes_at``, ``remaining``, ``reason``, ``cannot_finish_before_end``,
+``left_at_end`` and the figures it used; the text shows it on one line.
 ``webhook`` (only for a campaign with a webhook or with outbox rows): its backlog as
 webhooks.backlog gives it (pending, failed, oldest_s), the url, and ``disabled`` (when its
 receiver answered 410 Gone: {"url", "at"}, else None).
@@ -20,7 +23,7 @@ service runs (its heartbeat is live); otherwise they say to start it.
 
 import peewee
 
-from agi_campaign import heartbeat, weektime, webhooks
+from agi_campaign import forecast, heartbeat, progress, weektime, webhooks
 from agi_campaign.claim import HoursCheck
 from agi_campaign.clock import from_db, iso_as_text, show_time, to_db
 from agi_campaign.db import database, is_postgres
@@ -163,7 +166,10 @@ def webhook_status(cfg, backlog, gone):
     return out
 
 
-def campaign_status(row, cfg, now, service_running=True, webhook=None):
+def campaign_status(row, cfg, now, service_running=True, webhook=None,
+                    gap_s=forecast.DEFAULT_GAP_S):
+    """One campaign's row (see the module docstring); ``gap_s``: the forecast's wait for the
+    next tick (``tick_gap_s``)."""
     counts = number_counts(row.id)
     counts["blocked"] = blocked_count(row.id, cfg.dnc_lists if cfg else (), counts["pending"])
     hours = hours_waiting(row.id, cfg, now) if counts["pending"] else (0, None, None)
@@ -180,7 +186,14 @@ def campaign_status(row, cfg, now, service_running=True, webhook=None):
         "numbers": counts, "attempts": attempts, "in_flight": in_flight,
         "hours_open_next": show_time(hours[2], zone, iso=True),
         **({"webhook": webhook} if webhook is not None else {}),
+        "forecast": (progress.forecast_of(row, cfg, now, gap_s) if cfg is not None
+                     else dict(forecast.NONE, reason="not in the config file")),
     }
+
+
+def tick_gap_s(config):
+    """How long a freed channel waits on average for the next tick: half of it."""
+    return config.service.tick_ms / 2000.0
 
 
 def status(config, now, name=None, service=False):
@@ -194,8 +207,8 @@ def status(config, now, name=None, service=False):
         query = query.where(Campaign.name == name)
     backlog, gone = webhooks.backlog(now), webhooks.disabled()
     return [campaign_status(row, config.campaigns.get(row.name), now, running, webhook_status(
-        config.campaigns.get(row.name), backlog.get(row.name), gone.get(row.name)))
-        for row in query]
+        config.campaigns.get(row.name), backlog.get(row.name), gone.get(row.name)),
+        tick_gap_s(config)) for row in query]
 
 
 def display_zone(config):
@@ -231,9 +244,26 @@ def render(rows, service=()):
                          c["failed"], c["dnc"], c["removed"], r["attempts"], r["in_flight"]))
         if r.get("webhook") is not None:
             lines.append("  " + _render_webhook(r["webhook"]))
+        if r.get("forecast") is not None:
+            lines.append("  " + render_forecast(r["forecast"]))
     if not rows:
         lines.append("no campaigns")
     return "\n".join(lines)
+
+
+def render_forecast(f):
+    """A campaign's forecast (agi_campaign.forecast) as one line."""
+    if f["finishes_at"] is None:
+        return "forecast: none (%s)" % f["reason"]
+    text = "forecast: finishes %s; %d number(s) left, about %d attempt(s)" % (
+        iso_as_text(f["finishes_at"]), f["remaining"], f["attempts"])
+    if f["per_minute"] is not None:
+        text += " at %.1f a minute (limited by %s, %.1f s an attempt)" % (
+            f["per_minute"], f["limited_by"], f["mean_attempt_s"])
+    if f["cannot_finish_before_end"]:
+        text += "; CANNOT FINISH before its end: about %d number(s) left unsettled then" % (
+            f["left_at_end"])
+    return text
 
 
 def _render_webhook(w):

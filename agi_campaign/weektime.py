@@ -191,9 +191,15 @@ def _end_to_utc(wall, zone):
 def _intervals(wt, zone, now_utc):
     """Merged UTC intervals covering local dates from yesterday to 9 days ahead."""
     today = now_utc.astimezone(zone).date()
+    return _day_intervals(wt, zone, today - _dt.timedelta(days=_LOOKBACK_DAYS),
+                          today + _dt.timedelta(days=_LOOKAHEAD_DAYS))
+
+
+def _day_intervals(wt, zone, first, last):
+    """Merged UTC intervals of the slots of local dates ``first`` to ``last`` (inclusive)."""
     walls = []
-    for i in range(-_LOOKBACK_DAYS, _LOOKAHEAD_DAYS + 1):
-        day = today + _dt.timedelta(days=i)
+    for i in range((last - first).days + 1):
+        day = first + _dt.timedelta(days=i)
         midnight = _dt.datetime.combine(day, _dt.time())
         for start, end in wt.days[day.weekday()]:
             walls.append((midnight + _dt.timedelta(minutes=start),
@@ -202,6 +208,23 @@ def _intervals(wt, zone, now_utc):
     # A slot wholly inside a DST gap becomes empty: drop it, or next_open would name an
     # instant at which is_open is False.
     return _merge((start, end) for start, end in found if start < end)
+
+
+def open_spans(wt, tz, since, until):
+    """The stretches of ``[since, until)`` (aware) inside the condition in zone ``tz``: merged
+    ``(open, close)`` aware UTC pairs in time order, clipped to the range; one pair for the
+    whole range when the condition is always open. For a forecast over days or weeks ahead."""
+    since_utc, until_utc = _check_now(since), _check_now(until)
+    if since_utc >= until_utc:
+        return []
+    if wt.always_open:
+        return [(since_utc, until_utc)]
+    zone = _zone(tz)
+    first = since_utc.astimezone(zone).date() - _dt.timedelta(days=_LOOKBACK_DAYS)
+    last = until_utc.astimezone(zone).date() + _dt.timedelta(days=1)
+    return [(max(start, since_utc), min(end, until_utc))
+            for start, end in _day_intervals(wt, zone, first, last)
+            if end > since_utc and start < until_utc]
 
 
 def window_open(week_time, timezone, now):

@@ -110,7 +110,7 @@ def test_dashboard_campaign_table_rows(client, db):
     assert re.search(r'class="in-flight">0 of 3<', c1)
     assert re.search(r'class="state state-ready">READY<', c1)
     assert 'href="/campaigns/c1"' in c1 and "waiting for start" in c1
-    assert "the campaign is READY, not running" in c1      # the forecast's reason
+    assert "the campaign is READY: it runs once started" in c1      # the forecast's reason
     assert 'data-campaign="c2"' in rows
 
 

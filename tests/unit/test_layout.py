@@ -6,7 +6,7 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "agi_campaign"
 PURE = ("agi", "amiproto", "pacing", "lifecycle", "weektime", "phone", "originate", "dburl",
-        "yamlsafe", "session", "charts")
+        "yamlsafe", "session", "charts", "forecast")
 IMPURE = ("peewee", "playhouse", "psycopg2", "sqlite3", "socket", "socketserver", "asyncio",
           "agi_campaign.db", "agi_campaign.models")
 
