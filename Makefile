@@ -25,15 +25,16 @@ asterisk: install
 # Headless Chromium and its WebDriver for tests/integration/test_dashboard_browser.py: Debian's
 # packages, installed with apt-get only when /usr/bin/chromium or /usr/bin/chromedriver is
 # missing (`apt-get update` only if the install fails: stale package lists); as root, else
-# through sudo, else an error naming what to install.
+# through `sudo -n` (never waits for a password), else an error naming what to install.
 BROWSER_PACKAGES := chromium chromium-driver
 APT_INSTALL := env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
 browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=; \
-	  elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
-	  else echo "make browser: the browser test needs Debian's $(BROWSER_PACKAGES) packages;" \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "make browser: the browser test needs Debian's $(BROWSER_PACKAGES) packages" \
+	    "and this user cannot install them (not root, no password-less sudo);" \
 	    "install them as root: apt-get install --no-install-recommends $(BROWSER_PACKAGES)" >&2; \
 	    exit 1; fi; \
 	  if ! command -v apt-get >/dev/null 2>&1; then \

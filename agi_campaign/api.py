@@ -46,6 +46,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from typing import Optional
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -104,7 +105,7 @@ def create_app(service, open_paths=OPEN_PATHS, pages=()):
         """Checked by guard.Guard before the body is read (the bearer token, or the dashboard's
         session cookie); again here (and declared in the OpenAPI schema) for every route that
         depends on it."""
-        if guard.credentials(request.headers, token) is None:
+        if guard.credentials(request.headers, token, time.time()) is None:
             raise Unauthorized()
 
     @app.exception_handler(Unauthorized)

@@ -26,6 +26,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -81,10 +82,13 @@ def forecast_text(fc):
 
 
 def campaign_view(obj, cfg):
-    """One campaign's figures for the templates, from api.campaign_json's object."""
+    """One campaign's figures for the templates, from api.campaign_json's object: ``total``
+    leaves out the numbers taken out by `numbers remove` (the bar is full when the rest are
+    settled; the removed are shown apart)."""
     n = obj["numbers"]
     return {"name": obj["name"], "state": obj["state"], "reason": obj["reason"],
-            "done": n["done"], "failed": n["failed"], "dnc": n["dnc"], "total": n["total"],
+            "done": n["done"], "failed": n["failed"], "dnc": n["dnc"],
+            "total": n["total"] - n["removed"], "removed": n["removed"],   # removed: not to call
             "settled": n["done"] + n["failed"] + n["dnc"], "pending": n["pending"],
             "in_flight": obj["in_flight"], "max_channels": cfg.max_channels,
             "forecast": forecast_text(obj.get("forecast")), "timezone": cfg.timezone,
@@ -93,7 +97,8 @@ def campaign_view(obj, cfg):
 
 def _routes(app, service, token):
     def render(request, name, context, status_code=200, headers=None):
-        context = dict(context, csrf=session.csrf_value(token) if token else "",
+        context = dict(context, csrf=session.page_csrf(request.headers.get("cookie"), token,
+                                                       time.time()),
                        refresh_s=REFRESH_S, report_refresh_s=REPORT_REFRESH_S)
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code,
                                           headers=headers)
@@ -166,8 +171,8 @@ def _routes(app, service, token):
                 "wrong token: give the service's HTTP token (the variable named by "
                 "http.token_env)")}, status_code=401)
         reply = RedirectResponse(target, status_code=303)
-        reply.set_cookie(session.COOKIE, session.cookie_value(token), httponly=True,
-                         samesite="strict", path="/")
+        reply.set_cookie(session.COOKIE, session.cookie_value(token, time.time()), httponly=True,
+                         samesite="strict", path="/", max_age=session.MAX_AGE_S)
         return reply
 
     @app.post("/logout", include_in_schema=False)
@@ -236,21 +241,20 @@ def _routes(app, service, token):
     async def upload(request: Request, name: str):
         folder = tempfile.mkdtemp(prefix="agi-campaign-upload-")
         try:
-            form = await request.form()
-            part = form.get("file")
-            if part is None or isinstance(part, str) or not part.filename:
-                raise UsageError("file: choose a CSV file of numbers to upload")
-            path = os.path.join(folder, "dashboard-upload.csv")
-            with open(path, "wb") as out:
-                await run_in_threadpool(shutil.copyfileobj, part.file, out)
-            await form.close()
-            result = await run_in_threadpool(import_upload, name, path,
-                                             form.get("dry_run") == "1")
+            async with request.form() as form:     # closes the spooled parts on every path
+                part = form.get("file")
+                if part is None or isinstance(part, str) or not part.filename:
+                    raise UsageError("file: choose a CSV file of numbers to upload")
+                filename, dry_run = part.filename, form.get("dry_run") == "1"
+                path = os.path.join(folder, "dashboard-upload.csv")
+                with open(path, "wb") as out:
+                    await run_in_threadpool(shutil.copyfileobj, part.file, out)
+            result = await run_in_threadpool(import_upload, name, path, dry_run)
         except AgiCampaignError as err:
             return failed(request, err)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        return render(request, "_import_report.html", {"r": result, "filename": part.filename},
+        return render(request, "_import_report.html", {"r": result, "filename": filename},
                       headers={"HX-Trigger": "campaign-changed"})
 
     @api._in_db

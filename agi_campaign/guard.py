@@ -18,6 +18,7 @@ without credentials is sent to ``/login`` (303; an htmx request gets 401 with
 import hmac
 import json
 import logging
+import time
 
 from urllib.parse import quote
 
@@ -57,12 +58,12 @@ def token_matches(header, token):
             and hmac.compare_digest(value.strip().encode(), token))
 
 
-def credentials(headers, token):
-    """How a request (``headers``: lower-case names) is authenticated: "bearer", "cookie" (the
-    dashboard's session cookie) or None."""
+def credentials(headers, token, now):
+    """How a request (``headers``: lower-case names) is authenticated at ``now`` (Unix s):
+    "bearer", "cookie" (the dashboard's unexpired session cookie) or None."""
     if token_matches(headers.get("authorization"), token):
         return "bearer"
-    if session.cookie_matches(headers.get("cookie"), token):
+    if session.session_issued(headers.get("cookie"), token, now) is not None:
         return "cookie"
     return None
 
@@ -111,13 +112,15 @@ class Guard:
     async def _admitted(self, scope, headers, send):
         """True when the request may go on; otherwise answers it (401, 403 or 303) and returns
         False. Logged with method, path and client address, never a credential."""
-        how = credentials(headers, self.token)
+        now = time.time()
+        how = credentials(headers, self.token, now)
         method, path = scope["method"], scope["path"]
         client = scope.get("client")
         if how == "bearer" or (how == "cookie" and method in SAFE_METHODS):
             return True
         if how == "cookie":
-            if session.csrf_matches(headers.get(session.CSRF_HEADER), self.token):
+            if session.csrf_matches(headers.get(session.CSRF_HEADER), headers.get("cookie"),
+                                    self.token, now):
                 return True
             log.warning("http 403 %s %s from %s: %s CSRF header", method, path,
                         client[0] if client else "?",
@@ -128,7 +131,7 @@ class Guard:
         log.log(logging.INFO if page else logging.WARNING, "http %s %s %s from %s: %s",
                 303 if page else 401, method, path, client[0] if client else "?",
                 "wrong bearer token" if headers.get("authorization") else
-                "wrong session cookie" if session.cookie_of(headers.get("cookie"))
+                "wrong or expired session cookie" if session.cookie_of(headers.get("cookie"))
                 else "no credentials")
         if page:
             if headers.get("hx-request"):

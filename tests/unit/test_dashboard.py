@@ -4,6 +4,7 @@ database, actions calling what the API calls, errors as readable messages, every
 escaped, numbers masked. The service end to end: tests/integration/test_dashboard_e2e.py."""
 import datetime as dt
 import re
+import time
 import types
 
 import pytest
@@ -17,7 +18,12 @@ from agi_campaign.models import Attempt, Campaign, DncEntry, Number
 from tests.unit.support import CAMPAIGN, SERVER, FakeClock, make_numbers
 
 TOKEN = "dashboard-unit-token-0123456789"
-CSRF = {"X-CSRF-Token": session.csrf_value(TOKEN.encode())}
+
+
+def csrf_of(client):
+    """The X-CSRF-Token header of ``client``'s session (logged in by ``login``)."""
+    cookie = "%s=%s" % (session.COOKIE, client.cookies[session.COOKIE])
+    return {"X-CSRF-Token": session.page_csrf(cookie, TOKEN.encode(), time.time())}
 
 
 @pytest.fixture
@@ -65,14 +71,21 @@ def test_dashboard_login_sets_a_derived_cookie_and_a_wrong_token_is_refused(clie
     reply = client.post("/login", data={"token": TOKEN, "next": "/campaigns/c1"})
     assert reply.status_code == 303 and reply.headers["location"] == "/campaigns/c1"
     cookie = reply.headers["set-cookie"]
-    assert cookie.startswith("%s=%s;" % (session.COOKIE, session.cookie_value(TOKEN.encode())))
+    issued = int(cookie.split("=", 1)[1].split(".")[0])
+    assert abs(issued - time.time()) < 600
+    assert cookie.startswith("%s=%s;" % (session.COOKIE, session.cookie_value(TOKEN.encode(),
+                                                                               issued)))
     assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+    assert "Max-Age=%d" % session.MAX_AGE_S in cookie
     assert TOKEN not in cookie
     offsite = client.post("/login", data={"token": TOKEN, "next": "//evil.example/"})
     assert offsite.headers["location"] == "/"
     page = client.get("/")
     assert page.status_code == 200 and TOKEN not in page.text
-    assert session.csrf_value(TOKEN.encode()) in page.text
+    assert 'content="%s"' % session.csrf_value(TOKEN.encode(), issued) in page.text
+    client.cookies.clear()
+    assert 'name="csrf-token" content=""' in client.get("/login").text   # none before login
+    client.post("/login", data={"token": TOKEN})
     out = client.post("/logout")
     assert out.status_code == 303 and 'Max-Age=0' in out.headers["set-cookie"]
     client.cookies.clear()
@@ -82,7 +95,8 @@ def test_dashboard_login_sets_a_derived_cookie_and_a_wrong_token_is_refused(clie
 def test_dashboard_cookie_state_changes_need_the_csrf_header(client):
     login(client)
     for headers in ({}, {"X-CSRF-Token": "0" * 64},
-                    {"X-CSRF-Token": session.cookie_value(TOKEN.encode())}):
+                    {"X-CSRF-Token": client.cookies[session.COOKIE]},
+                    {"X-CSRF-Token": session.csrf_value(TOKEN.encode(), time.time() - 99)}):
         reply = client.post("/campaigns/c1/start", headers=headers)
         assert reply.status_code == 403 and "X-CSRF-Token" in reply.json()["error"]
         reply = client.post("/api/v1/campaigns/c1/start", headers=headers)
@@ -112,17 +126,22 @@ def test_dashboard_campaign_table_rows(client, db):
     assert 'href="/campaigns/c1"' in c1 and "waiting for start" in c1
     assert "the campaign is READY: it runs once started" in c1      # the forecast's reason
     assert 'data-campaign="c2"' in rows
+    # numbers taken out by `numbers remove` are not to call: the bar is full without them
+    Number.update(status="removed").where(Number.status == "pending").execute()
+    c1 = client.get("/parts/campaigns").text.split('data-campaign="c1"')[1].split("</tr>")[0]
+    assert '<progress class="progress" value="1" max="1"' in c1
+    assert "DNC 0 of 1 (3 removed)" in c1
 
 
 def test_dashboard_actions_apply_commands_and_show_errors(client):
     login(client)
-    reply = client.post("/campaigns/c1/start", headers=CSRF)
+    reply = client.post("/campaigns/c1/start", headers=csrf_of(client))
     assert reply.status_code == 200 and "now STARTNOW" in reply.text
     assert reply.headers["hx-trigger"] == "campaign-changed"
-    again = client.post("/campaigns/c1/start", headers=CSRF)
+    again = client.post("/campaigns/c1/start", headers=csrf_of(client))
     assert again.status_code == 409 and "applies only when it is READY" in again.text
     assert "Traceback" not in again.text
-    missing = client.post("/campaigns/nope/pause", headers=CSRF)
+    missing = client.post("/campaigns/nope/pause", headers=csrf_of(client))
     assert missing.status_code == 404 and "defined: c1" in missing.text
     page = client.get("/campaigns/nope")
     assert page.status_code == 404 and "not in test.yaml" in page.text
@@ -131,7 +150,7 @@ def test_dashboard_actions_apply_commands_and_show_errors(client):
 def test_dashboard_upload_shows_the_import_report(client):
     login(client)
     csv = b"phone,name\n2025550123,a\n2025550124,b\n2025550124,c\n<script>x</script>,d\n"
-    reply = client.post("/campaigns/c1/upload", headers=CSRF,
+    reply = client.post("/campaigns/c1/upload", headers=csrf_of(client),
                         files={"file": ("list.csv", csv, "text/csv")})
     assert reply.status_code == 200, reply.text
     figures = dict(re.findall(r'<td class="(\w+)">(\d+)</td>', reply.text))
@@ -141,7 +160,7 @@ def test_dashboard_upload_shows_the_import_report(client):
     assert "<td>5</td><td>&lt;script&gt;x&lt;/script&gt;</td>" in reply.text
     assert "<script>" not in reply.text
     assert Number.select().count() == 2
-    none = client.post("/campaigns/c1/upload", headers=CSRF, data={"x": "1"})
+    none = client.post("/campaigns/c1/upload", headers=csrf_of(client), data={"x": "1"})
     assert none.status_code == 400 and "choose a CSV file" in none.text
 
 
@@ -149,15 +168,15 @@ def test_dashboard_dnc_check_and_add(client):
     login(client)
     check = client.get("/campaigns/c1/dnc", params={"number": "202-555-0123"})
     assert "+12025550123 is on no Do-Not-Call list" in check.text
-    added = client.post("/campaigns/c1/dnc/add", headers=CSRF,
+    added = client.post("/campaigns/c1/dnc/add", headers=csrf_of(client),
                         data={"number": "2025550123", "list": "global"})
     assert "+12025550123 added to global" in added.text
     assert [e.phone for e in DncEntry.select()] == ["+12025550123"]
     assert "is on global" in client.get("/campaigns/c1/dnc", params={"number": "2025550123"}).text
-    bad = client.post("/campaigns/c1/dnc/add", headers=CSRF,
+    bad = client.post("/campaigns/c1/dnc/add", headers=csrf_of(client),
                       data={"number": "12", "list": "global"})
     assert bad.status_code == 422 and "not a valid phone number" in bad.text
-    other = client.post("/campaigns/c1/dnc/add", headers=CSRF,
+    other = client.post("/campaigns/c1/dnc/add", headers=csrf_of(client),
                         data={"number": "2025550124", "list": "other"})
     assert other.status_code == 400 and "Do-Not-Call lists (global)" in other.text
     assert DncEntry.select().count() == 1
