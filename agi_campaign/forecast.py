@@ -546,7 +546,7 @@ def forecast(cfg, state, progress, now, gap_s=DEFAULT_GAP_S):
     mean_d = run.busy_s / run.attempts if run.attempts > EPS else None
     if mean_d:
         by_channels = cfg.max_channels / (mean_d + gap_s)
-        by_spacing = 1.0 / spacing if spacing else math.inf
+        by_spacing = 1.0 / spacing if spacing > 0 else math.inf
         out["per_minute"] = round(min(by_channels, by_spacing) * 60, 1)
         out["limited_by"] = "max_channels" if by_channels <= by_spacing else spaced_by
         out["mean_attempt_s"] = round(mean_d, 2)

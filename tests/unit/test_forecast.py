@@ -224,6 +224,7 @@ def test_forecast_odd_inputs_do_not_crash():
         out = forecast.forecast(dataclasses.replace(cfg(), **bad), "running",
                                 Progress(due=fresh(100), observed=ANSWERED_10S), T0)
         assert (out["finishes_at"] is None) == ("max_channels" in bad)
+        assert out["per_minute"] is None or out["per_minute"] > 0
     c = cfg(type="scheduled", start="2026-11-01T00:00", end=days_after(2), timezone="UTC")
     after = Progress(due=((0, None, 3 * 86400.0, 10),), observed=ANSWERED_10S)
     out = forecast.forecast(c, "running", after, T0, gap_s=0.0)
