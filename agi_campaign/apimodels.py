@@ -73,6 +73,8 @@ class Forecast(BaseModel):
     limited_by: Optional[str] = Field(None, description="max_channels or delay_ms")
     mean_attempt_s: Optional[float] = Field(None, description="mean duration of those attempts")
     observed: int = Field(0, description="recent ended attempts the outcome mix comes from")
+    rough: bool = Field(False, description="fewer than 20 calls ended: a prior outcome mix and "
+                                           "durations fill in")
 
 
 class CampaignObject(BaseModel):

@@ -10,7 +10,9 @@
   is more likely busy again) and their mean duration, claim to recorded result (the originate,
   ringing, talk and the dialer's and Asterisk's own latencies); a small prior fills outcomes
   not seen yet (``PRIOR_MIX`` until ``PRIOR_UNTIL`` first attempts ended, ``PRIOR_DURATION_S``,
-  and "the same outcome again" for retries);
+  and "the same outcome again" for retries). With no call ended yet (a scheduled campaign
+  before its start, a campaign's first calls) the prior alone gives the forecast; ``rough``
+  is true while fewer than ``PRIOR_UNTIL`` attempts have ended;
 - the retry rules of the config (``max_attempts``, ``retry_delay_s``, ``retry:`` per outcome
   with ``delay_s`` and ``max``), applied as agi_campaign.results applies them;
 - ``max_channels`` and ``delay_ms``: attempts start at most one per ``delay_ms`` and only on a
@@ -25,16 +27,25 @@ number is (attempts made, last outcome, how often it had that outcome), and a st
 expected numbers of each state. Its cost does not grow with the numbers: about ``STEPS`` steps
 over at most tens of states (a step is widened when more were needed); measured 3 ms for a
 1,000,000-number campaign, 7 ms with a week_time and an end five weeks ahead. Calls end at their
-start plus their outcome's mean duration; a retry falls due its delay after that. The finish is
-the instant after which less than half an attempt is expected to end (``TAIL``): a campaign's
-last calls are whole calls.
+start plus their outcome's mean duration; a retry falls due its delay after that (at the step
+nearest it); a pending number due later starts no earlier than its due time, at the first step
+from it (so a widened step can put a finish later, never earlier). The finish is the instant
+after which less than half an attempt is expected to end (``TAIL``): a campaign's last calls
+are whole calls.
+
+No finish within ``HORIZON`` (366 days): ``reason`` says why: the start or the first open
+window lies beyond it, the numbers fall due beyond it, or the pace is too slow. A scheduled
+campaign whose end lies within HORIZON is then simulated up to its end (steps of a
+``STEPS``-th of the time to it): ``cannot_finish_before_end`` and ``left_at_end`` come from
+that run whether its finish lies beyond the end, beyond the horizon or nowhere.
 
 Approximations (documented in the README): the count of a number's attempts with one outcome
 (for a rule's ``max``) is taken as the length of its last run of that outcome (all its attempts
 for a number read from the database); callee_hours is
 not simulated (numbers the claim deferred to their hours are due when those open, as stored);
 pending numbers newly on a Do-Not-Call list count as calls; the end of a scheduled campaign
-does not stop the simulation: it reports the numbers expected unsettled at the end.
+does not stop the simulation: it reports the numbers expected unsettled at the end (and the
+finish it would have after it, when that lies within HORIZON).
 """
 import bisect
 import dataclasses
@@ -74,7 +85,8 @@ EPS = 1e-6
 # A forecast's keys, with nothing forecast.
 NONE = {"finishes_at": None, "remaining": None, "reason": None,
         "cannot_finish_before_end": False, "left_at_end": None, "attempts": None,
-        "per_minute": None, "limited_by": None, "mean_attempt_s": None, "observed": 0}
+        "per_minute": None, "limited_by": None, "mean_attempt_s": None, "observed": 0,
+        "rough": False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,18 +287,25 @@ class _Window:
 
 @dataclasses.dataclass
 class Run:
-    """One simulation's result (seconds after now)."""
+    """One simulation's result (seconds after now). ``finish_s`` is None when it ``stopped``:
+    at ``"steps"`` (more than MAX_STEPS open steps: the caller widens the step), the
+    ``"horizon"`` (nothing finishes within HORIZON: no window left, or the work goes on) or
+    the ``"end"`` (``until_end``: the end came first)."""
     finish_s: float = None
     attempts: float = 0.0
     busy_s: float = 0.0          # expected channel-seconds of the attempts still to make
     left_at_end: float = 0.0     # numbers expected unsettled at end_s
+    stopped: str = None
 
 
 def simulate(cfg, chain, progress, now, step_s, gap_s=DEFAULT_GAP_S, end_s=None,
-             spacing_s=None):
-    """Run the expected amounts forward in steps of ``step_s``; None when more than MAX_STEPS
-    open steps were needed (the caller widens the step) or nothing finishes within HORIZON.
-    ``spacing_s``: the least time between two starts (default: delay_ms)."""
+             spacing_s=None, until_end=False):
+    """Run the expected amounts forward in steps of ``step_s`` -> Run (see its ``stopped``).
+    ``spacing_s``: the least time between two starts (default: delay_ms); ``until_end``: stop
+    at ``end_s`` (the campaign's end) with the numbers left then, unless all finish before it.
+
+    Numbers due later enter at the first step that starts at or after their due time (never
+    earlier, whatever the step); a retry enters at the step nearest its due time."""
     window = _Window(cfg, now)
     spacing = cfg.delay_ms / 1000.0 if spacing_s is None else spacing_s
     channels = float(cfg.max_channels)
@@ -298,6 +317,9 @@ def simulate(cfg, chain, progress, now, step_s, gap_s=DEFAULT_GAP_S, end_s=None,
     in_flight = 0.0
     left_checked = end_s is None
     outcomes_of = {}
+
+    def left():
+        return sum(backlog.values()) + sum(sum(a.values()) for a in arrivals.values())
 
     def arrive(step, state, mass):
         slot = arrivals.get(step)
@@ -361,7 +383,7 @@ def simulate(cfg, chain, progress, now, step_s, gap_s=DEFAULT_GAP_S, end_s=None,
     for state, out, age in chain.in_flight:
         start(state, 1.0, 0.0, 0, [(o, p, max(d - age, 0.0)) for o, p, d in out])
     for made, last, due_s, count in progress.due:
-        arrive(max(0, round(due_s / step_s)), _state(made, last), float(count))
+        arrive(max(0, math.ceil(due_s / step_s - EPS)), _state(made, last), float(count))
 
     step, steps, allowance = 0, 0, 0.0
     while True:
@@ -373,8 +395,10 @@ def simulate(cfg, chain, progress, now, step_s, gap_s=DEFAULT_GAP_S, end_s=None,
         waiting = sum(backlog.values())
         t = step * step_s
         if not left_checked and t >= end_s:
-            run.left_at_end = waiting + sum(sum(a.values()) for a in arrivals.values())
-            left_checked = True
+            run.left_at_end, left_checked = left(), True
+            if until_end:
+                run.stopped = "end"
+                return run
         if waiting < EPS:
             if not keys:
                 break       # the calls in flight have their ends and retries already
@@ -384,12 +408,17 @@ def simulate(cfg, chain, progress, now, step_s, gap_s=DEFAULT_GAP_S, end_s=None,
         if open_s <= 0:
             nxt = window.next_open(t)
             if nxt is None:
-                return None
+                if until_end and not left_checked:
+                    run.left_at_end, run.stopped = left(), "end"
+                else:
+                    run.stopped = "horizon"
+                return run
             step = max(step + 1, int(nxt // step_s))
             continue
         steps += 1
         if steps > MAX_STEPS:
-            return None
+            run.stopped = "steps"
+            return run
         mean_d = sum(m * branches(s)[1] for s, m in backlog.items()) / waiting + gap_s
         turns = step_s / mean_d           # > 1: a channel serves several calls in a step
         free = max(channels - in_flight, 0.0) * max(1.0, turns) * open_s / step_s
@@ -438,13 +467,29 @@ def _first_step(cfg, chain, progress, spacing):
     the spacing) of the calls to make, plus the retry delays of a number's chain of attempts."""
     first = chain.next(None)
     mean_d = sum(p * chain.duration_s(o) for o, p in first) + DEFAULT_GAP_S
-    per_s = cfg.max_channels / mean_d
-    if spacing:
+    per_s = max(cfg.max_channels, EPS) / mean_d
+    if spacing > 0:
         per_s = min(per_s, 1.0 / spacing)
     calls = progress.remaining * max(1.0, min(cfg.max_attempts, 2.0))
     delays = max([cfg.retry_delay_s] + [r.delay_s for r in cfg.retry]) * (cfg.max_attempts - 1)
     longest = max(max(row[2] for row in progress.due) if progress.due else 0.0, 0.0)
     return max((calls / per_s + delays + longest + mean_d) / STEPS, 0.05)
+
+
+def _no_finish(cfg, progress, now):
+    """Why no finish lies within HORIZON: the start, the first open window, the numbers' due
+    times or the pace."""
+    window, days = _Window(cfg, now), HORIZON.days
+    if window.first >= window.limit:
+        return "its start %s is more than %d days ahead" % (show_time(cfg.start, cfg.timezone),
+                                                            days)
+    if window.next_open(window.first) is None:
+        return "its week_time %r opens no calling window within %d days" % (
+            cfg.week_time.text, days)
+    soonest = min((row[2] for row in progress.due), default=0.0)
+    if not progress.in_flight and soonest >= window.limit:
+        return "its numbers fall due more than %d days ahead" % days
+    return "no finish within %d days at this pace" % days
 
 
 def forecast(cfg, state, progress, now, gap_s=DEFAULT_GAP_S):
@@ -458,7 +503,8 @@ def forecast(cfg, state, progress, now, gap_s=DEFAULT_GAP_S):
     expected still to make, in flight included), ``per_minute`` (attempts a minute while the
     window is open: the throughput used), ``limited_by`` (``max_channels``, ``delay_ms`` or
     ``start rate``: the dialer's own pace), ``mean_attempt_s`` (mean duration of those
-    attempts), ``observed`` (ended attempts the mix and durations come from)."""
+    attempts), ``observed`` (ended attempts the mix and durations come from), ``rough``
+    (fewer than PRIOR_UNTIL of them: the prior fills in; none: the prior alone)."""
     remaining = progress.remaining
     out = dict(NONE, remaining=remaining)
     st = S(state)
@@ -473,29 +519,34 @@ def forecast(cfg, state, progress, now, gap_s=DEFAULT_GAP_S):
                         "start %s)" % cfg.name
     elif scheduled and cfg.end is not None and now >= cfg.end:
         out["reason"] = "its end %s has passed" % show_time(cfg.end, cfg.timezone)
-    elif not progress.observed:
-        out["reason"] = ("no call has ended yet: the forecast needs the campaign's own "
-                         "outcomes and call durations")
     if out["reason"] is not None:
         return out
+    out["rough"] = len(progress.observed) < PRIOR_UNTIL
     chain = Chain(progress.observed, progress.in_flight, cfg.dial_timeout_s)
     spacing, spaced_by = _spacing(cfg, progress)
     end_s = None
     if scheduled and cfg.end is not None:
         end_s = (cfg.end - now).total_seconds()
-    step_s, run = _first_step(cfg, chain, progress, spacing), None
+    step_s = _first_step(cfg, chain, progress, spacing)
     for _ in range(4):
         run = simulate(cfg, chain, progress, now, step_s, gap_s, end_s, spacing)
-        if run is not None:
+        if run.stopped != "steps":
             break
         step_s *= 4
-    if run is None:
-        out["reason"] = "no finish within %d days at this pace" % HORIZON.days
+    if run.finish_s is None and end_s is not None and end_s <= HORIZON.total_seconds():
+        # no finish found: does the end come first, and with how many numbers left?
+        run = simulate(cfg, chain, progress, now, max(end_s / STEPS, 0.05), gap_s, end_s,
+                       spacing, until_end=True)
+        if run.finish_s is None and run.left_at_end >= TAIL:
+            out["cannot_finish_before_end"] = True
+            out["left_at_end"] = round(run.left_at_end)
+    if run.finish_s is None:
+        out["reason"] = _no_finish(cfg, progress, now)
         return out
     mean_d = run.busy_s / run.attempts if run.attempts > EPS else None
     if mean_d:
         by_channels = cfg.max_channels / (mean_d + gap_s)
-        by_spacing = 1.0 / spacing if spacing else math.inf
+        by_spacing = 1.0 / spacing if spacing > 0 else math.inf
         out["per_minute"] = round(min(by_channels, by_spacing) * 60, 1)
         out["limited_by"] = "max_channels" if by_channels <= by_spacing else spaced_by
         out["mean_attempt_s"] = round(mean_d, 2)

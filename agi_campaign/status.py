@@ -252,11 +252,16 @@ def render(rows, service=()):
 
 
 def render_forecast(f):
-    """A campaign's forecast (agi_campaign.forecast) as one line."""
+    """A campaign's forecast (agi_campaign.forecast) as one line: "rough" while a prior fills
+    in for calls not yet ended, CANNOT FINISH when the end comes first (with or without a
+    finish within the forecast's horizon)."""
     if f["finishes_at"] is None:
-        return "forecast: none (%s)" % f["reason"]
-    text = "forecast: finishes %s; %d number(s) left, about %d attempt(s)" % (
-        iso_as_text(f["finishes_at"]), f["remaining"], f["attempts"])
+        text = "forecast: none (%s)" % f["reason"]
+    else:
+        text = "forecast: %sfinishes %s; %d number(s) left, about %d attempt(s)" % (
+            "rough (%d call(s) ended, a prior fills in), " % f["observed"]
+            if f.get("rough") else "", iso_as_text(f["finishes_at"]), f["remaining"],
+            f["attempts"])
     if f["per_minute"] is not None:
         text += " at %.1f a minute (limited by %s, %.1f s an attempt)" % (
             f["per_minute"], f["limited_by"], f["mean_attempt_s"])

@@ -1,4 +1,5 @@
 """forecast (the pure completion model) and progress (what it reads from the database)."""
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -9,7 +10,7 @@ from agi_campaign.forecast import Chain, Progress, peak_start_rate
 from agi_campaign.clock import to_db
 from agi_campaign.models import Campaign, Number
 from agi_campaign.results import Recorder, RetryPolicy
-from agi_campaign.weektime import open_spans, parse_week_time
+from agi_campaign.weektime import WeekTime, open_spans, parse_week_time
 
 from tests.unit.support import T0, campaign_config, make_numbers
 
@@ -33,6 +34,10 @@ def finish_s(out, now=T0):
 
 def fresh(count):
     return ((0, None, 0.0, count),)
+
+
+def days_after(n, now=T0):
+    return (now + dt.timedelta(days=n)).strftime("%Y-%m-%dT%H:%M")
 
 
 ANSWERED_10S = seen((None, "answered", 50, 10.0))
@@ -125,6 +130,108 @@ def test_forecast_before_a_scheduled_start():
     assert abs(finish_s(out) - 3600 - 100) <= 5
 
 
+def test_forecast_before_a_scheduled_start_with_no_call_ended():
+    """A READY scheduled campaign has no ended call before its start: it is forecast from the
+    prior mix and durations, marked rough, and warns when its end comes first."""
+    c = cfg(max_channels=10, type="scheduled", start="2026-12-01T10:00",
+            end="2027-01-01T00:00", timezone="UTC")
+    out = forecast.forecast(c, "ready", Progress(due=fresh(100)), T0, gap_s=0.0)
+    assert out["reason"] is None and out["rough"] is True and out["observed"] == 0
+    first_wave = 100 * sum(p * Chain((), (), c.dial_timeout_s).duration_s(o)
+                           for o, p in forecast.PRIOR_MIX.items()) / 10
+    assert 3600 + first_wave <= finish_s(out) <= 3600 + 3 * first_wave + 2 * c.retry_delay_s
+    assert out["cannot_finish_before_end"] is False
+    short = cfg(max_channels=1, type="scheduled", start="2026-12-01T10:00",
+                end="2026-12-01T11:00", timezone="UTC")
+    late = forecast.forecast(short, "ready", Progress(due=fresh(10000)), T0, gap_s=0.0)
+    # at most 3600 s / the mean first attempt (~25 s) attempts fit: 150 numbers, fewer settled
+    assert late["cannot_finish_before_end"] is True and 9850 <= late["left_at_end"] < 10000
+    line = status.render_forecast(out)
+    assert line.startswith("forecast: rough (0 call(s) ended, a prior fills in), finishes ")
+    assert "rough" not in status.render_forecast(forecast.forecast(
+        c, "ready", Progress(due=fresh(100), observed=ANSWERED_10S), T0))
+
+
+def test_forecast_cannot_finish_when_the_finish_lies_beyond_the_horizon():
+    """Regression: a finish beyond HORIZON (or a simulation that gave up) left
+    cannot_finish_before_end false for exactly the campaigns that need it. 2,000,000 numbers
+    of 30 s on one channel and the end 2 days ahead: 172,800 s / 30 s = 5,760 calls fit."""
+    thirty = seen((None, "answered", 50, 30.0))
+    c = cfg(max_channels=1, type="scheduled", start="2026-11-01T00:00", end=days_after(2),
+            timezone="UTC")
+    out = forecast.forecast(c, "running", Progress(due=fresh(2_000_000), observed=thirty), T0,
+                            gap_s=0.0)
+    assert out["finishes_at"] is None
+    assert out["reason"] == "no finish within 366 days at this pace"
+    assert out["cannot_finish_before_end"] is True
+    assert abs(out["left_at_end"] - (2_000_000 - 5760)) <= 5
+    line = status.render_forecast(out)
+    assert line.startswith("forecast: none (no finish within 366 days at this pace); CANNOT ")
+    assert "about %d number(s) left" % out["left_at_end"] in line
+    # half an hour a week for 26 weeks: 26 x 60 calls of 100,000
+    sunday = cfg(max_channels=1, type="scheduled", start="2026-11-01T00:00",
+                 end=days_after(182), timezone="UTC", week_time="sun 02:00-02:30")
+    out = forecast.forecast(sunday, "running", Progress(due=fresh(100_000), observed=thirty),
+                            T0, gap_s=0.0)
+    assert out["cannot_finish_before_end"] is True
+    assert abs(out["left_at_end"] - (100_000 - 26 * 60)) <= 60
+
+
+def test_forecast_says_when_the_start_or_the_window_lies_beyond_the_horizon():
+    """Distinct reasons: a start more than HORIZON ahead, a week_time that never opens (not a
+    config a check accepts: built by hand), numbers due beyond HORIZON; not "at this pace"."""
+    far = cfg(type="scheduled", start=days_after(400), end=days_after(430), timezone="UTC")
+    out = forecast.forecast(far, "ready", Progress(due=fresh(10)), T0)
+    assert out["reason"] == "its start %s is more than 366 days ahead" % (
+        far.start.strftime("%Y-%m-%d %H:%M:%S +00:00"))
+    assert out["cannot_finish_before_end"] is False and out["finishes_at"] is None
+    never = dataclasses.replace(
+        cfg(type="scheduled", start="2026-11-01T00:00", end=days_after(10), timezone="UTC"),
+        week_time=WeekTime(text="never", days=((),) * 7))
+    out = forecast.forecast(never, "running", Progress(due=fresh(10)), T0)
+    assert out["reason"] == "its week_time 'never' opens no calling window within 366 days"
+    assert out["cannot_finish_before_end"] is True and out["left_at_end"] == 10
+    out = forecast.forecast(cfg(), "running", Progress(
+        due=((0, None, 400 * 86400.0, 10),), observed=ANSWERED_10S), T0)
+    assert out["reason"] == "its numbers fall due more than 366 days ahead"
+
+
+def test_forecast_never_finishes_before_the_numbers_fall_due(monkeypatch):
+    """Regression: widening the step snapped due times to a coarse grid (10 numbers due in 400
+    days finished about 320 days ahead). 10 numbers due in 300 days behind 1,000,000 fresh ones
+    (116 days on one channel) finish after they fall due; with the step widened 64 times
+    (MAX_STEPS made small: 212-day steps) there is no finish rather than one 213 days ahead."""
+    due = fresh(1_000_000) + ((0, None, 300 * 86400.0, 10),)
+    c = cfg(max_channels=1)
+    exact = forecast.forecast(c, "running", Progress(due=due, observed=ANSWERED_10S), T0,
+                              gap_s=0.0)
+    assert 300 * 86400 + 10 <= finish_s(exact) <= 301 * 86400, exact["finishes_at"]
+    monkeypatch.setattr(forecast, "MAX_STEPS", 3)
+    widened = forecast.forecast(c, "running", Progress(due=due, observed=ANSWERED_10S), T0,
+                                gap_s=0.0)
+    assert widened["finishes_at"] is None, widened["finishes_at"]
+    assert widened["reason"] == "no finish within 366 days at this pace"
+
+
+def test_forecast_odd_inputs_do_not_crash():
+    """Slowest pace the config allows, channels or spacing at zero or below (not valid configs:
+    built by hand), numbers due only after the end."""
+    slow = cfg(max_channels=1, delay_ms=600000)
+    out = forecast.forecast(slow, "running", Progress(due=fresh(1_000_000),
+                                                      observed=ANSWERED_10S), T0)
+    assert out["reason"] == "no finish within 366 days at this pace"
+    for bad in (dict(max_channels=0), dict(delay_ms=-5)):
+        out = forecast.forecast(dataclasses.replace(cfg(), **bad), "running",
+                                Progress(due=fresh(100), observed=ANSWERED_10S), T0)
+        assert (out["finishes_at"] is None) == ("max_channels" in bad)
+        assert out["per_minute"] is None or out["per_minute"] > 0
+    c = cfg(type="scheduled", start="2026-11-01T00:00", end=days_after(2), timezone="UTC")
+    after = Progress(due=((0, None, 3 * 86400.0, 10),), observed=ANSWERED_10S)
+    out = forecast.forecast(c, "running", after, T0, gap_s=0.0)
+    assert out["cannot_finish_before_end"] is True and out["left_at_end"] == 10
+    assert finish_s(out) >= 3 * 86400
+
+
 def test_forecast_cannot_finish_before_end():
     """Two hours of calls and the end in one: about half the numbers are left at the end."""
     c = cfg(max_channels=1, type="scheduled", start="2026-11-01T00:00",
@@ -145,8 +252,7 @@ def test_forecast_says_why_there_is_none():
     cases = [("running", Progress(observed=ANSWERED_10S), "no number left to call"),
              ("paused", due, "the campaign is PAUSED, not running"),
              ("completed", due, "the campaign is COMPLETED, not running"),
-             ("ready", due, "it runs once started"),
-             ("running", Progress(due=fresh(5)), "no call has ended yet")]
+             ("ready", due, "it runs once started")]
     for state, prog, reason in cases:
         out = forecast.forecast(c, state, prog, T0)
         assert out["finishes_at"] is None and reason in out["reason"]
@@ -154,6 +260,9 @@ def test_forecast_says_why_there_is_none():
     ended = cfg(type="scheduled", start="2026-11-01T00:00", end="2026-11-30T00:00",
                 timezone="UTC")
     assert "has passed" in forecast.forecast(ended, "ready", due, T0)["reason"]
+    # a running campaign with no call ended yet: a rough forecast from the prior
+    rough = forecast.forecast(c, "running", Progress(due=fresh(5)), T0)
+    assert rough["reason"] is None and rough["finishes_at"] and rough["rough"] is True
 
 
 def test_forecast_chain_counts_calls_in_flight_by_what_they_show():
