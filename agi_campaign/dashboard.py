@@ -73,11 +73,16 @@ def percent(rate):
 
 def forecast_text(fc):
     """The API's ``forecast`` as people read it: when it finishes (``finishes_at``), else why
-    there is no estimate (``reason``); "cannot finish before end: " first when
-    ``cannot_finish_before_end`` is true."""
+    there is no estimate (``reason``); "(rough: few calls ended yet)" after a finish from the
+    prior mix (``rough``); "cannot finish before end: " first when ``cannot_finish_before_end``
+    is true, with the numbers expected left (``left_at_end``)."""
     fc = fc or {}
     text = ("finishes " + clock.iso_as_text(fc["finishes_at"]) if fc.get("finishes_at")
             else fc.get("reason") or "-")
+    if fc.get("finishes_at") and fc.get("rough"):
+        text += " (rough: few calls ended yet)"
+    if fc.get("cannot_finish_before_end") and fc.get("left_at_end") is not None:
+        text += "; about %d numbers left at its end" % fc["left_at_end"]
     return "cannot finish before end: " + text if fc.get("cannot_finish_before_end") else text
 
 

@@ -248,3 +248,16 @@ def test_dashboard_forecast_text_shows_the_finish_or_the_reason():
                  "cannot_finish_before_end": True}) == \
         "cannot finish before end: outside its window"
     assert text(None) == "-"
+
+
+def test_dashboard_forecast_text_reads_the_forecast():
+    at = "2026-12-01T09:30:00+01:00"
+    assert dashboard.forecast_text({"finishes_at": at}) == "finishes 2026-12-01 09:30:00 +01:00"
+    assert dashboard.forecast_text({"finishes_at": at, "rough": True}).endswith(
+        "(rough: few calls ended yet)")
+    assert dashboard.forecast_text({"finishes_at": None, "reason": "paused"}) == "paused"
+    assert dashboard.forecast_text(None) == "-"
+    late = dashboard.forecast_text({"finishes_at": None, "reason": "no finish within 366 days",
+                                    "cannot_finish_before_end": True, "left_at_end": 1234})
+    assert late == ("cannot finish before end: no finish within 366 days; about 1234 numbers "
+                    "left at its end")
