@@ -17,7 +17,7 @@ selects attempts *placed* (created_at) in [since, until); None is open. Refused 
 - ``opt_outs``: attempts whose callee pressed the opt-out key.
 - ``numbers``: the campaign's numbers by status now (not ranged: a number's status is current).
 
-Costs: every figure is an aggregate computed by the database (six queries, plus
+Costs: every figure is an aggregate computed by the database (three queries, plus
 status.number_counts); no attempt row comes into Python, so the report holds the GIL of the
 service's process (FastAGI, the scheduler) only for a few rows of results. Calls per hour are
 counted in SQL by 15-minute UTC buckets and folded into the zone's hours in Python
@@ -86,11 +86,16 @@ def outcome_counts(campaign_id, since=None, until=None):
     """(``by_outcome`` of the ended placed attempts, ``refused``, ``in_flight``) in the range:
     one aggregate query (the dashboard's table reads the answer rate from it every second)."""
     where, args = _where(campaign_id, since, until)
+    return _fold(database.execute_sql(
+        "SELECT outcome, status, COUNT(*) FROM attempt WHERE %s GROUP BY outcome, status"
+        % where, args))
+
+
+def _fold(rows):
+    """outcome_counts's triple from rows of (outcome, status, count)."""
     by_outcome = dict.fromkeys(OUTCOMES, 0)
     refused = in_flight = 0
-    for outcome, status, count in database.execute_sql(
-            "SELECT outcome, status, COUNT(*) FROM attempt WHERE %s GROUP BY outcome, status"
-            % where, args):
+    for outcome, status, count in rows:
         if outcome == Outcome.REFUSED.value:
             refused += count
         elif status != "ended":
@@ -110,14 +115,13 @@ def campaign_report(campaign_id, zone, since=None, until=None):
     """The report of the module docstring (times aware; `zone` an IANA name)."""
     where, args = _where(campaign_id, since, until)
     placed = "(outcome IS NULL OR outcome <> 'refused')"
-    by_outcome, refused, in_flight = outcome_counts(campaign_id, since, until)
+    rows = _outcome_sums(where, args)
+    by_outcome, refused, in_flight = _fold(r[:3] for r in rows)
+    opt_outs, ring_us, rings, talk_s, talks = (sum(r[k] or 0 for r in rows) for k in range(3, 8))
     per_number = [[int(n), int(c)] for n, c in database.execute_sql(
         "SELECT n, COUNT(*) FROM (SELECT number_id, COUNT(*) AS n FROM attempt WHERE %s AND %s "
         "GROUP BY number_id) AS per GROUP BY n ORDER BY n" % (where, placed), args)]
-    opt_outs = database.execute_sql("SELECT COUNT(*) FROM attempt WHERE %s AND opted_out = %s"
-                                    % (where, database.param), args + [True]).fetchone()[0]
     tz = zoneinfo.ZoneInfo(zone)
-    ring_us, rings, talk_s, talks = _answered_sums(where, args)
     hours = local_hours(_buckets(where, placed, args), tz)
     ended = sum(by_outcome.values())
     return {
@@ -126,7 +130,7 @@ def campaign_report(campaign_id, zone, since=None, until=None):
         "attempts": {"placed": ended + in_flight, "in_flight": in_flight,
                      "by_outcome": by_outcome, "refused": refused},
         "answer_rate": answer_rate(by_outcome),
-        "mean_ring_s": _mean(ring_us / 1e6, rings), "mean_talk_s": _mean(talk_s, talks),
+        "mean_ring_s": _mean(int(ring_us) / 1e6, rings), "mean_talk_s": _mean(talk_s, talks),
         "calls_per_hour": hours,
         "attempts_per_number": per_number,
         "opt_outs": int(opt_outs),
@@ -153,21 +157,26 @@ def _micros_sql(column):
     that a sum of differences is exact and the mean rounds as the old per-row sum did."""
     if is_postgres():
         return "MOD(CAST(EXTRACT(MICROSECONDS FROM %s) AS BIGINT), 1000000)" % column
-    # the text has no fraction when the microseconds are 0; pad so that substr finds 6 digits
-    return "CAST(substr(%s || '.000000', 21, 6) AS INTEGER)" % column
+    # the text has no fraction when the microseconds are 0 (and other writers may store fewer
+    # than 6 digits): pad with zeros so that substr finds 6 digits
+    return "CAST(substr(%s || '000000', 21, 6) AS INTEGER)" % column
 
 
-def _answered_sums(where, args):
-    """(sum of ring times in microseconds, answered attempts with an answer time, sum of
-    billsec, answered attempts with a billsec) over the answered attempts in the range: one
-    aggregate query. Ring time is from created_at (the claim) to answered_at."""
+def _outcome_sums(where, args):
+    """Rows of (outcome, status, attempts, opt-outs, sum of ring times in microseconds,
+    answered attempts with an answer time, sum of billsec, answered attempts with a billsec)
+    over the attempts in the range: one aggregate query, one pass over the rows. Ring and talk
+    times count answered attempts only; ring time is from created_at (the claim) to
+    answered_at."""
     ring = "(%s - %s) * 1000000 + %s - %s" % (
         _seconds_sql("answered_at"), _seconds_sql("created_at"), _micros_sql("answered_at"),
         _micros_sql("created_at"))
-    total_us, rings, total_s, talks = database.execute_sql(
-        "SELECT SUM(%s), COUNT(answered_at), SUM(billsec_s), COUNT(billsec_s) FROM attempt "
-        "WHERE %s AND outcome = 'answered'" % (ring, where), args).fetchone()
-    return int(total_us or 0), int(rings), float(total_s or 0), int(talks)
+    answered = "CASE WHEN outcome = 'answered' THEN %s END"
+    return [tuple(r) for r in database.execute_sql(
+        "SELECT outcome, status, COUNT(*), SUM(CASE WHEN opted_out THEN 1 ELSE 0 END), "
+        "SUM(%s), COUNT(%s), SUM(%s), COUNT(%s) FROM attempt WHERE %s GROUP BY outcome, status"
+        % (answered % ring, answered % "answered_at", answered % "billsec_s",
+           answered % "billsec_s", where), args)]
 
 
 BUCKET_S = 900   # every real UTC offset (and every time of a change) is a multiple of 15 min
