@@ -128,6 +128,7 @@ def run(workdir):
         began = time.perf_counter()
         create_tables()
         index_s = time.perf_counter() - began
+        assert INDEX in [r[1] for r in database.execute_sql("PRAGMA index_list(attempt)")]
     count = lambda: database.execute_sql(  # noqa: E731
         "SELECT COUNT(*) FROM attempt WHERE campaign_id = ?", [camp.id]).fetchone()
     base, _ = median_s(count)
@@ -149,7 +150,7 @@ def run(workdir):
     with TestClient(dashboard.create_app(service), follow_redirects=False) as client:
         reply = client.post("/login", data={"token": TOKEN})
         assert reply.status_code == 303, reply.status_code
-        ttl = getattr(dashboard, "CACHE_TTL_S", 0)
+        ttl = getattr(dashboard, "CACHE_MOST_S", 0)   # 0: a version without the cache
         for path in ("/parts/campaigns", "/campaigns/c1/live", "/campaigns/c1",
                      "/campaigns/c1/report"):
             def get(path=path):
@@ -157,7 +158,8 @@ def run(workdir):
                 assert reply.status_code == 200, (path, reply.status_code)
             cold = []
             for _ in range(max(1, REPEATS // 2 if "report" in path else REPEATS)):
-                time.sleep(ttl)    # the shared cache expired: what one poll in TTL pays
+                if "report" not in path:   # the shared figures expired: one poll in 5 s
+                    time.sleep(ttl)
                 began = time.perf_counter()
                 get()
                 cold.append(time.perf_counter() - began)
