@@ -29,6 +29,7 @@ few seconds of database time (bench/bench_dashboard.py).
 import collections
 import csv
 import datetime as dt
+import sqlite3
 import zoneinfo
 
 from agi_campaign.clock import iso_as_text, show_time, to_db
@@ -148,7 +149,9 @@ def _seconds_sql(column):
     if is_postgres():
         return "CAST(FLOOR(EXTRACT(EPOCH FROM %s)) AS BIGINT)" % column
     # without the fraction: SQLite rounds it to milliseconds first (59.9999 s would count as
-    # the next second)
+    # the next second); unixepoch (SQLite 3.38+) is twice as fast as strftime('%s')
+    if sqlite3.sqlite_version_info >= (3, 38):
+        return "unixepoch(substr(%s, 1, 19))" % column
     return "CAST(strftime('%%s', substr(%s, 1, 19)) AS INTEGER)" % column
 
 
