@@ -22,9 +22,10 @@ status.number_counts); no attempt row comes into Python, so the report holds the
 service's process (FastAGI, the scheduler) only for a few rows of results. Calls per hour are
 counted in SQL by 15-minute UTC buckets and folded into the zone's hours in Python
 (`local_hours`); ring times are summed as whole microseconds (exact on both databases). On
-SQLite the ranged queries use the index attempt(campaign_id, created_at); the unranged ones
-read the campaign's rows through attempt(campaign_id, status): on 1M attempts the report is a
-few seconds of database time (bench/bench_dashboard.py).
+SQLite every query reads the campaign's rows through attempt(campaign_id, created_at) (EXPLAIN
+QUERY PLAN; a range is a range of that index). On 1M attempts the report is about 7 s of
+SQLite, during which sqlite3 releases the GIL; the per-row loop it replaced took 17-20 s of
+Python in the service's process (bench/bench_dashboard.py, bench/RESULTS.md).
 """
 import collections
 import csv
