@@ -3,27 +3,32 @@ its calls per minute over the last hours.
 
 Numbers are masked as in the logs (phone.mask) before they leave this module: the dashboard
 never holds a whole number of an attempt. Times are shown in the campaign's zone
-(clock.show_time). Costs: each function is one query bounded by its limit or time range
-(attempt ids descending, or created_at within the range, on the campaign's rows).
+(clock.show_time). Costs, each one query (EXPLAIN QUERY PLAN checked on SQLite at 1M
+attempts): ``live_calls`` reads the in-flight rows through attempt(campaign_id, status) and
+sorts only them; ``recent_attempts`` walks attempt(campaign_id) backwards from the latest id
+and stops at its limit (models.attempts_in_id_order); ``calls_per_minute`` reads the range
+through attempt(campaign_id, created_at) (a covering index: no table row is read). None of
+them grows with the campaign's size, only with its calls in flight or in the range.
 """
 import datetime as dt
 
 from agi_campaign import phone
 from agi_campaign.clock import from_db, show_time, to_db
 from agi_campaign.db import database, is_postgres
-from agi_campaign.models import IN_FLIGHT_STATUSES
+from agi_campaign.models import IN_FLIGHT_STATUSES, attempts_in_id_order
 
 LIVE_LIMIT = 50
 RECENT_LIMIT = 20
 
 
-def _attempts(campaign_id, extra, params, limit):
+def _attempts(campaign_id, extra, params, limit, table="attempt a"):
     p = database.param
     return database.execute_sql(
         "SELECT a.id, n.phone, a.seq, a.server, a.status, a.created_at, a.answered_at, "
-        "a.outcome, a.dial_status, a.billsec_s, a.dest_result FROM attempt a "
+        "a.outcome, a.dial_status, a.billsec_s, a.dest_result FROM %s "
         "JOIN number n ON n.id = a.number_id WHERE a.campaign_id = %s%s "
-        "ORDER BY a.id DESC LIMIT %s" % (p, extra, p), [campaign_id, *params, limit]).fetchall()
+        "ORDER BY a.id DESC LIMIT %s" % (table, p, extra, p),
+        [campaign_id, *params, limit]).fetchall()
 
 
 def _row(row, zone, now):
@@ -51,7 +56,8 @@ def live_calls(campaign_id, zone, now, limit=LIVE_LIMIT):
 
 def recent_attempts(campaign_id, zone, now, limit=RECENT_LIMIT):
     """The campaign's ``limit`` latest attempts, newest first (live_calls's dicts)."""
-    return [_row(r, zone, now) for r in _attempts(campaign_id, "", [], limit)]
+    return [_row(r, zone, now) for r in _attempts(campaign_id, "", [], limit,
+                                                  attempts_in_id_order())]
 
 
 def calls_per_minute(campaign_id, now, minutes=180, zone="UTC", least=15):

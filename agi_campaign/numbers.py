@@ -24,7 +24,7 @@ from agi_campaign import csvout, phone
 from agi_campaign.clock import from_db, show_time, to_db
 from agi_campaign.db import database
 from agi_campaign.errors import PhoneError, UsageError
-from agi_campaign.models import Campaign, Number, NumberStatus
+from agi_campaign.models import Campaign, Number, NumberStatus, attempts_in_id_order
 
 PAGE = 1000
 CHUNK = 500                 # phones per IN (...): under SQLite's 999-variable floor
@@ -315,8 +315,8 @@ def attempt_page(campaign_id, after=0, page=PAGE, outcome=None, since=None, phon
     sql = ("SELECT a.id, n.phone, a.seq, a.server, a.status, a.created_at, a.answered_at, "
            "a.ended_at, a.outcome, a.dial_status, a.hangup_cause, a.duration_s, a.billsec_s, "
            "a.dest_result, a.amd_status, a.amd_cause, a.digits, a.opted_out, a.note "
-           "FROM attempt a JOIN number n ON n.id = a.number_id "
-           "WHERE a.campaign_id = %s AND a.id > %s" % (p, p))
+           "FROM %s JOIN number n ON n.id = a.number_id "
+           "WHERE a.campaign_id = %s AND a.id > %s" % (attempts_in_id_order(), p, p))
     params = [campaign_id, after]
     for clause, value in (("a.outcome = %s", outcome), ("a.created_at >= %s", to_db(since)),
                           ("n.phone = %s", phone_e164), ("a.id <= %s", upto)):

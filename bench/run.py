@@ -14,7 +14,8 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 BENCHES = ("bench_import", "bench_claim", "bench_fastagi", "bench_dial", "bench_http",
-           "bench_pacing", "bench_memory", "bench_durability", "bench_api_export")
+           "bench_pacing", "bench_memory", "bench_durability", "bench_api_export",
+           "bench_dashboard")
 TIMEOUT_S = 600
 
 

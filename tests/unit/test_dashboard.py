@@ -127,7 +127,15 @@ def test_dashboard_campaign_table_rows(client, db):
     assert 'href="/campaigns/c1"' in c1 and "waiting for start" in c1
     assert "the campaign is READY: it runs once started" in c1      # the forecast's reason
     assert 'data-campaign="c2"' in rows
-    # numbers taken out by `numbers remove` are not to call: the bar is full without them
+
+
+def test_dashboard_progress_leaves_removed_numbers_out(client, db):
+    """Numbers taken out by `numbers remove` are not to call: the bar is full without them."""
+    login(client)
+    row = Campaign.get(Campaign.name == "c1")
+    make_numbers(row, 4)
+    first = Number.select(Number.id).where(Number.campaign == row).order_by(Number.id).limit(1)
+    Number.update(status="done").where(Number.id.in_(first)).execute()
     Number.update(status="removed").where(Number.status == "pending").execute()
     c1 = client.get("/parts/campaigns").text.split('data-campaign="c1"')[1].split("</tr>")[0]
     assert '<progress class="progress" value="1" max="1"' in c1
@@ -196,8 +204,7 @@ def test_dashboard_campaign_page_masks_numbers_and_reports(client):
                    status="dialing", created_at=to_db(client.clock.now()))
     page = client.get("/campaigns/c1")
     assert page.status_code == 200
-    for hook in ('id="state"', 'id="progress"', 'id="live-calls"', 'id="outcome-chart"',
-                 'id="cpm-chart"', 'id="recent-attempts"', 'id="start"', 'id="pause"',
+    for hook in ('id="state"', 'id="progress"', 'id="live-calls"', 'id="cpm-chart"', 'id="recent-attempts"', 'id="start"', 'id="pause"',
                  'id="resume"', 'id="reset"', 'id="upload"', 'id="csv-file"',
                  'id="upload-submit"', 'id="import-report"', 'id="dnc-check"',
                  'id="dnc-number"', 'id="dnc-list"', 'id="dnc-check-submit"',
@@ -212,7 +219,13 @@ def test_dashboard_campaign_page_masks_numbers_and_reports(client):
     live = client.get("/campaigns/c1/live").text
     calls = live.split('id="live-calls"')[1].split("</ul>")[0]
     assert calls.count("<li>") == 1 and "ringing" in calls
-    assert "Attempts by outcome: answered 1," in page.text          # the chart's desc
+    # the page does not compute the report: its section loads it once shown (htmx "load")
+    assert 'id="outcome-chart"' not in page.text
+    assert re.search(r'hx-get="/campaigns/c1/report" hx-trigger="load, submit, every \d+s"',
+                     page.text)
+    full = client.get("/campaigns/c1/report").text
+    assert 'id="outcome-chart"' in full
+    assert "Attempts by outcome: answered 1," in full               # the chart's desc
     assert "total 2 calls" in page.text                            # calls per minute
     since = (client.clock.now() - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
     ranged = client.get("/campaigns/c1/report", params={"since": since})
@@ -251,14 +264,35 @@ def test_dashboard_forecast_text_shows_the_finish_or_the_reason():
     assert text(None) == "-"
 
 
-def test_dashboard_forecast_text_reads_the_forecast():
+def test_dashboard_forecast_text_marks_rough_forecasts_and_numbers_left_at_end():
     at = "2026-12-01T09:30:00+01:00"
-    assert dashboard.forecast_text({"finishes_at": at}) == "finishes 2026-12-01 09:30:00 +01:00"
-    assert dashboard.forecast_text({"finishes_at": at, "rough": True}).endswith(
-        "(rough: few calls ended yet)")
-    assert dashboard.forecast_text({"finishes_at": None, "reason": "paused"}) == "paused"
-    assert dashboard.forecast_text(None) == "-"
+    assert dashboard.forecast_text({"finishes_at": at, "rough": True}) == (
+        "finishes 2026-12-01 09:30:00 +01:00 (rough: few calls ended yet)")
     late = dashboard.forecast_text({"finishes_at": None, "reason": "no finish within 366 days",
                                     "cannot_finish_before_end": True, "left_at_end": 1234})
     assert late == ("cannot finish before end: no finish within 366 days; about 1234 numbers "
                     "left at its end")
+
+
+def test_dashboard_shared_figures_kept_for_ten_times_their_cost_and_forgotten_on_action():
+    ticks = [100.0]
+    shared = dashboard.SharedFigures(monotonic=lambda: ticks[0], factor=10, most_s=5)
+    calls = []
+
+    def compute(cost_s):
+        def run():
+            ticks[0] += cost_s
+            calls.append(cost_s)
+            return len(calls)
+        return run
+    assert shared.get(("view", "c1"), compute(0.1)) == 1     # cost 0.1 s: kept 1 s
+    ticks[0] += 0.9
+    assert shared.get(("view", "c1"), compute(0.1)) == 1
+    ticks[0] += 0.2
+    assert shared.get(("view", "c1"), compute(2.0)) == 2     # cost 2 s: kept 5 s, not 20
+    ticks[0] += 4.9
+    assert shared.get(("view", "c1"), compute(2.0)) == 2
+    assert shared.get(("view", "c2"), compute(0.0)) == 3     # one entry per key
+    shared.forget("c1")
+    assert shared.get(("view", "c1"), compute(0.0)) == 4     # a dashboard action forgets
+    assert shared.get(("view", "c2"), compute(0.0)) == 5     # zero cost: never kept

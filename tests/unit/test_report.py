@@ -44,15 +44,16 @@ def calls(db):
     return cfg, row
 
 
-def expected(row, since=None, until=None):
-    """The figures counted from the attempts table through the ORM, in plain Python."""
+def expected(row, since=None, until=None, zone=ZONE):
+    """The figures counted from the attempts table through the ORM, in plain Python (row by
+    row, as campaign_report did before it counted in SQL)."""
     rows = [a for a in Attempt.select().where(Attempt.campaign == row.id)
             if (since is None or from_db(a.created_at) >= since)
             and (until is None or from_db(a.created_at) < until)]
     placed = [a for a in rows if a.outcome != "refused"]
     ended = [a for a in placed if a.status == "ended"]
     answered = [a for a in ended if a.outcome == "answered"]
-    tz = zoneinfo.ZoneInfo(ZONE)
+    tz = zoneinfo.ZoneInfo(zone)
     hours = collections.Counter(
         show_time(from_db(a.created_at).astimezone(tz).replace(minute=0, second=0,
                                                               microsecond=0), tz)
@@ -63,14 +64,17 @@ def expected(row, since=None, until=None):
         "refused": len(rows) - len(placed),
         "by_outcome": {o: n for o, n in collections.Counter(a.outcome for a in ended).items()},
         "answer_rate": round(len(answered) / len(ended), 4) if ended else None,
-        "ring": round(sum((from_db(a.answered_at) - from_db(a.created_at)).total_seconds()
-                          for a in answered) / len(answered), 3) if answered else None,
-        "talk": round(sum(a.billsec_s for a in answered) / len(answered), 3) if answered
-        else None,
+        "ring": _mean([(from_db(a.answered_at) - from_db(a.created_at)).total_seconds()
+                       for a in answered if a.answered_at is not None]),
+        "talk": _mean([a.billsec_s for a in answered if a.billsec_s is not None]),
         "hours": sorted(hours.items(), key=lambda kv: kv[0]),
         "per_number": dict(sorted(per_number.items())),
         "opt_outs": sum(1 for a in rows if a.opted_out),
     }
+
+
+def _mean(values):
+    return round(sum(values) / len(values), 3) if values else None
 
 
 def check(got, want):
@@ -137,3 +141,43 @@ def test_report_command_prints_text_json_and_csv(calls, db_url, tmp_path, capsys
     assert "is not after --since" in capsys.readouterr().err
     assert main(["report", "nope", "--config", str(path)]) == 2
     assert "'nope'" in capsys.readouterr().err
+
+
+# the changes of summer time: Lord Howe goes +10:30 -> +11:00 at 2026-10-03 15:30 UTC,
+# New York +(-4) -> -5 at 2026-11-01 06:00 UTC; Kathmandu stays +05:45, Adelaide +10:30/+09:30
+MIXED_ZONES = ["Australia/Lord_Howe", "America/New_York", "Asia/Kathmandu", "Asia/Kolkata",
+               "Australia/Adelaide", "UTC"]
+MIXED_STARTS = [dt.datetime(2026, 10, 3, 13, 2, 7, 250001, tzinfo=dt.timezone.utc),
+                dt.datetime(2026, 11, 1, 3, 59, 59, 999999, tzinfo=dt.timezone.utc)]
+
+
+@pytest.mark.parametrize("zone", MIXED_ZONES)
+def test_report_sql_figures_equal_a_row_by_row_count_across_zones_and_changes(db, zone):
+    """Regression for the report's SQL rewrite: 15-minute UTC buckets folded into local hours
+    give the hours a row-by-row count gives, in zones with :30/:45 offsets and through changes
+    of summer time; ring and talk means from times with microseconds (and without)."""
+    campaigns.sync_campaigns(campaign_config(timezone=zone), MIXED_STARTS[0])
+    row = Campaign.get(Campaign.name == "c1")
+    make_numbers(row, 7)
+    numbers = list(Number.select().order_by(Number.id))
+    outcomes = ["answered", "noanswer", "answered", "refused", "busy", "answered", None,
+                "machine"]
+    i = 0
+    for start in MIXED_STARTS:
+        for k in range(60):   # every 4 min 59.75 s for 5 hours: bucket edges on both sides
+            created = start + dt.timedelta(seconds=299.75 * k)
+            outcome = outcomes[i % len(outcomes)]
+            answered = (created + dt.timedelta(seconds=2 + (i % 9), microseconds=(i * 7919)
+                                               % 1000000)
+                        if outcome == "answered" and i % 5 else None)
+            Attempt.create(
+                number=numbers[(i * 3) % 7], campaign=row, seq=i, token="m%d" % i,
+                server="main", status="ended" if outcome else "answered", outcome=outcome,
+                created_at=to_db(created), answered_at=to_db(answered),
+                billsec_s=(i % 13) + 0.25 if outcome == "answered" and i % 4 else None,
+                opted_out=True if i % 11 == 0 else None)
+            i += 1
+    check(report.campaign_report(row.id, zone), expected(row, zone=zone))
+    since, until = MIXED_STARTS[0] + dt.timedelta(minutes=95), MIXED_STARTS[1]
+    check(report.campaign_report(row.id, zone, since, until),
+          expected(row, since, until, zone=zone))
