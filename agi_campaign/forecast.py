@@ -14,7 +14,7 @@
   before its start, a campaign's first calls) the prior alone gives the forecast; ``rough``
   is true while fewer than ``PRIOR_UNTIL`` attempts have ended;
 - the retry rules of the config (``max_attempts``, ``retry_delay_s``, ``retry:`` per outcome
-  with ``delay_s`` and ``max``), applied as agi_campaign.results applies them;
+  with ``delay_s`` and ``max``), by the results writer's own rule (lifecycle.RetryPolicy);
 - ``max_channels`` and ``delay_ms``: attempts start at most one per ``delay_ms`` and only on a
   free channel, so the throughput is min(max_channels / mean attempt duration, 1000 /
   delay_ms per second); the dialer's tick adds ``gap_s`` to each channel's turnover;
@@ -56,7 +56,7 @@ import math
 
 from agi_campaign import weektime
 from agi_campaign.clock import show_time
-from agi_campaign.lifecycle import CampaignState
+from agi_campaign.lifecycle import CampaignState, RetryPolicy
 
 S = CampaignState
 ANSWERED = "answered"
@@ -219,20 +219,6 @@ def _state(made, last):
     return (made, last, made)
 
 
-def retry_delay(cfg, outcome, attempts, same):
-    """Seconds until a number retries after an attempt ending in ``outcome`` (its
-    ``attempts``-th, ``same`` of them with this outcome), or None when the number is settled:
-    answered, out of attempts, or past the outcome's ``max`` (as agi_campaign.results)."""
-    if outcome == ANSWERED:
-        return None
-    rule = next((r for r in cfg.retry if r.outcome == outcome), None)
-    if rule is not None and rule.max is not None and same > rule.max:
-        return None
-    if attempts >= cfg.max_attempts:
-        return None
-    return float(rule.delay_s if rule is not None else cfg.retry_delay_s)
-
-
 class _Window:
     """When calls may start, as seconds after ``now``: from the campaign's start on, inside its
     week_time. ``open_in(a, b)``: open seconds of [a, b); ``next_open(t)`` or None."""
@@ -307,6 +293,7 @@ def simulate(cfg, chain, progress, now, step_s, gap_s=DEFAULT_GAP_S, end_s=None,
     Numbers due later enter at the first step that starts at or after their due time (never
     earlier, whatever the step); a retry enters at the step nearest its due time."""
     window = _Window(cfg, now)
+    policy = RetryPolicy.of(cfg)
     spacing = cfg.delay_ms / 1000.0 if spacing_s is None else spacing_s
     channels = float(cfg.max_channels)
     backlog = {}                  # state (attempts, last outcome, same) -> expected numbers
@@ -338,7 +325,7 @@ def simulate(cfg, chain, progress, now, step_s, gap_s=DEFAULT_GAP_S, end_s=None,
             for outcome, p in chain.next(last):
                 d = chain.duration_s(outcome)
                 now_same = same + 1 if outcome == last else 1
-                delay = retry_delay(cfg, outcome, made + 1, now_same)
+                delay = policy.retry_after_s(outcome, made + 1, now_same)
                 out.append((p, d, None if delay is None else (made + 1, outcome, now_same),
                             delay))
             found = outcomes_of[state] = (out, sum(p * d for p, d, _, _ in out))
@@ -356,7 +343,7 @@ def simulate(cfg, chain, progress, now, step_s, gap_s=DEFAULT_GAP_S, end_s=None,
             moves = []
             for outcome, p, d in out:
                 now_same = same + 1 if outcome == last else 1
-                delay = retry_delay(cfg, outcome, made + 1, now_same)
+                delay = policy.retry_after_s(outcome, made + 1, now_same)
                 moves.append((p, d, None if delay is None else (made + 1, outcome, now_same),
                               delay))
             mean_d = sum(p * d for p, d, _, _ in moves)

@@ -12,7 +12,11 @@ Decisions where the reference is silent:
 - A scheduled campaign whose end has passed becomes COMPLETED even if numbers remain pending;
   `status` shows how many.
 - A campaign in RUNNING with no pending number and no call in flight becomes COMPLETED.
+
+A number's retry decision (``RetryPolicy.retry_after_s``) is here too, pure, for the results
+writer (agi_campaign.results) and the completion forecast (agi_campaign.forecast) alike.
 """
+import dataclasses
 import enum
 
 from agi_campaign.errors import StateError
@@ -88,3 +92,32 @@ def automatic_target(*, state, ctype, now, start, end, window_open, pending, in_
     if state == S.READY and in_time and pending > 0:
         return S.RUNNING, "window open"
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """``rules``: ``{outcome value: (delay_s, max or None)}`` for outcomes with a rule of their
+    own (config ``retry:``); the others wait ``retry_delay_s``, capped by max_attempts only."""
+    max_attempts: int
+    retry_delay_s: int
+    rules: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, campaign):
+        """The policy of a config.CampaignConfig."""
+        return cls(campaign.max_attempts, campaign.retry_delay_s,
+                   {rule.outcome: (rule.delay_s, rule.max) for rule in campaign.retry})
+
+    def retry_after_s(self, outcome, attempts, same):
+        """Seconds until a number retries after its ``attempts``-th attempt ended in
+        ``outcome`` (a value; not refused, which gives its attempt back), or None when the
+        number is settled: answered (done), or failed when it had more attempts with this
+        outcome than the outcome's ``max`` retries (``same``: how many, this one included; read
+        only when the rule has a ``max``) or ``max_attempts`` in all."""
+        if outcome == "answered":
+            return None
+        rule = self.rules.get(outcome)
+        if (rule is not None and rule[1] is not None and same > rule[1]) \
+                or attempts >= self.max_attempts:
+            return None
+        return float(rule[0] if rule is not None else self.retry_delay_s)

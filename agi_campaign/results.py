@@ -20,7 +20,6 @@ An attempt of a campaign whose webhook wants `attempt` events gets its outbox ro
 (agi_campaign.webhooks) in the transaction that ends it: one INSERT more on the result path.
 """
 import collections
-import dataclasses
 import datetime as dt
 import logging
 
@@ -51,21 +50,6 @@ def outcome_for(dial_status, dest_result=None):
     if outcome == Outcome.ANSWERED and dest_result == MACHINE_HANGUP:
         return Outcome.MACHINE
     return outcome
-
-
-@dataclasses.dataclass(frozen=True)
-class RetryPolicy:
-    """``rules``: ``{outcome value: (delay_s, max or None)}`` for outcomes with a rule of their
-    own (config ``retry:``); the others wait ``retry_delay_s``, capped by max_attempts only."""
-    max_attempts: int
-    retry_delay_s: int
-    rules: dict = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def of(cls, campaign):
-        """The policy of a config.CampaignConfig."""
-        return cls(campaign.max_attempts, campaign.retry_delay_s,
-                   {rule.outcome: (rule.delay_s, rule.max) for rule in campaign.retry})
 
 
 class Recorder:
@@ -308,18 +292,15 @@ def _number_move(att, outcome, policy, now, same=None):
     attempt given back (nobody was called); else failed once it had more attempts with its
     outcome than the outcome's ``max`` retries (``same``: how many, this one included) or
     max_attempts in all, or pending after the outcome's delay."""
-    rule = policy.rules.get(outcome.value)
     if outcome == Outcome.REFUSED:
         status, give_back = NumberStatus.PENDING, 1
         next_at = to_db(now + dt.timedelta(seconds=REFUSED_RETRY_S))
     elif outcome == Outcome.ANSWERED:
         status, give_back, next_at = NumberStatus.DONE, 0, None
-    elif ((rule is not None and rule[1] is not None and same > rule[1])
-          or att.attempts >= policy.max_attempts):
+    elif (delay := policy.retry_after_s(outcome.value, att.attempts, same)) is None:
         status, give_back, next_at = NumberStatus.FAILED, 0, None
     else:
         status, give_back = NumberStatus.PENDING, 0
-        delay = rule[0] if rule is not None else policy.retry_delay_s
         next_at = to_db(now + dt.timedelta(seconds=delay))
     return (status.value, outcome.value, give_back, next_at, to_db(now), att.number_id)
 

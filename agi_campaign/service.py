@@ -65,7 +65,8 @@ from agi_campaign.metrics import Metrics
 from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt, Campaign, open_database
 from agi_campaign.pacing import Pacer
 from agi_campaign.result_writer import BatchWriter
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 from agi_campaign.routes import Router
 from agi_campaign.webhook_delivery import Deliverer
 

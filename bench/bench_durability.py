@@ -16,7 +16,8 @@ from agi_campaign.claim import claim_due
 from agi_campaign.clock import SystemClock
 from agi_campaign.db import database
 from agi_campaign.models import Number
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 from agi_campaign.result_writer import BatchWriter
 
 ROUNDS = int(os.environ.get("BENCH_DURABILITY_ROUNDS", "300"))

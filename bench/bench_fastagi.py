@@ -19,7 +19,8 @@ from agi_campaign.db import database
 from agi_campaign.fastagi import FastAgiServer
 from agi_campaign.models import Attempt
 from agi_campaign.metrics import Metrics
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 from agi_campaign.routes import Router
 from agi_campaign.service import Service
 from agi_campaign.result_writer import BatchWriter

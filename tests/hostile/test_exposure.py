@@ -18,7 +18,8 @@ from agi_campaign.config import load_config
 from agi_campaign.dburl import mask_url
 from agi_campaign.errors import AmiAuthError, ConfigError, StartupError
 from agi_campaign.models import Number
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 from agi_campaign.routes import Router
 
 from tests.hostile.support import AMI_SECRET, NOW, make_campaign, write_config

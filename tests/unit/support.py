@@ -23,7 +23,8 @@ from agi_campaign.engine import Engine
 from agi_campaign.errors import AmiError
 from agi_campaign.fastagi import FastAgiServer
 from agi_campaign.models import Attempt, Campaign, Number, open_database
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

@@ -5,7 +5,8 @@ from agi_campaign.clock import to_db
 from agi_campaign.config import parse_config
 from agi_campaign.engine import Engine
 from agi_campaign.models import Attempt, Campaign, DncEntry, Number
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 
 from tests.unit.support import (CAMPAIGN, SERVER, T0, FakeAmi, FakeClock, engine_dialing,
                                 engine_for, make_numbers, start_running)

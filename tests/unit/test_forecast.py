@@ -9,7 +9,8 @@ from agi_campaign.claim import claim_due
 from agi_campaign.forecast import Chain, Progress, peak_start_rate
 from agi_campaign.clock import to_db
 from agi_campaign.models import Campaign, Number
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 from agi_campaign.weektime import WeekTime, open_spans, parse_week_time
 
 from tests.unit.support import T0, campaign_config, make_numbers

@@ -13,7 +13,8 @@ from agi_campaign.db import database
 from agi_campaign.metrics import Metrics, exposition
 from agi_campaign.models import NumberStatus
 from agi_campaign.result_writer import BatchWriter
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 
 from tests.unit.support import (T0, FakeAmi, FakeClock, campaign_config, make_campaign,
                                 make_numbers, wait_until)

@@ -11,7 +11,8 @@ from agi_campaign.clock import to_db
 from agi_campaign.engine import completion_counts
 from agi_campaign.errors import PhoneError, UsageError
 from agi_campaign.models import Attempt, Campaign, Number
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 
 from tests.unit.support import T0, campaign_config, engine_for, make_numbers, phone, start_running
 

@@ -9,7 +9,8 @@ from agi_campaign.errors import NotFoundError
 from agi_campaign import results as results_mod
 from agi_campaign.models import Attempt, DncEntry, Number, Outcome
 from agi_campaign.result_writer import BatchWriter
-from agi_campaign.results import Recorder, RetryPolicy, outcome_for
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder, outcome_for
 
 from tests.unit.support import T0, make_campaign, make_numbers
 

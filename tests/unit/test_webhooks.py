@@ -22,7 +22,8 @@ from agi_campaign.config import (WebhookConfig, campaign_settings_json, parse_co
 from agi_campaign.db import database
 from agi_campaign.errors import ConfigError
 from agi_campaign.models import Attempt, WebhookEvent
-from agi_campaign.results import Recorder, RetryPolicy
+from agi_campaign.lifecycle import RetryPolicy
+from agi_campaign.results import Recorder
 from agi_campaign.webhook_delivery import (Deliverer, _CampaignWorker, backoff_s,
                                            next_try_delay, retry_after_s, signed_headers)
 
