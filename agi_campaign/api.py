@@ -17,8 +17,8 @@ Contract (`create_app(service)` around a running agi_campaign.service.Service):
 - Handlers only translate: they call what the CLI calls (campaigns.apply_command,
   importer.import_csv + campaigns.reopen_after_import, the dnc module with
   dnc.refuse_invalid / dnc.region_for, numbers.attempt_page for listing and export). The
-  dashboard (agi_campaign.dashboard) shares `campaign_json`, `import_numbers`,
-  `dnc_add_numbers` and `dnc_check_number` with these endpoints.
+  dashboard (agi_campaign.dashboard) shares `import_numbers`, `dnc_add_numbers` and
+  `dnc_check_number` with these endpoints, and shows status.campaign_status's rows as they do.
 - Endpoints are sync and run in the server's worker threads, each inside
   `database.connection_context()` (`_in_db`); the upload is async only to stream its body to a
   temporary file, then imports in a worker thread with `workers=0` (the importer's process
@@ -258,11 +258,10 @@ def _api_routes(app, service, authorized):
         return service.clock.now()
 
     def campaign_object(row, cfg):
-        return campaign_json(row, cfg, now(), status.tick_gap_s(config()))
+        return status.campaign_status(row, cfg, now(), gap_s=status.tick_gap_s(config()))
 
     def configured_row(name):
-        cfg = campaigns.configured(config(), name)
-        return campaigns.get_campaign(name), cfg
+        return campaigns.configured_row(config(), name)
 
     @app.get(API + "/openapi.json", dependencies=guarded, include_in_schema=False)
     def openapi():
@@ -480,20 +479,13 @@ def _api_routes(app, service, authorized):
         return dnc_check_number(config(), number, region)
 
 
-def campaign_json(row, cfg, now, gap_s):
-    """A campaign as the API and the dashboard show it: `status --json`'s row
-    (status.campaign_status), its ``forecast`` included; ``gap_s``: status.tick_gap_s."""
-    return status.campaign_status(row, cfg, now, gap_s=gap_s)
-
-
 def import_numbers(config, name, path, now, dry_run=False, phone_column=None, delimiter=None,
                    encoding=None):
     """An uploaded file imported into campaign ``name`` as `numbers import` does (the API's
     and the dashboard's uploads): importer.import_csv in this process (workers=0: no child
     process is forked or spawned from the threaded service; uploads are bounded by
     max_upload_bytes), then campaigns.reopen_after_import. The report as JSON (ImportResult)."""
-    cfg = campaigns.configured(config, name)
-    row = campaigns.get_campaign(name)
+    row, cfg = campaigns.configured_row(config, name)
     report = importer.import_csv(
         row.id, path, cfg.region, cfg.dnc_lists, now, dry_run=dry_run,
         rejects_path=None if dry_run else path + ".rejects.csv", phone_column=phone_column,

@@ -72,6 +72,13 @@ def configured(config, name):
     return cfg
 
 
+def configured_row(config, name):
+    """``(row, cfg)``: campaign ``name``'s Campaign row and its CampaignConfig (NotFoundError
+    naming the defined or known campaigns when either is missing)."""
+    cfg = configured(config, name)
+    return get_campaign(name), cfg
+
+
 def reopen_after_import(row, imported, now):
     """A COMPLETED campaign that got `imported` new numbers goes back to READY (its start
     command or its schedule runs it again); the CLI's and the API's imports both call this."""

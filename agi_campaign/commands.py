@@ -289,8 +289,7 @@ def cmd_report(args):
     from agi_campaign import report
 
     config, _ = _open(args)
-    cfg = campaigns.configured(config, args.name)
-    row = campaigns.get_campaign(args.name)
+    row, cfg = campaigns.configured_row(config, args.name)
     since, until = report.time_range(args.since, args.until, cfg.timezone)
     figures = report.campaign_report(row.id, cfg.timezone, since, until)
     if args.json:

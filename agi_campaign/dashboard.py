@@ -15,7 +15,7 @@ session cookie; guard.Guard sends a browser without them to /login):
   (htmx ``load``), again on "Show" and every REPORT_REFRESH_S with the range entered.
 
 Costs of polling (bench/bench_dashboard.py, 1M numbers and 1M attempts on SQLite): the
-campaign's status and forecast (api.campaign_json) and the table's answer rate (a GROUP BY
+campaign's status and forecast (status.campaign_status) and the table's answer rate (a GROUP BY
 over all the campaign's attempts) are SharedFigures: computed by one request and shared by
 every client for up to 10x their cost (at most CACHE_MOST_S); the rest of a poll (calls in
 flight, latest attempts, calls per minute) is bounded queries (activity). A slow reply does
@@ -138,7 +138,7 @@ def forecast_text(fc):
 
 
 def campaign_view(obj, cfg):
-    """One campaign's figures for the templates, from api.campaign_json's object: ``total``
+    """One campaign's figures for the templates, from status.campaign_status's row: ``total``
     leaves out the numbers taken out by `numbers remove` (the bar is full when the rest are
     settled; the removed are shown apart)."""
     n = obj["numbers"]
@@ -173,9 +173,10 @@ def _routes(app, service, token):
     shared = SharedFigures()
 
     def view_of(row, cfg, stamp):
-        """campaign_view of api.campaign_json, shared by every client (SharedFigures)."""
-        return shared.get(("view", row.name), lambda: campaign_view(
-            api.campaign_json(row, cfg, stamp, status.tick_gap_s(config())), cfg))
+        """campaign_view of status.campaign_status (the API's campaign object), shared by
+        every client (SharedFigures)."""
+        return shared.get(("view", row.name), lambda: campaign_view(status.campaign_status(
+            row, cfg, stamp, gap_s=status.tick_gap_s(config())), cfg))
 
     def table_rows():
         stamp = now()
@@ -190,8 +191,7 @@ def _routes(app, service, token):
         return out
 
     def campaign_of(name):
-        cfg = campaigns.configured(config(), name)
-        return campaigns.get_campaign(name), cfg
+        return campaigns.configured_row(config(), name)
 
     def live_context(name):
         row, cfg = campaign_of(name)
