@@ -186,7 +186,8 @@ def campaign_status(row, cfg, now, service_running=True, webhook=None,
         "numbers": counts, "attempts": attempts, "in_flight": in_flight,
         "hours_open_next": show_time(hours[2], zone, iso=True),
         **({"webhook": webhook} if webhook is not None else {}),
-        "forecast": (progress.forecast_of(row, cfg, now, gap_s) if cfg is not None
+        "forecast": (progress.forecast_of(row, cfg, now, gap_s, counts["pending"] + in_flight)
+                     if cfg is not None
                      else dict(forecast.NONE, reason="not in the config file")),
     }
 

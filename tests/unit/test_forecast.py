@@ -289,7 +289,7 @@ def test_weektime_open_spans_clip_and_merge():
         ("2026-12-08T09:00:00+00:00", "2026-12-08T10:00:00+00:00")]
 
 
-def test_progress_reads_due_numbers_flight_and_history(db):
+def test_progress_reads_due_numbers_flight_and_history(db, monkeypatch):
     """progress.read: numbers waiting for a retry by due time, calls in flight with their age,
     ended attempts with their number's previous outcome; forecast_of forecasts from them."""
     config = campaign_config(max_attempts=3, retry={"busy": {"delay_s": 120}})
@@ -321,6 +321,14 @@ def test_progress_reads_due_numbers_flight_and_history(db):
     out = progress.forecast_of(Campaign.get(Campaign.id == row.id), c, now)
     assert out["reason"] is None and out["remaining"] == 4 and out["finishes_at"]
     assert out["attempts"] >= 4
+    # a paused campaign gets no forecast: given status's count, nothing is read, same answer
+    campaigns.move(row, "paused", "test", now)
+    paused = Campaign.get(Campaign.id == row.id)
+    read = progress.forecast_of(paused, c, now)
+    assert read["reason"] == "the campaign is PAUSED, not running" and read["remaining"] == 4
+    reads = []
+    monkeypatch.setattr(progress, "read", lambda *a, **k: reads.append(a))
+    assert progress.forecast_of(paused, c, now, remaining=4) == read and reads == []
 
 
 def test_progress_tells_many_due_numbers_apart_from_samples(db, monkeypatch):
