@@ -140,7 +140,6 @@ class Attempt(BaseModel):
         indexes = ((("campaign", "status"), False), (("campaign", "created_at"), False))
 
 
-
 def attempts_in_id_order(alias="a"):
     """FROM text for ``attempt`` read in id order within one campaign (keyset pages, the
     latest attempts). On SQLite it names the index attempt(campaign_id), whose entries are in
@@ -151,6 +150,7 @@ def attempts_in_id_order(alias="a"):
     if is_postgres():
         return "attempt %s" % alias
     return "attempt %s INDEXED BY attempt_campaign_id" % alias
+
 
 class DncEntry(BaseModel):
     list_name = peewee.CharField(max_length=64)

@@ -86,7 +86,8 @@ def _parse_time(text, name, zone):
 
 def outcome_counts(campaign_id, since=None, until=None):
     """(``by_outcome`` of the ended placed attempts, ``refused``, ``in_flight``) in the range:
-    one aggregate query (the dashboard's table reads the answer rate from it every second)."""
+    one aggregate query (the dashboard's table reads its answer rate from it, shared by every
+    client: dashboard.SharedFigures)."""
     where, args = _where(campaign_id, since, until)
     return _fold(database.execute_sql(
         "SELECT outcome, status, COUNT(*) FROM attempt WHERE %s GROUP BY outcome, status"
