@@ -21,7 +21,7 @@ import json
 import secrets
 import zoneinfo
 
-from agi_campaign import weektime
+from agi_campaign import gate, weektime
 from agi_campaign.clock import to_db
 from agi_campaign.db import database, is_postgres
 from agi_campaign.dnc import lists_holding
@@ -137,14 +137,15 @@ _OPENINGS_MAX = 4096
 
 
 def claim_due(campaign_id, n, now, server, dnc_lists, max_attempts, callee_hours=None,
-              timezone="UTC"):
+              timezone="UTC", node=None):
     """Claim up to `n` due numbers of a campaign; returns the attempts to dial, as Claimed.
+    No cap is checked here: the engine claims through `claim_gated`.
 
     `callee_hours` (a WeekTime, or None for no restriction): due numbers outside them in their
     zones (`callee_zones`; `timezone` is the campaign's, for numbers with no known zone) are
     deferred to their next opening, pending, with no attempt used; the claim then reads the
     next due numbers (keyset: after the last row read), until it has `n`, the due numbers run
-    out, or it has deferred MAX_DEFERRED.
+    out, or it has deferred MAX_DEFERRED. `node`: the claiming node's id, kept on the attempts.
 
     Plain SQL: building a 100-row INSERT through Peewee cost more than running it (bench/,
     claim of 100: p50 5.5 ms -> 1.7 ms on SQLite). The due query walks the index
@@ -152,43 +153,66 @@ def claim_due(campaign_id, n, now, server, dnc_lists, max_attempts, callee_hours
     """
     if n <= 0:
         return []
+    with database.atomic():
+        return _claim(campaign_id, n, now, server, dnc_lists, max_attempts, callee_hours,
+                      timezone, node)
+
+
+def claim_gated(limits, n, now, dnc_lists, max_attempts, callee_hours=None, timezone="UTC",
+                node=None):
+    """`claim_due` behind the gate (agi_campaign.gate): in ONE transaction, the caps of
+    `limits` (a gate.Limits: campaign and server channels, delay_ms, max_cps, fair share) are
+    checked under the gate's locks, at most the admitted number of the `n` wanted is claimed,
+    stamped with the gate's clock, and the starts are recorded. Returns (claimed, Admission)."""
+    with database.atomic():
+        admission = gate.admit(limits, n, now)
+        if admission.allowed <= 0:
+            return [], admission
+        claimed = _claim(limits.campaign_id, admission.allowed, admission.now, limits.server,
+                         dnc_lists, max_attempts, callee_hours, timezone, node)
+        if claimed:
+            gate.started(limits, admission, len(claimed))
+        return claimed, admission
+
+
+def _claim(campaign_id, n, now, server, dnc_lists, max_attempts, callee_hours, timezone, node):
+    """claim_due's work, inside the caller's transaction."""
     stamp = to_db(now)
     hours = HoursCheck(callee_hours, timezone, now) if callee_hours is not None else None
     todo, deferred, after = [], 0, None
-    with database.atomic():
-        while True:
-            want = n - len(todo)
-            # the first round reads as many rows as asked, like a claim without hours; the
-            # next ones (only after numbers were deferred) read larger batches
-            size = want if after is None else max(want, _HOURS_BATCH)
-            rows = _due_rows(campaign_id, stamp, max_attempts, size, after)
-            blocked = blocked_phones({r[1] for r in rows}, dnc_lists)
-            dnc_ids, later, taken = [], {}, 0
-            for row in rows:
-                if taken == want:
-                    break
-                after = (row[4], row[0])
-                if row[1] in blocked:
-                    dnc_ids.append(row[0])
-                    continue
-                opens = hours.opens(hours.zones(row[1], row[3])) if hours else now
-                if opens is None or opens > now:
-                    later.setdefault(opens, []).append(row[0])
-                    continue
-                todo.append(row)
-                taken += 1
-            if dnc_ids:
-                _set_status(dnc_ids, NumberStatus.DNC, stamp, ", last_outcome = 'dnc'")
-            for opens, ids in later.items():
-                _defer(ids, opens or now + NEVER_RECHECK, stamp)
-                deferred += len(ids)
-            if not later or len(rows) < size or len(todo) >= n or deferred >= MAX_DEFERRED:
+    while True:
+        want = n - len(todo)
+        # the first round reads as many rows as asked, like a claim without hours; the
+        # next ones (only after numbers were deferred) read larger batches
+        size = want if after is None else max(want, _HOURS_BATCH)
+        rows = _due_rows(campaign_id, stamp, max_attempts, size, after)
+        blocked = blocked_phones({r[1] for r in rows}, dnc_lists)
+        dnc_ids, later, taken = [], {}, 0
+        for row in rows:
+            if taken == want:
                 break
-        if not todo:
-            return []
-        _set_status([r[0] for r in todo], NumberStatus.IN_FLIGHT, stamp,
-                    ", attempts = attempts + 1")
-        return _new_attempts(todo, campaign_id, server, stamp)
+            after = (row[4], row[0])
+            if row[1] in blocked:
+                dnc_ids.append(row[0])
+                continue
+            opens = hours.opens(hours.zones(row[1], row[3])) if hours else now
+            if opens is None or opens > now:
+                later.setdefault(opens, []).append(row[0])
+                continue
+            todo.append(row)
+            taken += 1
+        if dnc_ids:
+            _set_status(dnc_ids, NumberStatus.DNC, stamp, ", last_outcome = 'dnc'")
+        for opens, ids in later.items():
+            _defer(ids, opens or now + NEVER_RECHECK, stamp)
+            deferred += len(ids)
+        if not later or len(rows) < size or len(todo) >= n or deferred >= MAX_DEFERRED:
+            break
+    if not todo:
+        return []
+    _set_status([r[0] for r in todo], NumberStatus.IN_FLIGHT, stamp,
+                ", attempts = attempts + 1")
+    return _new_attempts(todo, campaign_id, server, stamp, node)
 
 
 _DUE = ("SELECT id, phone, attempts, extra, next_attempt_at FROM number WHERE campaign_id = {p} "
@@ -224,17 +248,18 @@ def _set_status(ids, status, stamp, extra_set=""):
         % (p, p, extra_set, ", ".join([p] * len(ids))), [status.value, stamp] + list(ids))
 
 
-def _new_attempts(rows, campaign_id, server, stamp):
+def _new_attempts(rows, campaign_id, server, stamp, node):
     """One multi-row INSERT ... RETURNING for the claimed rows' attempts."""
     p = database.param
     tokens = [secrets.token_hex(8) for _ in rows]
     values, params = [], []
     for (number_id, _, attempts, _, _), token in zip(rows, tokens):
-        values.append("(%s)" % ", ".join([p] * 7))
+        values.append("(%s)" % ", ".join([p] * 8))
         params += [number_id, campaign_id, attempts + 1, token, server,
-                   AttemptStatus.DIALING.value, stamp]
+                   AttemptStatus.DIALING.value, stamp, node]
     cursor = database.execute_sql(
-        "INSERT INTO attempt (number_id, campaign_id, seq, token, server, status, created_at) "
+        "INSERT INTO attempt (number_id, campaign_id, seq, token, server, status, created_at, "
+        "node) "
         "VALUES %s RETURNING id, token" % ", ".join(values), params)
     ids = {token: attempt_id for attempt_id, token in cursor.fetchall()}
     return [Claimed(attempt_id=ids[token], token=token, number_id=number_id, phone=phone,

@@ -242,11 +242,13 @@ def cmd_status(args):
     service = heartbeat.read(now)
     rows = status.status(config, now, args.name, service=service)
     zone = status.display_zone(config)
+    nodes = status.nodes(now)
     if args.json:
-        print(json.dumps({"service": heartbeat.as_json(service, zone), "campaigns": rows},
+        print(json.dumps({"service": heartbeat.as_json(service, zone), "campaigns": rows,
+                          "nodes": [heartbeat.as_json(info, zone) for info in nodes]},
                          indent=2))
     else:
-        print(status.render(rows, status.service_lines(service, zone)))
+        print(status.render(rows, status.service_lines(service, zone, nodes)))
 
 
 RELOAD_WAIT_S = 10.0

@@ -95,6 +95,8 @@ class ServerConfig:
     dialout_context: str
     connect_context: str
     ami_secret_env: str | None = None  # the variable ami_secret came from; None: from the file
+    max_channels: int | None = None    # calls in flight on this server, all campaigns and nodes
+    max_cps: float | None = None       # calls started per second on this server (evenly spaced)
 
     def __repr__(self):
         shown = ("%s=%r" % (f.name, "***" if f.name == "ami_secret" else getattr(self, f.name))
@@ -638,6 +640,14 @@ def _agi_url(value, path):
     return value
 
 
+def _cps(value, path):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0.1 <= value <= 1000):
+        _fail("%s must be a number of calls per second 0.1..1000 (the carrier's limit), got %s"
+              % (path, _show(value)))
+    return float(value)
+
+
 def _secret(value, path):
     if not isinstance(value, str) or not value or re.search(r"[\x00-\x1f\x7f]", value):
         _fail("%s must be a non-empty string without newlines or control characters "
@@ -660,6 +670,8 @@ SERVER_FIELDS = {
     "agi_url": _F(_agi_url, None),
     "dialout_context": _F(_NAME, "agi-campaign-dialout"),
     "connect_context": _F(_NAME, "agi-campaign-connect"),
+    "max_channels": _F(_or_null(_integer(1, 100000)), None),
+    "max_cps": _F(_or_null(_cps), None),
 }
 
 
@@ -690,7 +702,8 @@ def _server(name, raw, fastagi_port, need_secrets, problems):
         ami_secret=secret, dial_template=fields["dial_template"],
         agi_url=fields["agi_url"] or "agi://127.0.0.1:%d" % fastagi_port,
         dialout_context=fields["dialout_context"], connect_context=fields["connect_context"],
-        ami_secret_env=ami["secret_env"])
+        ami_secret_env=ami["secret_env"], max_channels=fields["max_channels"],
+        max_cps=fields["max_cps"])
 
 
 def _ami(value, path, problems):
@@ -1226,6 +1239,8 @@ def _server_dict(server):
                 "username": server.ami_username, **secret},
         "dial_template": server.dial_template, "agi_url": server.agi_url,
         "dialout_context": server.dialout_context, "connect_context": server.connect_context,
+        **{key: getattr(server, key) for key in ("max_channels", "max_cps")
+           if getattr(server, key) is not None},
     }
 
 

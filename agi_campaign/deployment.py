@@ -5,15 +5,11 @@ dialers with their own databases (and so the same attempt ids) can share one Ast
 `service.instance` from the config, or else a random name created at the first start and kept
 in the database (`setting` table), so it stays the same across restarts.
 
-Service lock: until several nodes can share a database (its own issue), one `agi-campaign run`
-per database. Two would each count calls in flight and claim in separate steps, and together
-exceed max_channels. The lock is one the operating system or the database server drops when
-the holder dies, so a service killed with SIGKILL never blocks its own restart:
-- SQLite: `flock` on `<database file>.lock` (held by the open file; released at exit or kill);
-- PostgreSQL: a session advisory lock on a connection of its own (released when the backend
-  sees the connection close). If that connection dies while the service runs (PostgreSQL
-  restarted), the lock is gone until the service restarts: a second service started in that
-  window is not refused.
+Service lock, SQLite only: one `agi-campaign run` per SQLite database (one writer at a time;
+the file lives on one host). `flock` on `<database file>.lock`, held by the open file, so the
+operating system drops it when the holder exits or is killed: a service killed with SIGKILL
+never blocks its own restart. On PostgreSQL there is no such lock: several nodes share the
+database, and the claim gate (agi_campaign.gate) keeps every cap across them.
 Who holds it (host, pid, since) is written in the `setting` table for the refusal message.
 """
 import fcntl
@@ -29,7 +25,6 @@ from agi_campaign.models import Setting
 
 INSTANCE_KEY = "instance"
 HOLDER_KEY = "service"
-ADVISORY_KEY = 0x61676963  # "agic": the one advisory lock key the service takes
 
 
 def instance_name(configured=None):
@@ -51,11 +46,14 @@ class ServiceLock:
 
     def acquire(self, now):
         """Take the lock or raise StartupError naming the service that has it."""
-        taken = self._take_postgres() if is_postgres(self._db) else self._take_sqlite()
-        if not taken:
+        if is_postgres(self._db):
+            return
+        if not self._take_sqlite():
             raise StartupError(
-                "another agi-campaign service runs on this database (%s); stop it first: one "
-                "service per database" % _holder_text())
+                "another agi-campaign service runs on this SQLite database (%s); SQLite allows "
+                "one service per database: stop that one, or, to run several nodes on one "
+                "database, move to PostgreSQL (database.url: postgresql://...; README, "
+                "\"Several nodes\")" % _holder_text())
         holder = json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
                              "since": to_db(now).isoformat(timespec="seconds") + "Z"})
         with database.connection_context():
@@ -66,7 +64,7 @@ class ServiceLock:
         handle, self._handle = self._handle, None
         if handle is not None:
             try:
-                handle.close()  # the file (flock) or the connection (advisory lock)
+                handle.close()  # the file: flock released
             except Exception:  # boundary: releasing on the way out must not raise
                 pass
 
@@ -81,20 +79,6 @@ class ServiceLock:
             handle.close()
             return False
         self._handle = handle
-        return True
-
-    def _take_postgres(self):
-        import psycopg2
-
-        conn = psycopg2.connect(dbname=self._db.database, **self._db.connect_params)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,))
-            taken = cur.fetchone()[0]
-        if not taken:
-            conn.close()
-            return False
-        self._handle = conn
         return True
 
 

@@ -8,16 +8,18 @@ Concurrency is capped by counting attempts in flight in the database: an attempt
 from its claim (before the originate is sent) until its result is written, which happens after
 the callee's leg has hung up. So max_channels holds whatever delay_ms is.
 """
+import collections
 import datetime
 import logging
 import threading
 
-from agi_campaign import campaigns, lifecycle, weektime
-from agi_campaign.claim import claim_due
+from agi_campaign import campaigns, heartbeat, lifecycle, weektime
+from agi_campaign.claim import claim_gated
 from agi_campaign.clock import to_db
 from agi_campaign.db import database
 from agi_campaign.errors import (AgiCampaignError, AmiError, AmiNotConnected, AmiNotSent,
                                  AmiTimeout, NotFoundError)
+from agi_campaign.gate import Limits
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt, Campaign, NumberStatus, Outcome
 from agi_campaign.originate import ASTDB_FAMILY, astdb_key, originate_action, parse_channel_id
@@ -64,8 +66,10 @@ class Engine:
     tick last completed (None before the first), for the heartbeat and health checks.
     """
 
-    def __init__(self, config, clock, amis, recorder, instance, tick_s=None, metrics=None):
+    def __init__(self, config, clock, amis, recorder, instance, tick_s=None, metrics=None,
+                 node=None):
         self.config = config
+        self.node = node  # this node's id (its service_heartbeat row), kept on its attempts
         self.metrics = metrics  # agi_campaign.metrics.Metrics (claim latency), or None
         self.instance = instance
         self.clock = clock
@@ -80,6 +84,8 @@ class Engine:
         self._absent = {}  # server -> {(attempt id, token): first pass it was absent}
         self._down_since = {}  # server -> monotonic time AMI was first seen down
         self._ready_at = {}
+        self._ids = {}  # campaign name -> id (limits' peers)
+        self._adopted = {}  # server -> gone nodes whose attempts its last pass took over
         self.last_tick_m = None  # monotonic time the last tick_states completed (health)
         self.last_tick_at = None
         self.last_run_m = None  # monotonic time tick_states last began (liveness: health.alive)
@@ -124,13 +130,19 @@ class Engine:
             allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms, window, at=mark)
             if allowed:
                 began = self.clock.monotonic()
-                claimed = claim_due(row.id, allowed, now, cfg.server, cfg.dnc_lists,
-                                    cfg.max_attempts, callee_hours=cfg.callee_hours,
-                                    timezone=cfg.timezone)
+                claimed, admission = claim_gated(
+                    self.limits(cfg, row.id), allowed, now, cfg.dnc_lists, cfg.max_attempts,
+                    callee_hours=cfg.callee_hours, timezone=cfg.timezone, node=self.node)
                 if self.metrics is not None:
                     self.metrics.claimed(name, self.clock.monotonic() - began)
                 if not claimed:
-                    return
+                    # nothing due, or a limit shared with other campaigns or nodes (the gate)
+                    wait = admission.wait_s
+                    if admission.allowed or wait <= 0 or (
+                            self.clock.monotonic() + wait >= deadline):
+                        return
+                    self.clock.sleep(wait)
+                    continue
                 pacer.started(len(claimed), at=mark)
                 for item in claimed:
                     self._originate(item, cfg, row.id, ami)
@@ -140,6 +152,29 @@ class Engine:
             if self.clock.monotonic() + wait >= deadline:
                 return
             self.clock.sleep(max(wait, 0.001))  # never a sleep too short to move a clock
+
+    def limits(self, cfg, campaign_id):
+        """The gate's limits of campaign `cfg` (id `campaign_id`) under the running config."""
+        server = self.config.servers[cfg.server]
+        peers = ()
+        if server.max_channels is not None or server.max_cps is not None:
+            others = [c for c in self.config.campaigns.values()
+                      if c.server == cfg.server and c.name != cfg.name]
+            ids = self._campaign_ids([c.name for c in others])
+            peers = tuple((ids[c.name], c.max_channels) for c in others if c.name in ids)
+        return Limits(campaign_id=campaign_id, max_channels=cfg.max_channels,
+                      delay_ms=cfg.delay_ms, server=cfg.server,
+                      server_max_channels=server.max_channels, server_max_cps=server.max_cps,
+                      peers=peers)
+
+    def _campaign_ids(self, names):
+        """{name: campaign id} (ids never change: kept once read)."""
+        missing = [n for n in names if n not in self._ids]
+        if missing:
+            for row in Campaign.select(Campaign.id, Campaign.name).where(
+                    Campaign.name.in_(missing)):
+                self._ids[row.name] = row.id
+        return self._ids
 
     def _originate(self, item, cfg, campaign_id, ami):
         server = self.config.servers[cfg.server]
@@ -254,12 +289,28 @@ class Engine:
         return live
 
     def _reconcile_server(self, name, ami, live):
+        """Reconcile this node's attempts on server `name`, and those of nodes that are gone
+        (no live heartbeat: killed, host lost, cut from the database): their results can only
+        come from Asterisk now, so they skip RECONCILE_MIN_AGE_S (the take-over is bounded by
+        the heartbeat's staleness plus two passes RECONCILE_ABSENT_S apart). A live node's
+        attempts are left to it."""
         now, now_m = self.clock.now(), self.clock.monotonic()
         old = to_db(now - datetime.timedelta(seconds=RECONCILE_MIN_AGE_S))
-        rows = list(Attempt.select(Attempt.id, Attempt.token).where(
-            (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))
-            & (Attempt.created_at <= old)))
-        in_flight = {(r.id, r.token) for r in rows}
+        rows = list(Attempt.select(Attempt.id, Attempt.token, Attempt.node,
+                                   Attempt.created_at).where(
+            (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))))
+        nodes = {r.node for r in rows if r.node is not None and r.node != self.node}
+        live_nodes = heartbeat.live_ids(now) if nodes else set()
+        gone = nodes - live_nodes
+        in_flight = {(r.id, r.token) for r in rows
+                     if r.node in gone or ((r.node is None or r.node == self.node)
+                                           and r.created_at <= old)}
+        adopted = collections.Counter(r.node for r in rows if r.node in gone)
+        for node, count in adopted.items():
+            if node not in self._adopted.get(name, ()):
+                log.warning("server=%s node %s is gone (no heartbeat): reconciling its %d "
+                            "attempt(s) in flight", name, node, count)
+        self._adopted[name] = set(adopted)
         absent = self._absent.setdefault(name, {})
         for key in list(absent):
             if key not in in_flight or key in live:

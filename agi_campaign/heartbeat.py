@@ -24,7 +24,8 @@ import socket
 
 from agi_campaign import __version__
 from agi_campaign.clock import from_db, show_time, to_db
-from agi_campaign.db import database
+from agi_campaign.db import database, is_postgres
+from agi_campaign.errors import StartupError
 from agi_campaign.models import ServiceHeartbeat
 
 log = logging.getLogger(__name__)
@@ -53,26 +54,48 @@ class Heartbeat:
         self.host = host or socket.gethostname()
         self.pid = pid if pid is not None else os.getpid()
         self.row_id = None
+        self.started_at = None
 
     def start(self, now):
-        """Delete rows of processes no longer live, then write this one's."""
+        """Delete rows of processes no longer live, then write this one's; its id is this
+        node's id (`row_id`). Refused (StartupError) while a live node of another instance
+        name runs on this database: nodes sharing a database must share their instance."""
         with database.connection_context(), database.atomic():
-            dead = [r.id for r in ServiceHeartbeat.select()
+            rows = list(ServiceHeartbeat.select())
+            dead = [r.id for r in rows
                     if not is_live(from_db(r.stopped_at), from_db(r.beat_at), r.tick_ms, now)
                     or (r.host, r.pid) == (self.host, self.pid)]
+            other = [r for r in rows if r.id not in dead and r.instance != self.instance]
+            if other:
+                raise StartupError(
+                    "service.instance is %s here, but the node on %s pid %s runs as instance "
+                    "%s on this database; nodes sharing a database must have the same instance "
+                    "(remove service.instance or set it alike in every node's config)"
+                    % (self.instance, other[0].host, other[0].pid, other[0].instance))
             if dead:
                 ServiceHeartbeat.delete().where(ServiceHeartbeat.id.in_(dead)).execute()
             self.row_id = ServiceHeartbeat.insert(
                 host=self.host[:255], pid=self.pid, instance=self.instance, version=self.version,
                 tick_ms=self.tick_ms, started_at=to_db(now), beat_at=to_db(now)).execute()
+        self.started_at = now
 
     def _update(self, **fields):
         with database.connection_context():
-            ServiceHeartbeat.update(**fields).where(ServiceHeartbeat.id == self.row_id).execute()
+            return ServiceHeartbeat.update(**fields).where(
+                ServiceHeartbeat.id == self.row_id).execute()
 
     def beat(self, now, last_tick):
-        """`last_tick`: when the states tick last completed (aware, or None before the first)."""
-        self._update(beat_at=to_db(now), last_tick=to_db(last_tick))
+        """`last_tick`: when the states tick last completed (aware, or None before the first).
+        A row another node deleted meanwhile (it took this one for dead: no beat for
+        `stale_after_s`, e.g. while cut from the database) is written again, same id."""
+        if self._update(beat_at=to_db(now), last_tick=to_db(last_tick)) == 0:
+            with database.connection_context():
+                ServiceHeartbeat.insert(
+                    id=self.row_id, host=self.host[:255], pid=self.pid, instance=self.instance,
+                    version=self.version, tick_ms=self.tick_ms, started_at=to_db(self.started_at),
+                    beat_at=to_db(now), last_tick=to_db(last_tick)).on_conflict_ignore().execute()
+            log.warning("this node's heartbeat row was gone (taken for dead by another node "
+                        "while it could not beat): written again")
 
     def record_reload(self, now, ok, text):
         self._update(reload_at=to_db(now), reload_ok=bool(ok), reload_text=text)
@@ -81,8 +104,31 @@ class Heartbeat:
         self._update(stopped_at=to_db(now), beat_at=to_db(now))
 
 
+SKEW_WARN_S = 0.5
+
+
+def clock_skew_s(now):
+    """How far this host's clock (`now`) is ahead of the database server's (PostgreSQL; None
+    on SQLite, which has no clock of its own). Nodes compare each other's heartbeats and
+    spacings on their own clocks: a skew above SKEW_WARN_S is worth a warning."""
+    if not is_postgres():
+        return None
+    with database.connection_context():
+        value = database.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'").fetchone()[0]
+    return (now - from_db(value)).total_seconds()
+
+
+def live_ids(now):
+    """The ids of the nodes live at `now` (the staleness rule)."""
+    with database.connection_context():
+        rows = list(ServiceHeartbeat.select(ServiceHeartbeat.id, ServiceHeartbeat.stopped_at,
+                                            ServiceHeartbeat.beat_at, ServiceHeartbeat.tick_ms))
+    return {r.id for r in rows
+            if is_live(from_db(r.stopped_at), from_db(r.beat_at), r.tick_ms, now)}
+
+
 def describe(row, now):
-    """A row as a dict: host, pid, instance, version, tick_ms, started_at, beat_at, last_tick,
+    """A row as a dict: node (the row's id: the node's id), host, pid, instance, version, tick_ms, started_at, beat_at, last_tick,
     stopped_at (aware UTC datetimes or None), running, ticking (bools), last_tick_age_s
     (seconds or None) and reload (None, or {at, ok, text})."""
     beat_at, last_tick = from_db(row.beat_at), from_db(row.last_tick)
@@ -90,7 +136,7 @@ def describe(row, now):
     running = is_live(stopped_at, beat_at, row.tick_ms, now)
     age = (now - last_tick).total_seconds() if last_tick is not None else None
     return {
-        "host": row.host, "pid": row.pid, "instance": row.instance, "version": row.version,
+        "node": row.id, "host": row.host, "pid": row.pid, "instance": row.instance, "version": row.version,
         "tick_ms": row.tick_ms, "started_at": from_db(row.started_at), "beat_at": beat_at,
         "last_tick": last_tick, "stopped_at": stopped_at, "running": running,
         "ticking": running and age is not None and age <= stale_after_s(row.tick_ms),

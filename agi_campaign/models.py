@@ -133,6 +133,7 @@ class Attempt(BaseModel):
     amd_cause = peewee.CharField(max_length=64, null=True)    # e.g. LONGGREETING-1500-1500
     digits = peewee.CharField(max_length=32, null=True)       # keys the callee pressed (collect)
     opted_out = peewee.BooleanField(null=True)                # True: the opt-out key was pressed
+    node = peewee.IntegerField(null=True)     # the claiming node's service_heartbeat id (engine)
 
     class Meta:
         # (campaign, created_at): the dashboard's calls per minute, the report's and the API's
@@ -213,8 +214,21 @@ class ServiceHeartbeat(BaseModel):
         indexes = ((("host", "pid"), True),)
 
 
+class DialGate(BaseModel):
+    """The claim gate's rows (agi_campaign.gate): one per campaign (`c:<id>`) and one per
+    server with limits (`s:<name>`), locked by each claim on PostgreSQL."""
+    key = peewee.CharField(max_length=64, primary_key=True)
+    next_at = peewee.DateTimeField(null=True)         # no call starts before (delay_ms, max_cps)
+    last_campaign = peewee.IntegerField(null=True)    # server rows: who started the last call
+    blocked = peewee.CharField(max_length=200, null=True)   # campaign rows: the server's limit
+    blocked_at = peewee.DateTimeField(null=True)            # that stops it, since when
+
+    class Meta:
+        table_name = "dial_gate"
+
+
 ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry, Setting,
-              WebhookEvent, ServiceHeartbeat]
+              WebhookEvent, ServiceHeartbeat, DialGate]
 
 IN_FLIGHT_STATUSES = (AttemptStatus.DIALING.value, AttemptStatus.ANSWERED.value)
 

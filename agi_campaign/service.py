@@ -7,8 +7,10 @@ Start-up fails with one clear line when the database is unwritable, the FastAGI 
 taken, or no Asterisk server accepts our AMI login; a server that is down while others are up is
 logged and retried with backoff, and its campaigns wait.
 
-One service per database: a second `run` on the same database refuses to start, naming the
-first (agi_campaign.deployment.ServiceLock).
+Several nodes: any number of `run` processes may share one PostgreSQL database; every cap holds
+across them (agi_campaign.gate), each reconciles its own attempts and those of nodes that are
+gone (agi_campaign.engine). On SQLite a second `run` on the same database refuses to start,
+naming the first and PostgreSQL (agi_campaign.deployment.ServiceLock).
 
 Stop: the first SIGTERM/SIGINT stops new calls and waits for calls in flight to end and be
 recorded; whatever is still up then (a long queue or conference call) keeps running on Asterisk
@@ -58,7 +60,7 @@ from agi_campaign.deployment import ServiceLock, instance_name
 from agi_campaign.engine import Engine
 from agi_campaign.errors import ConfigError, StartupError
 from agi_campaign.fastagi import FastAgiServer
-from agi_campaign.heartbeat import HEARTBEAT_EVERY_S, Heartbeat
+from agi_campaign.heartbeat import HEARTBEAT_EVERY_S, SKEW_WARN_S, Heartbeat, clock_skew_s
 from agi_campaign.httpserver import HttpServer
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.metrics import Metrics
@@ -137,15 +139,21 @@ class Service:
         self.deliverer = Deliverer(self._webhook_for, list(self.config.campaigns), self.clock)
         self.deliverer.start()
         self._start_amis()
+        self.heartbeat = Heartbeat(self.instance, self.config.service.tick_ms)
+        self.heartbeat.start(self.clock.now())
+        skew = clock_skew_s(self.clock.now())
+        if skew is not None and abs(skew) > SKEW_WARN_S:
+            log.warning("this host's clock is %.2f s %s the database server's: nodes compare "
+                        "heartbeats and call spacing on their own clocks; synchronise them (NTP)",
+                        abs(skew), "ahead of" if skew > 0 else "behind")
         self.engine = Engine(self.config, self.clock, self.amis, recorder,
-                             instance=self.instance, metrics=self.metrics)
+                             instance=self.instance, metrics=self.metrics,
+                             node=self.heartbeat.row_id)
         for name, ami in self.amis.items():
             ami.add_listener(lambda ev, name=name: self._on_event(name, ev))
             ami.add_state_listener(lambda up, name=name: self.engine.on_ami_state(name, up))
             if not ami.connected:
                 self.engine.on_ami_state(name, False)
-        self.heartbeat = Heartbeat(self.instance, self.config.service.tick_ms)
-        self.heartbeat.start(self.clock.now())
         self.scheduler = jobs.start_scheduler(self.engine, list(self.config.campaigns),
                                               self.config.service.tick_ms / 1000.0,
                                               heartbeat=self._beat,

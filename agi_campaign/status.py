@@ -23,7 +23,7 @@ service runs (its heartbeat is live); otherwise they say to start it.
 
 import peewee
 
-from agi_campaign import forecast, heartbeat, progress, weektime, webhooks
+from agi_campaign import forecast, gate, heartbeat, progress, weektime, webhooks
 from agi_campaign.claim import HoursCheck
 from agi_campaign.clock import from_db, iso_as_text, show_time, to_db
 from agi_campaign.db import database, is_postgres
@@ -116,9 +116,11 @@ def hours_waiting(campaign_id, cfg, now):
 NO_SERVICE = "start the service: agi-campaign run"
 
 
-def reason(row, cfg, now, counts, in_flight, hours=(0, None, None), service_running=True):
+def reason(row, cfg, now, counts, in_flight, hours=(0, None, None), service_running=True,
+           server_limit=None):
     """Why the campaign is (not) dialing, in words; `hours` as hours_waiting gives it;
-    `service_running`: whether a service's heartbeat is live (heartbeat.read)."""
+    `service_running`: whether a service's heartbeat is live (heartbeat.read);
+    `server_limit`: the server's limit that stopped its last claim (gate.blocked_reasons)."""
     state = S(row.state)
     if state == S.PAUSED:
         return "paused (agi-campaign campaign resume %s)" % row.name
@@ -141,6 +143,8 @@ def reason(row, cfg, now, counts, in_flight, hours=(0, None, None), service_runn
                                     if service_running else NO_SERVICE)
     if in_flight >= cfg.max_channels:
         return "no free channel (%d of %d in use)" % (in_flight, cfg.max_channels)
+    if server_limit is not None:
+        return "%s (%d call(s) of this campaign in flight)" % (server_limit, in_flight)
     waiting, dialable, first = hours
     if waiting and dialable == 0:
         return ("%d number(s) outside their calling hours (callee_hours %r); the next opens %s"
@@ -181,7 +185,8 @@ def campaign_status(row, cfg, now, service_running=True, webhook=None,
     return {
         "name": row.name, "type": row.type, "server": row.server, "state": row.state.upper(),
         "since": show_time(row.state_changed_at, zone, iso=True),
-        "reason": (reason(row, cfg, now, counts, in_flight, hours, service_running) if cfg
+        "reason": (reason(row, cfg, now, counts, in_flight, hours, service_running,
+                          gate.blocked_reasons([row.id], now).get(row.id)) if cfg
                    else "not in the config file"),
         "numbers": counts, "attempts": attempts, "in_flight": in_flight,
         "hours_open_next": show_time(hours[2], zone, iso=True),
@@ -212,16 +217,52 @@ def status(config, now, name=None, service=False):
         tick_gap_s(config)) for row in query]
 
 
+def nodes(now):
+    """Every node seen on this database (heartbeat.read_all, the live ones first), each with
+    `node` (its id), `calls_in_flight` and `campaigns` ({name: calls in flight}): what it
+    owns. A gone node's calls are being taken over by the live ones (agi_campaign.engine)."""
+    rows = database.execute_sql(
+        "SELECT a.node, c.name, COUNT(*) FROM attempt a JOIN campaign c ON c.id = a.campaign_id "
+        "WHERE a.status IN (%s) AND a.node IS NOT NULL GROUP BY a.node, c.name" % ", ".join(
+            database.param for _ in IN_FLIGHT_STATUSES), IN_FLIGHT_STATUSES).fetchall()
+    owned = {}
+    for node, name, count in rows:
+        owned.setdefault(node, {})[name] = count
+    infos = heartbeat.read_all(now)
+    infos.sort(key=lambda info: not info["running"])
+    return [dict(info, calls_in_flight=sum(owned.get(info["node"], {}).values()),
+                 campaigns=owned.get(info["node"], {})) for info in infos]
+
+
+def node_lines(infos, zone):
+    """`nodes` as text: one line each, when there are several (one node: the service line
+    says it all)."""
+    if len(infos) < 2:
+        return []
+    live = sum(1 for info in infos if info["running"])
+    lines = ["nodes: %d live of %d seen on this database" % (live, len(infos))]
+    for info in infos:
+        owned = ", ".join("%s %d" % item for item in sorted(info["campaigns"].items()))
+        lines.append("  node %s on %s pid %s: %s, last heartbeat %s; calls in flight %d%s" % (
+            info["node"], info["host"], info["pid"],
+            "live" if info["running"] else ("stopped" if info["stopped_at"] else
+                                            "GONE (its calls are taken over)"),
+            show_time(info["beat_at"], zone), info["calls_in_flight"],
+            " (%s)" % owned if owned else ""))
+    return lines
+
+
 def display_zone(config):
     """The zone of times not tied to one campaign: the campaigns' one zone, else UTC."""
     zones = {cfg.timezone for cfg in config.campaigns.values()}
     return zones.pop() if len(zones) == 1 else "UTC"
 
 
-def service_lines(service, zone):
-    """The service's line (heartbeat.line) and its last reload's, when there was one."""
+def service_lines(service, zone, infos=()):
+    """The service's line (heartbeat.line), its last reload's when there was one, and the
+    nodes' (`node_lines` of `infos`)."""
     return [text for text in (heartbeat.line(service, zone), heartbeat.reload_line(service, zone))
-            if text]
+            if text] + node_lines(list(infos), zone)
 
 
 def render(rows, service=()):

@@ -86,8 +86,8 @@ def test_startup_database_folder_missing(tmp_path, asterisk):
 
 
 def test_startup_second_service_on_the_same_database_is_refused(tmp_path, asterisk):
-    """Two services on one database would each count calls in flight and exceed max_channels:
-    the second refuses, naming the first (host, pid, since)."""
+    """A second node on one SQLite database refuses to start, naming the first (host, pid,
+    since) and PostgreSQL as the way to run several."""
     port = free_port()
     path = config(tmp_path, asterisk, port=port)
     first = ServiceProcess(path, tmp_path / "first.log", port)
@@ -99,7 +99,8 @@ def test_startup_second_service_on_the_same_database_is_refused(tmp_path, asteri
         other.write_text(yaml.safe_dump(other_data))
         code, out = run_service(other)
         line = error_line(out)
-        assert code == 1 and "another agi-campaign service runs on this database" in line
+        assert code == 1 and "another agi-campaign service runs on this SQLite database" in line
+        assert "to run several nodes on one database, move to PostgreSQL" in line
         assert "pid %d" % first.proc.pid in line and socket.gethostname() in line
         first.kill()  # SIGKILL: the lock dies with the process
         first.start()  # ... so it starts again and listens (start() waits for its port)

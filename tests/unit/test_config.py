@@ -438,7 +438,13 @@ BAD_VALUES = [
     ("servers", ["main"], "servers must be a mapping (key: value), got a list"),
     ("servers.Main", {}, "servers: name 'Main' must be 1-32 characters of a-z 0-9 _ -"),
     ("servers.main.bogus", 1, "servers.main: unknown key 'bogus' (valid: agi_url, ami, "
-                              "connect_context, dial_template, dialout_context)"),
+                              "connect_context, dial_template, dialout_context, max_channels, "
+                              "max_cps)"),
+    ("servers.main.max_channels", 0, "servers.main.max_channels must be an integer 1..100000, "
+                                     "got 0"),
+    ("servers.main.max_cps", 0, "servers.main.max_cps must be a number of calls per second "
+                                "0.1..1000 (the carrier's limit), got 0"),
+    ("servers.main.max_cps", "5", "servers.main.max_cps must be a number of calls per second"),
     ("servers.main.ami", DELETE, "servers.main: missing required key 'ami'; add e.g. ami: {host:"),
     ("servers.main.ami", "x", "servers.main.ami must be a mapping (key: value), got 'x'"),
     ("servers.main.ami.bogus", 1, "servers.main.ami: unknown key 'bogus' (valid: host, port, "

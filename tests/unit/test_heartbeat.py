@@ -98,3 +98,54 @@ def test_show_time_in_a_zone_with_offset_to_the_second():
     assert show_time(t.replace(month=7), "America/New_York") == "2026-07-26 14:05:02 -04:00"
     assert show_time(t, "Asia/Kolkata", iso=True) == "2026-11-26T23:35:02+05:30"
     assert show_time(None, "UTC") is None
+
+
+def test_heartbeat_nodes_live_ids_other_instance_refused_and_row_written_again(db, db_url):
+    import pytest
+
+    from agi_campaign.errors import StartupError
+
+    one = Heartbeat("inst1", 200, host="h1", pid=1)
+    two = Heartbeat("inst1", 200, host="h2", pid=2)
+    one.start(T0)
+    two.start(T0)
+    assert heartbeat.live_ids(T0 + S) == {one.row_id, two.row_id}
+    with pytest.raises(StartupError, match="nodes sharing a database must have the same "
+                                           "instance"):
+        Heartbeat("other", 200, host="h3", pid=3).start(T0 + S)
+    one.beat(T0 + 4 * S, T0 + 4 * S)
+    assert heartbeat.live_ids(T0 + 6 * S) == {one.row_id}  # two stopped beating: gone
+    if db_url.startswith("sqlite"):
+        return  # SQLite reuses a deleted row's id; it runs one node only (ServiceLock)
+    three = Heartbeat("inst1", 200, host="h3", pid=3)
+    three.start(T0 + 6 * S)                                  # deletes the gone row of two
+    assert ServiceHeartbeat.get_or_none(ServiceHeartbeat.id == two.row_id) is None
+    two.beat(T0 + 7 * S, T0 + 7 * S)                         # back: its row is written again
+    assert heartbeat.live_ids(T0 + 7 * S) == {one.row_id, two.row_id, three.row_id}
+    infos = {i["node"]: i for i in heartbeat.read_all(T0 + 7 * S)}
+    assert (infos[two.row_id]["host"], infos[two.row_id]["pid"]) == ("h2", 2)
+
+
+def test_heartbeat_status_lists_nodes_with_their_calls_in_flight(db):
+    from agi_campaign.claim import claim_due
+    from agi_campaign.status import node_lines, nodes
+
+    from tests.unit.support import make_campaign, make_numbers
+
+    one, two = Heartbeat("i", 200, host="h1", pid=1), Heartbeat("i", 200, host="h2", pid=2)
+    one.start(T0)
+    two.start(T0)
+    camp = make_campaign("c1", state="running")
+    make_numbers(camp, 5)
+    claim_due(camp.id, 3, T0, "main", (), 3, node=one.row_id)
+    claim_due(camp.id, 1, T0, "main", (), 3, node=two.row_id)
+    one.beat(T0 + 6 * S, T0 + 6 * S)
+    infos = nodes(T0 + 6 * S)
+    assert [(i["node"], i["running"], i["calls_in_flight"], i["campaigns"]) for i in infos] == [
+        (one.row_id, True, 3, {"c1": 3}), (two.row_id, False, 1, {"c1": 1})]
+    lines = node_lines(infos, "UTC")
+    assert lines[0] == "nodes: 1 live of 2 seen on this database"
+    assert lines[1].startswith("  node %d on h1 pid 1: live, last heartbeat " % one.row_id)
+    assert lines[1].endswith("calls in flight 3 (c1 3)")
+    assert "GONE (its calls are taken over)" in lines[2] and lines[2].endswith("(c1 1)")
+    assert node_lines(infos[:1], "UTC") == []   # one node: the service line says it all
