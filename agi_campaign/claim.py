@@ -158,14 +158,15 @@ def claim_due(campaign_id, n, now, server, dnc_lists, max_attempts, callee_hours
                       timezone, node)
 
 
-def claim_gated(limits, n, now, dnc_lists, max_attempts, callee_hours=None, timezone="UTC",
+def claim_gated(limits, n, clock, dnc_lists, max_attempts, callee_hours=None, timezone="UTC",
                 node=None):
     """`claim_due` behind the gate (agi_campaign.gate): in ONE transaction, the caps of
     `limits` (a gate.Limits: campaign and server channels, delay_ms, max_cps, fair share) are
-    checked under the gate's locks, at most the admitted number of the `n` wanted is claimed,
-    stamped with the gate's clock, and the starts are recorded. Returns (claimed, Admission)."""
+    checked under the gate's locks at `clock()` (read once they are held), at most the
+    admitted number of the `n` wanted is claimed, stamped with that time, and the starts are
+    recorded. Returns (claimed, Admission)."""
     with database.atomic():
-        admission = gate.admit(limits, n, now)
+        admission = gate.admit(limits, n, clock)
         if admission.allowed <= 0:
             return [], admission
         claimed = _claim(limits.campaign_id, admission.allowed, admission.now, limits.server,

@@ -123,15 +123,17 @@ class Engine:
             if row is None or row.state != CampaignState.RUNNING.value:
                 return
             in_flight = in_flight_count(row.id)
-            # Stamp the attempts at the instant the spacing is checked, so the recorded call
-            # starts are exactly as far apart as pacing allowed them.
+            # The local pacer spares this node claims the gate would refuse; the gate (in the
+            # claim's transaction) decides for every node and stamps the attempts with the
+            # time it checked the spacing at, so recorded starts are as far apart as allowed.
             now, mark = self.clock.now(), self.clock.monotonic()
             window = weektime.window_open(cfg.week_time, cfg.timezone, now)
             allowed = pacer.allowed(in_flight, cfg.max_channels, cfg.delay_ms, window, at=mark)
             if allowed:
                 began = self.clock.monotonic()
                 claimed, admission = claim_gated(
-                    self.limits(cfg, row.id), allowed, now, cfg.dnc_lists, cfg.max_attempts,
+                    self.limits(cfg, row.id), allowed, self.clock.now, cfg.dnc_lists,
+                    cfg.max_attempts,
                     callee_hours=cfg.callee_hours, timezone=cfg.timezone, node=self.node)
                 if self.metrics is not None:
                     self.metrics.claimed(name, self.clock.monotonic() - began)
@@ -290,10 +292,11 @@ class Engine:
 
     def _reconcile_server(self, name, ami, live):
         """Reconcile this node's attempts on server `name`, and those of nodes that are gone
-        (no live heartbeat: killed, host lost, cut from the database): their results can only
-        come from Asterisk now, so they skip RECONCILE_MIN_AGE_S (the take-over is bounded by
-        the heartbeat's staleness plus two passes RECONCILE_ABSENT_S apart). A live node's
-        attempts are left to it."""
+        (no live heartbeat: killed, host lost, cut from the database). A gone node's results
+        can only come from Asterisk now, and any originate it sent was handled long ago (it
+        has not beaten for the staleness time): its attempts absent from the channels are
+        settled at the first pass, without RECONCILE_MIN_AGE_S. Take-over time: staleness +
+        at most one pass interval. A live node's attempts are left to it."""
         now, now_m = self.clock.now(), self.clock.monotonic()
         old = to_db(now - datetime.timedelta(seconds=RECONCILE_MIN_AGE_S))
         rows = list(Attempt.select(Attempt.id, Attempt.token, Attempt.node,
@@ -302,9 +305,9 @@ class Engine:
         nodes = {r.node for r in rows if r.node is not None and r.node != self.node}
         live_nodes = heartbeat.live_ids(now) if nodes else set()
         gone = nodes - live_nodes
-        in_flight = {(r.id, r.token) for r in rows
-                     if r.node in gone or ((r.node is None or r.node == self.node)
-                                           and r.created_at <= old)}
+        orphans = {(r.id, r.token) for r in rows if r.node in gone}
+        in_flight = orphans | {(r.id, r.token) for r in rows
+                               if (r.node is None or r.node == self.node) and r.created_at <= old}
         adopted = collections.Counter(r.node for r in rows if r.node in gone)
         for node, count in adopted.items():
             if node not in self._adopted.get(name, ()):
@@ -317,7 +320,7 @@ class Engine:
                 del absent[key]
         for key in in_flight - live:
             first = absent.setdefault(key, now_m)
-            if now_m - first >= RECONCILE_ABSENT_S:
+            if key in orphans or now_m - first >= RECONCILE_ABSENT_S:
                 del absent[key]
                 if not self._recover_saved(ami, *key):
                     self._finish(key[0], Outcome.LOST, "no call on %s at reconcile" % name,

@@ -83,12 +83,14 @@ def spacing_wait(next_at, now):
     return max((next_at - now).total_seconds(), 0.0)
 
 
-def admit(limits, want, now):
+def admit(limits, want, clock):
     """Inside the claim's transaction: lock the gate rows and decide how many of `want` calls
-    may start at `now` (Admission)."""
+    may start (Admission). `clock()` gives the time (aware UTC), read once the locks are held:
+    a claim that waited for another node's lock is judged, and stamped, when it gets it."""
     if is_postgres():
         database.execute_sql("SET LOCAL lock_timeout = %d" % LOCK_TIMEOUT_MS)
     campaign_row = _lock("c:%d" % limits.campaign_id)
+    now = clock()
     in_flight = _count("campaign_id", limits.campaign_id)
     free = limits.max_channels - in_flight
     if free <= 0:
@@ -102,6 +104,7 @@ def admit(limits, want, now):
     if not limits.server_limited:
         return Admission(allowed, now)
     server_row = _lock("s:" + limits.server)
+    now = clock()
     blocked = _server_admit(limits, allowed, server_row, now)
     _set_blocked(limits.campaign_id, campaign_row[1], blocked[1], now)
     return blocked[0]

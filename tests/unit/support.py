@@ -63,6 +63,7 @@ class FakeAmi:
         self.connected = connected
         self.actions = []
         self.channels = []
+        self.astdb = {}  # (family, key) -> value, answered to DBGet
         self.refuse = False
         self.listeners = []
         self._lock = threading.Lock()
@@ -78,6 +79,9 @@ class FakeAmi:
         return fut
 
     def collect(self, action, complete_event, timeout=None):
+        if action.get("Action") == "DBGet":
+            value = self.astdb.get((action["Family"], action["Key"]))
+            return [] if value is None else [{"Event": "DBGetResponse", "Val": value}]
         return [dict(ch) for ch in self.channels]
 
     def add_listener(self, fn):

@@ -305,3 +305,36 @@ def test_engine_stamps_attempts_when_the_spacing_allows_them(db, monkeypatch):
     assert len(created) >= 4
     gaps = [(b - a).total_seconds() for a, b in zip(created, created[1:])]
     assert min(gaps) >= 0.4, gaps
+
+
+def test_engine_reconcile_takes_over_a_gone_nodes_attempts_and_leaves_a_live_nodes(db):
+    """Three nodes' attempts on one server: this node's (young: left for now), a live other
+    node's (never touched), a gone node's (settled at the first pass, no minimum age: from its
+    AstDB copy when there is one, else lost), and a gone node's call still up (kept)."""
+    from agi_campaign.heartbeat import Heartbeat
+
+    engine, ami, clock, row, rec = engine_for(count=5, max_channels=5)
+    me, live, gone = (Heartbeat("t1", 100, host="h", pid=pid) for pid in (1, 2, 3))
+    for beat in (me, live, gone):
+        beat.start(clock.now())
+    engine.node = me.row_id
+    start_running(engine, row)
+    engine.dial("c1")
+    atts = list(Attempt.select().order_by(Attempt.id))
+    assert len(atts) == 5 and {a.node for a in atts} == {me.row_id}
+    owners = [me.row_id, live.row_id, gone.row_id, gone.row_id, gone.row_id]
+    for att, node in zip(atts, owners):
+        Attempt.update(node=node).where(Attempt.id == att.id).execute()
+    saved, up = atts[2], atts[4]
+    ami.astdb[("agi-campaign", "t1-%d" % saved.id)] = "%s^BUSY^17^0^3" % saved.token
+    ami.channels = [{"Uniqueid": engine_channel(engine, up), "Linkedid": "x"}]
+    clock.advance(6)                       # `gone` stopped beating 6 s ago; the others beat
+    me.beat(clock.now(), clock.now())
+    live.beat(clock.now(), clock.now())
+    engine.reconcile()
+    got = {a.id: (a.status, a.outcome) for a in Attempt.select()}
+    assert got[atts[0].id] == ("dialing", None)      # ours, younger than 15 s
+    assert got[atts[1].id] == ("dialing", None)      # a live node's: its own business
+    assert got[saved.id] == ("ended", "busy")        # gone node's, from AstDB
+    assert got[atts[3].id] == ("ended", "lost")      # gone node's, no call, no copy
+    assert got[up.id] == ("dialing", None)           # gone node's call still up: kept

@@ -20,7 +20,7 @@ def running(name, server="main", count=20, start=0):
 
 
 def claim(limits, n, at):
-    return claim_gated(limits, n, at, (), 3)
+    return claim_gated(limits, n, lambda: at, (), 3)
 
 
 def end_all(campaign_id=None):
