@@ -85,6 +85,10 @@ def holders(prefix=""):
             if row.name.startswith(prefix)}     # startswith is case-insensitive on PostgreSQL
 
 
+def _first_line(err):
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 class Lease:
     """One holder's lease `name` (module docstring). `ttl_s` may be changed between calls
     (a reload changed what it covers); `epoch` is the last granted epoch (None before)."""
@@ -122,7 +126,8 @@ class Lease:
             granted = claim(self.name, self.holder, ttl_s, self._clock.now())
         except peewee.PeeweeException as err:
             (log.info if self._failing else log.warning)(
-                "lease=%s node=%s not renewed, so not trusted: %s", self.name, self.holder, err)
+                "lease=%s node=%s not renewed, so not trusted: %s", self.name, self.holder,
+                _first_line(err))
             self._failing, self._granted_m = True, None
             return
         self._failing = False
@@ -143,4 +148,4 @@ class Lease:
             expire(self.name, self.holder, self._clock.now())
         except peewee.PeeweeException as err:
             log.warning("lease=%s node=%s not released (it expires within %.0f s): %s",
-                        self.name, self.holder, self.ttl_s, err)
+                        self.name, self.holder, self.ttl_s, _first_line(err))
