@@ -19,7 +19,8 @@ outlasts the grant, and a slow renewal shortens the trust rather than extends it
 renews when due (every ttl_s / 3, or sooner when less than `for_s` of trust is left) and says
 whether the lease is trusted for `for_s` more seconds; a database error makes it untrusted
 (logged once per run of errors), never raised. `release()` expires it now if we hold it, so
-another node takes over at its next try. `holders(prefix)` lists the leases for `status`.
+another node takes over at its next try. `holders(prefix)` lists the leases for `status`;
+`expire_all(prefix, now)` frees them all, for a node that knows it is alone.
 """
 import datetime as dt
 import logging
@@ -74,6 +75,15 @@ def expire(name, holder, now):
     with database.connection_context():
         database.execute_sql(_RELEASE.format(p=database.param, now=now_sql),
                              now_args + (name, holder))
+
+
+def expire_all(prefix, now):
+    """Every lease whose name starts with `prefix` expires now: for a node that knows no other
+    node can hold them (the one `run` of a SQLite database, after a crash)."""
+    now_value = peewee.SQL(_PG_NOW) if is_postgres() else to_db(now)
+    with database.connection_context():
+        LeaseRow.update(expires_at=now_value).where(
+            LeaseRow.name.startswith(prefix) & (LeaseRow.expires_at > now_value)).execute()
 
 
 def holders(prefix=""):

@@ -44,10 +44,12 @@ over nodes; a thread that does not hold it idles (POLL_S) and takes it over once
 A POST starts only while the lease is trusted for `post_limit_s` + POST_MARGIN_S more, so no
 POST runs past the lease and two nodes never POST one campaign's events at once. The ttl
 (`lease_ttl_s`) leaves room for that after a renewal that took up to TTL_SLACK_S - POST_MARGIN_S
-- lease.MARGIN_S seconds. A thread that stops releases its lease once its POST is over (the
-other node takes over at its next poll); a node that dies holds it until it expires, within the
-ttl. Delivery stays at least once: an event POSTed by a node that died before recording it is
-POSTed again by the next holder, with the same webhook-id.
+- lease.MARGIN_S seconds. A thread that stops within JOIN_S releases its lease (the other node
+takes over at its next poll); a node that dies, or a thread abandoned in a POST at a stop,
+holds it until it expires, within the ttl. On SQLite, one `run` per database
+(deployment.ServiceLock), a starting Deliverer takes every lease over at once. Delivery stays at
+least once: an event POSTed by a node that died before recording it is POSTed again by the next
+holder, with the same webhook-id.
 
 Stop: the threads are told to stop and joined for JOIN_S at most; a POST still under way is
 abandoned with its daemon thread, which then writes nothing (the event is re-delivered at the
@@ -65,8 +67,8 @@ import standardwebhooks
 
 from agi_campaign import webhooks
 from agi_campaign.clock import UTC, SystemClock, from_db
-from agi_campaign.db import database
-from agi_campaign.lease import Lease
+from agi_campaign.db import database, is_postgres
+from agi_campaign.lease import Lease, expire_all
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +202,8 @@ class Deliverer:
     def start(self):
         with database.connection_context():
             webhooks.enable_all()       # a restart gives receivers that said 410 another chance
+            if not is_postgres():       # one `run` per SQLite database (deployment.ServiceLock):
+                expire_all(LEASE_PREFIX, self._clock.now())    # its leases are a dead run's
             for name, count in webhooks.orphan_backlog(self._names).items():
                 log.warning("campaign=%s has %d undelivered webhook event(s) but is no longer "
                             "in the config: kept, delivered once it is back with a webhook",
@@ -222,8 +226,8 @@ class Deliverer:
             self._threads.append(thread)
 
     def stop(self):
-        """Tell the threads to stop and wait JOIN_S at most for them; each releases its lease
-        as it ends (a thread still in a POST: once the POST is over)."""
+        """Tell the threads to stop and wait JOIN_S at most for them; each that ends within
+        JOIN_S releases its lease (one still in a POST writes nothing: its lease expires)."""
         self._stop.set()
         deadline = self._clock.monotonic() + JOIN_S
         for thread in self._threads:
@@ -253,7 +257,8 @@ class Deliverer:
                     self._stop.wait(wait)
         finally:
             worker.close()
-            lease.release()
+            if not self._abandoned.is_set():    # an abandoned thread writes nothing: its
+                lease.release()                 # lease expires by itself
 
 
 class _CampaignWorker:

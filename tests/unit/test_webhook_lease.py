@@ -2,7 +2,8 @@
 POSTing to a real HTTP receiver: every event is delivered exactly once and in order per
 campaign, also when the node holding a campaign stops (its lease released: the other node
 takes over at once) or is SIGKILLed (its lease expires: the other node takes over within the
-ttl and one poll). Runs on SQLite and PostgreSQL (the `db` fixture)."""
+ttl and one poll). Several nodes need PostgreSQL (on SQLite, one `run` per database, a starting
+Deliverer takes every lease over: that case runs on both)."""
 import base64
 import http.server
 import json
@@ -14,10 +15,12 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 from agi_campaign import webhooks
 from agi_campaign.clock import SystemClock
 from agi_campaign.config import WebhookConfig
-from agi_campaign.lease import holders
+from agi_campaign.lease import Lease, holders
 from agi_campaign.models import Lease as LeaseRow, WebhookEvent
 from agi_campaign.webhook_delivery import POLL_S, Deliverer, lease_name
 
@@ -82,6 +85,11 @@ def holder_of(camp):
     return holders(lease_name(camp.id))[lease_name(camp.id)][0]
 
 
+ON_POSTGRES = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+
+
+@ON_POSTGRES
 def test_webhook_lease_two_nodes_deliver_each_event_once_in_order_and_hand_over_on_stop(db):
     receiver = Receiver()
     hook = WebhookConfig(url=receiver.url, secret_env="WHS", secret=SECRET, timeout_s=2)
@@ -128,6 +136,7 @@ CHILD = """
 """
 
 
+@ON_POSTGRES
 def test_webhook_lease_holder_killed_other_node_takes_over_within_ttl_and_a_poll(db, db_url):
     ttl_s = 5.0                     # > 3 x timeout_s + POST_MARGIN_S + lease.MARGIN_S = 3.6 s
     receiver = Receiver()
@@ -161,4 +170,28 @@ def test_webhook_lease_holder_killed_other_node_takes_over_within_ttl_and_a_poll
         if child.poll() is None:
             child.kill()
             child.wait(10)
+        receiver.close()
+
+
+def test_webhook_lease_of_a_dead_run_taken_over_at_start_on_sqlite_only(db, db_url):
+    """SQLite has one `run` per database: a restarted service delivers at once. On PostgreSQL
+    another node may be alive: the lease is waited for."""
+    receiver = Receiver()
+    hook = WebhookConfig(url=receiver.url, secret_env="WHS", secret=SECRET, timeout_s=2)
+    camps = {name: make_campaign(name) for name in CAMPAIGNS}
+    for camp in camps.values():         # a run killed while it held its leases for 60 s
+        assert Lease(lease_name(camp.id), 1, 60, SystemClock()).hold()
+    enqueue(camps, 0, 3)
+    deliverer = Deliverer(lambda name: hook, list(CAMPAIGNS), node=2)
+    try:
+        deliverer.start()
+        if db_url.startswith("sqlite"):
+            assert wait_until(lambda: receiver.count() >= 6 and all_delivered(), timeout=5)
+            assert {holder_of(c) for c in camps.values()} == {2}
+        else:
+            time.sleep(4 * POLL_S)
+            assert receiver.count() == 0
+            assert {holder_of(c) for c in camps.values()} == {1}
+    finally:
+        deliverer.stop()
         receiver.close()
