@@ -43,8 +43,8 @@ a campaign's events. Each campaign thread delivers only while it holds the lease
 over nodes; a thread that does not hold it idles (POLL_S) and takes it over once it is free.
 A POST starts only while the lease is trusted for `post_limit_s` + POST_MARGIN_S more, so no
 POST runs past the lease and two nodes never POST one campaign's events at once. The ttl
-(`lease_ttl_s`) leaves room for that after a renewal that took up to TTL_SLACK_S - POST_MARGIN_S
-- lease.MARGIN_S seconds. A thread that stops within JOIN_S releases its lease (the other node
+(`lease_ttl_s`) leaves room for that after a renewal that took less than TTL_SLACK_S -
+POST_MARGIN_S - lease.MARGIN_S seconds. A thread that stops within JOIN_S releases its lease (the other node
 takes over at its next poll); a node that dies, or a thread abandoned in a POST at a stop,
 holds it until it expires, within the ttl. On SQLite, one `run` per database
 (deployment.ServiceLock), a starting Deliverer takes every lease over at once. Delivery stays at
@@ -94,8 +94,8 @@ def post_limit_s(webhook):
 
 def lease_ttl_s(webhook):
     """The ttl of a campaign's delivery lease: max(MIN_TTL_S, post_limit_s + TTL_SLACK_S).
-    Right after a renewal that took r seconds the trust left is ttl - lease.MARGIN_S - r, which
-    is at least post_limit_s + POST_MARGIN_S (what a POST needs) while r <= TTL_SLACK_S -
+    Right after a renewal that took r seconds the trust left is ttl - lease.MARGIN_S - r, more
+    than post_limit_s + POST_MARGIN_S (what a POST needs) while r < TTL_SLACK_S -
     lease.MARGIN_S - POST_MARGIN_S (7 s): so a POST can always start after a renewal, and a
     node that dies hands over within this ttl (40 s at the default timeout_s of 10 s)."""
     return max(MIN_TTL_S, post_limit_s(webhook) + TTL_SLACK_S)

@@ -8,6 +8,7 @@ import base64
 import http.server
 import json
 import pathlib
+import random
 import signal
 import subprocess
 import sys
@@ -17,14 +18,15 @@ import time
 
 import pytest
 
-from agi_campaign import webhooks
+from agi_campaign import lease as lease_mod, webhooks
 from agi_campaign.clock import SystemClock
 from agi_campaign.config import WebhookConfig
 from agi_campaign.lease import Lease, holders
 from agi_campaign.models import Lease as LeaseRow, WebhookEvent
-from agi_campaign.webhook_delivery import POLL_S, Deliverer, lease_name
+from agi_campaign.webhook_delivery import (MIN_TTL_S, POLL_S, Deliverer, _CampaignWorker,
+                                           lease_name, lease_ttl_s, post_limit_s)
 
-from tests.unit.support import make_campaign, wait_until
+from tests.unit.support import T0, FakeClock, make_campaign, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
@@ -194,4 +196,38 @@ def test_webhook_lease_of_a_dead_run_taken_over_at_start_on_sqlite_only(db, db_u
             assert {holder_of(c) for c in camps.values()} == {1}
     finally:
         deliverer.stop()
+        receiver.close()
+
+
+def test_webhook_lease_post_starts_only_with_trust_for_the_whole_post(db, monkeypatch):
+    """ttl 40 s at timeout_s 10: a POST (30 s at most) needs 32 s of trust; after a renewal
+    that took r s, 39 - r are left: a POST may start when r < 7 s, not after a slower one."""
+    clock = FakeClock(T0)
+    receiver = Receiver()
+    hook = WebhookConfig(url=receiver.url, secret_env="WHS", secret=SECRET, timeout_s=10)
+    assert (post_limit_s(hook), lease_ttl_s(hook)) == (30, 40)
+    assert lease_ttl_s(WebhookConfig(url=receiver.url, secret_env="WHS", timeout_s=1)) == 15
+    camp = make_campaign("a")
+    enqueue({"a": camp}, 0, 2)
+    lease = Lease(lease_name(camp.id), 1, MIN_TTL_S, clock)
+    worker = _CampaignWorker("a", camp.id, lambda name: hook, clock, random.Random(0), lease)
+    real, took = lease_mod.claim, {"s": 7.0}
+
+    def slow_claim(*args):
+        granted = real(*args)
+        clock.advance(took["s"])
+        return granted
+
+    monkeypatch.setattr(lease_mod, "claim", slow_claim)
+    try:
+        assert worker.step() == POLL_S          # held, 32 s left: not more than a POST needs
+        assert lease.trusted_for() == 32 and receiver.count() == 0
+        took["s"] = 6.9
+        assert worker.step() == 0               # renewed first: 32.1 s left
+        assert receiver.of("a") == [0]
+        clock.advance(0.2)                      # 31.9 s left: renewed (6.9 s) before the POST
+        assert worker.step() == 0 and receiver.of("a") == [0, 1]
+        assert lease.trusted_for() == pytest.approx(32.1)
+    finally:
+        worker.close()
         receiver.close()
