@@ -9,7 +9,7 @@ import pytest
 
 from agi_campaign import lease as lease_mod
 from agi_campaign.db import database
-from agi_campaign.lease import MARGIN_S, RENEW_FRACTION, Lease, claim, holders
+from agi_campaign.lease import MARGIN_S, RENEW_FRACTION, Lease, claim, expire_all, holders
 
 from tests.unit.support import T0, FakeClock
 
@@ -116,3 +116,14 @@ def test_lease_database_error_means_not_trusted_logged_once(db, caplog):
     assert [r.getMessage().split(": ")[0] for r in warnings] == [
         "lease=webhooks:1 node=1 not renewed, so not trusted",
         "lease=webhooks:1 node=1 not released (it expires within 30 s)"]
+
+
+def test_lease_expire_all_frees_the_leases_of_a_prefix_only(db):
+    clock = FakeClock(T0)
+    for name in ("webhooks:1", "webhooks:2", "other:1"):
+        assert Lease(name, 1, 60, clock).hold()
+    assert sorted(holders("webhooks:")) == ["webhooks:1", "webhooks:2"]
+    expire_all("webhooks:", clock.now())
+    assert Lease("webhooks:1", 2, 60, clock).hold()
+    assert Lease("webhooks:2", 2, 60, clock).hold()
+    assert not Lease("other:1", 2, 60, clock).hold()
