@@ -28,12 +28,13 @@ b. One node with the real service (`agi-campaign run`, child process) and the As
    (harness.ChannelMonitor) from the first start to the last (while numbers are due), against
    max_channels, on SQLite and on PostgreSQL, with the time from the first start to the peak
    and the mean after it. On PostgreSQL also: the most connections the database had during
-   the run (pg_stat_activity every 0.2 s) and the connections the server refused the service
-   (its log's "too many clients").
+   the run (pg_stat_activity every 0.2 s) and the calls whose `connect` session failed because
+   the server refused a connection ("too many clients" in the service's log).
 """
 import contextlib
 import multiprocessing
 import os
+import re
 import threading
 import time
 
@@ -247,10 +248,14 @@ class PgConnections:
         self._thread.join(5)
 
 
-def refused_connections(log_path):
-    """Lines of a service log where PostgreSQL refused a connection (max_connections)."""
+def refused_connects(log_path):
+    """`connect` sessions of a service log that failed because PostgreSQL refused a connection
+    (max_connections): the callee answered and heard nothing. A log record is a line that
+    starts with a timestamp and the traceback lines after it."""
     with open(log_path, encoding="utf-8", errors="replace") as fh:
-        return sum("too many clients" in line for line in fh)
+        records = re.split(r"\n(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", fh.read())
+    return sum("handler crashed script=connect" in r and "too many clients" in r
+               for r in records)
 
 
 def hold_concurrency(box, workdir, db_url=None, connections=contextlib.nullcontext()):
@@ -309,10 +314,10 @@ def service_rows(workdir):
                         note="benchmark 1's measure, %d calls each, 200 in flight; answered "
                              "%d/%d (SQLite), %d/%d (PostgreSQL); PostgreSQL: at most %d "
                              "connections to the database (the service's and the benchmark's "
-                             "1), %d refused" % (
+                             "1); %d calls lost their connect session to 'too many clients'" % (
                                  DIAL_CALLS, answered_s, total_s, answered_p, total_p,
                                  dial_connections.peak,
-                                 refused_connections(os.path.join(dial_dirs[1], "service.log")))))
+                                 refused_connects(os.path.join(dial_dirs[1], "service.log")))))
         for label, url in (("SQLite", None), ("PostgreSQL", pg_url(PG_SERVICE_DB))):
             connections = contextlib.nullcontext()
             if url:
@@ -323,7 +328,8 @@ def service_rows(workdir):
             extra = ""
             if url:
                 extra = ("; at most %d connections to the database (the service's and the "
-                         "benchmark's 1), %d refused" % (connections.peak, refused_connections(
+                         "benchmark's 1); %d calls lost their connect session to 'too many "
+                         "clients'" % (connections.peak, refused_connects(
                              os.path.join(where, "service.log"))))
             rows.append(row("11 nodes: one node %s" % label,
                             "peak concurrent calls (Asterisk) vs max_channels", got["peak"],
