@@ -260,9 +260,10 @@ def refused_connects(log_path):
 
 def hold_concurrency(box, workdir, db_url=None, connections=contextlib.nullcontext()):
     """Callee legs up on Asterisk while one service dials HOLD_CALLS callees that stay HOLD_S,
-    max_channels HOLD_MAX: {peak, mean (from the first start to the last), window_s, calls,
-    ramp_s (first start to the peak), mean_after_ramp}; `connections` is entered while it
-    dials."""
+    max_channels HOLD_MAX: {peak, mean (from the first start to the last), window_s, calls
+    (callee legs seen), drops (times the monitor lost its AMI session: legs of the gap are
+    missed), ramp_s (first start to the peak), mean_after_ramp}; `connections` is entered
+    while it dials."""
     os.makedirs(workdir, exist_ok=True)
     cfgs = {"hold": sandbox_env.campaign(
         box, max_channels=HOLD_MAX, delay_ms=0, dial_timeout_s=15,
@@ -281,7 +282,7 @@ def hold_concurrency(box, workdir, db_url=None, connections=contextlib.nullconte
             time.sleep(2.5)  # the engine's AMI settle delay
             campaigns.apply_command("hold", "start", clock.now())
             wait_completed("hold", 60 + HOLD_CALLS * HOLD_S / HOLD_MAX * 3, service)
-            starts, peak = list(mon.start_times), mon.peak
+            starts, peak, drops = list(mon.start_times), mon.peak, mon.drops
     finally:
         service.stop(graceful=True)
     database.close_all()
@@ -290,7 +291,7 @@ def hold_concurrency(box, workdir, db_url=None, connections=contextlib.nullconte
     full = next((t for t, n in sampler.samples if n >= peak), starts[-1])
     after = sampler.between(full, starts[-1]) or [peak]
     return {"peak": peak, "mean": sum(window) / len(window), "window_s": starts[-1] - starts[0],
-            "calls": len(starts), "ramp_s": full - starts[0],
+            "calls": len(starts), "drops": drops, "ramp_s": full - starts[0],
             "mean_after_ramp": sum(after) / len(after)}
 
 
@@ -334,7 +335,9 @@ def service_rows(workdir):
             rows.append(row("11 nodes: one node %s" % label,
                             "peak concurrent calls (Asterisk) vs max_channels", got["peak"],
                             HOLD_MAX, "calls", "<= cap", got["peak"] <= HOLD_MAX,
-                            note="%d callees holding %d s%s" % (got["calls"], HOLD_S, extra)))
+                            note="%d of %d callees seen, holding %d s; the monitor's AMI "
+                                 "session dropped %d times%s" % (got["calls"], HOLD_CALLS, HOLD_S,
+                                                                got["drops"], extra)))
             rows.append(row("11 nodes: one node %s" % label,
                             "mean concurrent calls while numbers are due vs max_channels",
                             got["mean"], HOLD_MAX, "calls", "report", None,
