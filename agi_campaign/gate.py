@@ -10,9 +10,12 @@ campaign, and each claim serialises on rows of the `dial_gate` table:
 Under those locks the gate counts attempts in flight (claimed and not ended) with a separate
 statement, so under READ COMMITTED it sees every attempt the previous lock holder committed.
 A node that crashes before COMMIT leaves nothing; after it, its attempts count until they are
-reconciled (agi_campaign.engine). Times are the caller's (`now`, time passed in): spacings
-across nodes assume NTP-synchronised hosts, as the heartbeat does; the service warns at start
-when its clock is off the database's (agi_campaign.service).
+reconciled (agi_campaign.engine). A claim's transaction ends itself if its session idles 5 s
+(IDLE_IN_CLAIM_MS: a node frozen mid-claim) and waits LOCK_TIMEOUT_MS at most for a lock.
+Two clocks, both passed in (`admit`): the caller's stamps the attempts and decides which
+numbers are due; spacings (`next_at`) are kept on the database's clock on PostgreSQL, one
+clock for all nodes whatever their skew (the caller's on SQLite, one node). A `next_at`
+further ahead than any spacing asks means that clock stepped back: ignored, not waited for.
 
 Limits, all at once:
 - campaign `max_channels`: attempts of the campaign in flight;
@@ -21,7 +24,8 @@ Limits, all at once:
 - server `max_cps`: starts evenly spaced 1/max_cps apart (the row's `next_at`), one call per
   claim, so no burst reaches the carrier;
 - fair share between the campaigns of one server: while another running campaign of the
-  server is waiting (due numbers, below its own max_channels), a campaign takes at most
+  server could start a call (numbers due with attempts left, below its own max_channels,
+  past its own delay_ms), a campaign takes at most
   ceil(server max_channels / campaigns waiting) channels, and does not start two calls in a
   row under max_cps unless the other let a whole interval pass. A backlog never starves a
   campaign; a lone campaign uses the whole server.
