@@ -73,15 +73,7 @@ def test_deployment_lock_of_a_killed_service_does_not_block_its_restart(tmp_path
             lock.acquire(T0)
         child.send_signal(signal.SIGKILL)
         child.wait(10)
-        for _ in range(100):  # the kernel drops the flock with the process
-            try:
-                lock.acquire(T0)
-                break
-            except StartupError:
-                subprocess.run(["sleep", "0.1"])
-        else:
-            pytest.fail("the lock of a killed service was never released")
-        lock.release()
+        _acquire_once_free(lock, "the lock of a killed service was never released")
     finally:
         if child.poll() is None:
             child.kill()
@@ -105,12 +97,18 @@ def _old_version_holds_the_lock(db, lock):
             lock.acquire(T0)
     finally:
         old.close()
-    for _ in range(100):  # PostgreSQL drops the old session's lock once it sees it close
+    _acquire_once_free(lock, "the lock of a stopped earlier-version service was never released")
+
+
+def _acquire_once_free(lock, failure):
+    """Take `lock` within 10 s (the holder is gone: the kernel drops its flock, PostgreSQL its
+    session's lock once it sees the connection close), then release it."""
+    for _ in range(100):
         try:
             lock.acquire(T0)
             break
         except StartupError:
-            subprocess.run(["sleep", "0.05"])
+            subprocess.run(["sleep", "0.1"])
     else:
-        pytest.fail("the lock of a stopped earlier-version service was never released")
+        pytest.fail(failure)
     lock.release()
