@@ -12,9 +12,9 @@ statement, so under READ COMMITTED it sees every attempt the previous lock holde
 A node that crashes before COMMIT leaves nothing; after it, its attempts count until they are
 reconciled (agi_campaign.engine). A claim's transaction ends itself if its session idles 5 s
 (IDLE_IN_CLAIM_MS: a node frozen mid-claim) and waits LOCK_TIMEOUT_MS at most for a lock.
-Two clocks, both passed in (`admit`): the caller's stamps the attempts and decides which
-numbers are due; spacings (`next_at`) are kept on the database's clock on PostgreSQL, one
-clock for all nodes whatever their skew (the caller's on SQLite, one node). A `next_at`
+One clock for all nodes on PostgreSQL: the database's (`clock_timestamp()`), whatever the
+hosts' skew, for spacings (`next_at`), the attempts' stamps and which numbers are due; the
+caller's on SQLite (one node), passed in (`admit`). A `next_at`
 further ahead than any spacing asks means that clock stepped back: ignored, not waited for.
 
 Limits, all at once:
@@ -101,19 +101,26 @@ def db_now():
 
 def admit(limits, want, clock, spacing_clock=None):
     """Inside the claim's transaction: lock the gate rows and decide how many of `want` calls
-    may start (Admission). `clock()` gives the caller's time (aware UTC), read once the locks
-    are held: a claim that waited for another node's lock is judged, and stamped, when it gets
-    it. Spacings (delay_ms, max_cps) are kept on `spacing_clock()`: by default the database's
-    clock on PostgreSQL (one clock for every node, whatever their skew), `clock` on SQLite."""
+    may start (Admission), at the time read once the locks are held: a claim that waited for
+    another node's lock is judged, and stamped, when it gets it. By default that time is the
+    database's clock on PostgreSQL (one clock for every node, whatever their skew: spacings,
+    stamps and due numbers on it) and `clock()` (aware UTC) on SQLite. A `spacing_clock`
+    given keeps spacings on it and the rest on `clock` (tests on a fake clock)."""
     postgres = is_postgres()
     if postgres:
         database.execute_sql("SET LOCAL lock_timeout = %d" % LOCK_TIMEOUT_MS)
         # a node frozen or cut off inside its claim must not hold the gate's rows for long
         database.execute_sql("SET LOCAL idle_in_transaction_session_timeout = %d"
                              % IDLE_IN_CLAIM_MS)
-    spacing = spacing_clock or (db_now if postgres else clock)
+
+    def times():
+        if spacing_clock is None:
+            at = db_now() if postgres else clock()
+            return at, at
+        return clock(), spacing_clock()
+
     campaign_row = _lock("c:%d" % limits.campaign_id)
-    now, at = clock(), spacing()
+    now, at = times()
     in_flight = _count("campaign_id", limits.campaign_id)
     free = limits.max_channels - in_flight
     if free <= 0:
@@ -127,7 +134,7 @@ def admit(limits, want, clock, spacing_clock=None):
     if not limits.server_limited:
         return Admission(allowed, now, spacing_at=at)
     server_row = _lock("s:" + limits.server)
-    now, at = clock(), spacing()
+    now, at = times()
     admission, blocked = _server_admit(limits, allowed, server_row, now, at)
     _set_blocked(limits.campaign_id, campaign_row[1], blocked, now)
     return admission

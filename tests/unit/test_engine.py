@@ -171,7 +171,7 @@ def test_engine_reconcile_with_two_servers_finishes_vanished_calls_on_both(db):
     for ami in amis.values():
         ami.channels = []
     rec = Recorder(lambda name: RetryPolicy(2, 60))
-    engine = Engine(cfg, clock, amis, rec, instance="t1")
+    engine = Engine(cfg, clock, amis, rec, instance="t1", spacing_clock=clock.now)
     for name in ("ca", "cb"):
         make_numbers(Campaign.get(Campaign.name == name), 1, start=len(name) * 10 + ord(name[1]))
         campaigns.apply_command(name, "start", clock.now())

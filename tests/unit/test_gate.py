@@ -13,9 +13,12 @@ from agi_campaign.models import Attempt, Campaign, Number
 from tests.unit.support import T0, make_campaign, make_numbers
 
 
-def running(name, server="main", count=20, start=0):
+PAST = T0 - dt.timedelta(days=3650)  # due whatever the database's clock says
+
+
+def running(name, server="main", count=20, start=0, due=T0):
     camp = make_campaign(name, server=server, state="running")
-    make_numbers(camp, count, start=start)
+    make_numbers(camp, count, start=start, due=due)
     return camp
 
 
@@ -153,7 +156,7 @@ def test_gate_concurrent_claimers_never_exceed_any_cap(db):
 def test_gate_spacing_on_postgres_uses_the_database_clock(db, db_url):
     """Two nodes whose clocks disagree by an hour: on PostgreSQL delay_ms is kept on the
     database's clock, so the second claim still waits; SQLite (one node) keeps the caller's."""
-    camp = running("c1")
+    camp = running("c1", due=PAST)
     limits = Limits(camp.id, max_channels=10, delay_ms=500, server="main")
     assert len(claim_gated(limits, 5, lambda: T0, (), 3)[0]) == 1
     got, adm = claim_gated(limits, 5, lambda: T0 + dt.timedelta(hours=1), (), 3)
@@ -183,7 +186,7 @@ def test_gate_a_claim_left_open_is_ended_by_postgres(db, db_url, monkeypatch):
     if not db_url.startswith("postgresql"):
         return  # SQLite: one node, one process: no other claimer to hold up
     monkeypatch.setattr(gate, "IDLE_IN_CLAIM_MS", 500)
-    camp = running("c1")
+    camp = running("c1", due=PAST)
     limits = Limits(camp.id, max_channels=10, delay_ms=0, server="main")
     locked, done = threading.Event(), threading.Event()
 

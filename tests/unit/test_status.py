@@ -131,8 +131,9 @@ def test_status_says_when_the_server_limit_holds_a_campaign(db):
     campaigns.apply_command("c1", "start", T0)
     campaigns.move(row(), "running", "test", T0)
     limits = Limits(row().id, 5, 0, "main", server_max_channels=1)
-    assert len(claim_gated(limits, 5, lambda: T0, (), 3)[0]) == 1
-    assert claim_gated(limits, 5, lambda: T0, (), 3)[1].limited_by == "server max_channels"
+    at = dict(spacing_clock=lambda: T0)  # PostgreSQL: T0, not the database's clock
+    assert len(claim_gated(limits, 5, lambda: T0, (), 3, **at)[0]) == 1
+    assert claim_gated(limits, 5, lambda: T0, (), 3, **at)[1].limited_by == "server max_channels"
     assert status(cfg, T0)[0]["reason"] == ("waiting for server main: its max_channels 1 are in "
                                            "use (1 call(s) of this campaign in flight)")
     later = T0 + dt.timedelta(seconds=11)  # no claim since: the block is no longer shown
