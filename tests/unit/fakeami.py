@@ -9,10 +9,13 @@ hide itself. Supported actions:
 - ``Echo``: replies after ``DelayMs`` on its own thread (replies arrive out of order) with
   the ``Echo`` header copied;
 - ``Flood``: Success, then ``Count`` ``TestEvent`` events in one write;
-- ``Fail``: ``Response: Error``; ``Blackhole``: never answered.
+- ``Fail``: ``Response: Error``; ``Blackhole``: never answered;
+- any action named in ``fail_next`` (lower case: times left) is answered ``Error`` that many
+  times first.
 Misbehaviour: ``drop_all()``, ``mute_all()`` (stop answering), ``send_raw(bytes)`` (garbage),
 ``broadcast(event)``.
 """
+import collections
 import socket
 import threading
 import time
@@ -74,6 +77,13 @@ class FakeConnection:
         name = action.get("Action", "").lower()
         if name != "login" and not self.logged_in:
             self.reply(action, "Error", "Permission denied")
+            return
+        with self.server.lock:
+            failing = self.server.fail_next[name] > 0
+            if failing:
+                self.server.fail_next[name] -= 1
+        if failing:
+            self.reply(action, "Error", "Failed as the test asked")
             return
         getattr(self, "do_" + name, self.do_unknown)(action)
 
@@ -158,6 +168,7 @@ class FakeAmiServer:
         self.username = username
         self.secret = secret
         self.refuse_login = False
+        self.fail_next = collections.Counter()
         self.channels = ["PJSIP/a-0001", "PJSIP/b-0002", "Local/1@x-0003;1"]
         self.actions = []
         self.connections = []
