@@ -87,10 +87,15 @@ class ChannelMonitor:
     dialer originated.
 
     If Asterisk drops the monitor's AMI session (`drops`), the events of that gap are lost: on
-    reconnection the monitor asks Asterisk which channels are up (CoreShowChannels, retried for
-    up to `resync_for_s`) and corrects its live set (a leg whose Hangup was missed is gone, one
-    whose Newchannel was missed is counted), so no stale leg inflates a peak. A leg that began
-    and ended inside the gap stays uncounted. `blind` is true while a drop has not been
+    reconnection, before any event of the new session counts, the monitor asks Asterisk which
+    channels are up (CoreShowChannels, retried for up to `resync_for_s`) and corrects its live
+    set (a leg whose Hangup was missed is gone, one whose Newchannel was missed is counted), so
+    no stale leg inflates a peak. The new session's events may reach the monitor before the
+    client says it is connected (its reader starts before the login completes), hence the
+    resync from the first of them too. Corrections are stamped with the time of the last event
+    seen before the gap (when they happened is unknown; so the timelines keep Asterisk's
+    clock, not the time a loaded test process got round to the resync). A leg that began and
+    ended inside the gap stays uncounted. `blind` is true while a drop has not been
     resynchronised (still disconnected, or every resync try failed): its counts are not to be
     trusted, and checks must fail saying so ("monitor blind") rather than pass on them.
     """
@@ -117,6 +122,7 @@ class ChannelMonitor:
         self.drops = 0  # times the AMI connection was lost: events were missed, counts are off
         self.resyncs = 0  # drops made good by a resync
         self.gave_up = None  # why a resync failed for good (the monitor is blind), or None
+        self.last_at = None  # Asterisk's time of the last event seen
         self._closing = False
 
     @property
@@ -129,7 +135,14 @@ class ChannelMonitor:
         if not connected and not self._closing:
             with self._lock:
                 self.drops += 1
-        elif connected and self.drops > self.resyncs:
+        elif connected:
+            self._resync_if_due()
+
+    def _resync_if_due(self):
+        """Resync once after each drop (not again once it gave up: the monitor stays blind)."""
+        with self._lock:
+            due = self.drops > self.resyncs and self.gave_up is None
+        if due:
             self._resync()
 
     def _resync(self):
@@ -157,7 +170,7 @@ class ChannelMonitor:
             self._note_attempt(ev.get("Uniqueid"), None)
             if self._is_callee_leg(ev.get("Channel", "")):
                 up[ev["Channel"]] = ev
-        now = time.time()
+        now = self.last_at if self.last_at is not None else time.time()
         with self._lock:
             for channel in self.live - set(up):
                 self._ended(channel, now)
@@ -180,11 +193,13 @@ class ChannelMonitor:
                 self.attempts[instance].add(attempt_id)
 
     def _on_event(self, event):
+        self._resync_if_due()  # an event of a new session, before its "connected" state
         name, channel = event.get("Event"), event.get("Channel", "")
         try:
             at = float(event["Timestamp"])
         except (KeyError, ValueError):
             at = time.time()
+        self.last_at = at
         if name == "Newchannel":
             self._note_attempt(event.get("Uniqueid"), at)
         if not self._is_callee_leg(channel):

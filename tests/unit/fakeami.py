@@ -10,6 +10,7 @@ hide itself. Supported actions:
   the ``Echo`` header copied;
 - ``Flood``: Success, then ``Count`` ``TestEvent`` events in one write;
 - ``Fail``: ``Response: Error``; ``Blackhole``: never answered;
+- events in ``after_login`` are written right after each successful login's reply;
 - any action named in ``fail_next`` (lower case: times left) is answered ``Error`` that many
   times first.
 Misbehaviour: ``drop_all()``, ``mute_all()`` (stop answering), ``send_raw(bytes)`` (garbage),
@@ -110,6 +111,8 @@ class FakeConnection:
         self.logged_in = True
         self.reply(action, "Success", "Authentication accepted")
         self.write(encode({"Event": "FullyBooted", "Status": "Fully Booted"}))
+        for event in list(server.after_login):
+            self.write(encode(event))
 
     def do_logoff(self, action):
         self.reply(action, "Goodbye", "Thanks for all the fish.")
@@ -169,6 +172,7 @@ class FakeAmiServer:
         self.secret = secret
         self.refuse_login = False
         self.fail_next = collections.Counter()
+        self.after_login = []
         self.channels = ["PJSIP/a-0001", "PJSIP/b-0002", "Local/1@x-0003;1"]
         self.actions = []
         self.connections = []
