@@ -128,6 +128,23 @@ def _take_over(node, watch):
     return time.monotonic() - killed_at, had
 
 
+def _explain_overlaps(mon):
+    """Print every number Asterisk had in two calls at once: its legs and its attempts (what a
+    failing check needs to be understood)."""
+    up, overlapping = collections.Counter(), set()
+    for _, number, step in list(mon.legs):
+        up[number] += step
+        if up[number] > 1:
+            overlapping.add(number)
+    for number in sorted(overlapping):
+        print("OVERLAP +%s legs %s" % (number, [(round(at, 3), step) for at, n, step in mon.legs
+                                                if n == number]))
+        for a in Attempt.select().join(Number).where(Number.phone == "+" + number):
+            print("  attempt %s node %s seq %s created %.3f ended %s outcome %s note %s" % (
+                a.id, a.node, a.seq, _epoch(a.created_at),
+                a.ended_at and round(_epoch(a.ended_at), 3), a.outcome, a.note))
+
+
 def _most_in_one_second(times):
     """The most of `times` (sorted) in any window [t, t + 1 s)."""
     return max((bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
@@ -138,10 +155,10 @@ def test_nodes_three_nodes_two_servers_caps_hold_through_two_kills(asterisk, ast
     began = time.monotonic()
     box_b = asterisk_factory()
     servers = {"a": asterisk, "b": box_b}
-    # The campaigns' own max_channels on a server add up to more than the server's: the
-    # server's limit binds (so does max_cps: ~20 calls a second of ~1 s would need 20 channels).
-    server_limits = {"a": {"max_channels": 20, "max_cps": 20},
-                     "b": {"max_channels": 16, "max_cps": 15}}
+    # The campaigns' own max_channels on a server add up to more than the server's, and its
+    # max_cps times the calls' mean length (~1 s) is about its max_channels: both limits bind.
+    server_limits = {"a": {"max_channels": 20, "max_cps": 25},
+                     "b": {"max_channels": 16, "max_cps": 20}}
     layout = {"a1": ("a", 14, 50000), "a2": ("a", 14, 50500),
               "b1": ("b", 11, 51000), "b2": ("b", 11, 51500)}
     plans = {name: plan_numbers(500, first, seed=first, mix=MIX, longest_hold_s=2)
@@ -185,6 +202,7 @@ def test_nodes_three_nodes_two_servers_caps_hold_through_two_kills(asterisk, ast
     print("FIGURES attempts by node id %s; seconds %.0f" % (dict(by_node), elapsed))
 
     for server, mon in monitors.items():
+        _explain_overlaps(mon)
         names = [n for n, (s, _, _) in layout.items() if s == server]
         limit = server_limits[server]
         for name in names:
@@ -221,7 +239,7 @@ def test_nodes_three_nodes_two_servers_caps_hold_through_two_kills(asterisk, ast
         # from the start; a claim takes them before any retry, due later), each started calls
         # all along (no 10 s without a leg start: a node's death leaves each campaign the
         # other nodes) and had a fair part of the server's starts (1/2 by the gate's share and
-        # its max_cps turns; at least 0.3 allows for different call lengths).
+        # its max_cps turns; at least 0.4 allows for different call lengths).
         ids = {name: Campaign.get(Campaign.name == name).id for name in names}
         first_claims = {name: [_epoch(a.created_at) for a in attempts
                                if a.campaign_id == ids[name] and a.seq == 1] for name in names}
@@ -241,7 +259,7 @@ def test_nodes_three_nodes_two_servers_caps_hold_through_two_kills(asterisk, ast
                   server, until - since, {n: round(g, 2) for n, g in gaps.items()},
                   {n: round(s, 2) for n, s in shares.items()}))
         for name in names:
-            assert gaps[name] < 10.0 and shares[name] >= 0.3, (name, gaps, shares)
+            assert gaps[name] < 10.0 and shares[name] >= 0.4, (name, gaps, shares)
 
     for _, _, took, _ in takeovers:
         assert took <= TAKEOVER_BOUND_S
@@ -296,6 +314,7 @@ def test_nodes_node_cut_from_the_database_stops_dialing_and_does_not_double_dial
             finally:
                 x.service.stop()
                 y.service.stop()
+        _explain_overlaps(mon)
         figures = check_invariants(name, plan, mon, MAX_ATTEMPTS, max_channels)
     finally:
         proxy.close()
