@@ -1,6 +1,9 @@
 """Several nodes on one PostgreSQL database (docs/DESIGN.md, "Several nodes"), against real
 Asterisk 22 sandboxes and real `agi-campaign run` child processes, each with its own config file
 (same database, servers and campaigns; its own FastAGI port, which its servers' agi_url names).
+The database is a private PostgreSQL server per test (tests/integration/pgserver.py): three
+nodes hold ~50 connections, and the machine's shared server (max_connections 100) also serves
+the other tests and processes.
 
 Calls are counted with Asterisk's own events (harness.ChannelMonitor, one per sandbox), in
 Asterisk's own time (the events' Timestamp); the database is read only for what Asterisk
@@ -151,8 +154,9 @@ def _most_in_one_second(times):
 
 
 def test_nodes_three_nodes_two_servers_caps_hold_through_two_kills(asterisk, asterisk_factory,
-                                                                   postgres_url, tmp_path):
+                                                                   private_postgres, tmp_path):
     began = time.monotonic()
+    postgres_url = private_postgres.url
     box_b = asterisk_factory()
     servers = {"a": asterisk, "b": box_b}
     # The campaigns' own max_channels on a server add up to more than the server's, and its
@@ -275,10 +279,11 @@ def _via(url, port):
 
 
 def test_nodes_node_cut_from_the_database_stops_dialing_and_does_not_double_dial(
-        asterisk, postgres_url, tmp_path):
+        asterisk, private_postgres, tmp_path):
     """Node X reaches PostgreSQL through a proxy; cut off for ~12 s (connections dropped, new
     ones refused), it must claim, so dial, nothing; node Y goes on; X dials again once back."""
     began = time.monotonic()
+    postgres_url = private_postgres.url
     name, max_channels, cut_s = "cut", 10, 12.0
     # A claim committed just before the cut may still be stamped up to this much before it
     # (the stamp is taken under the gate's locks, before COMMIT), and its originate sent after.
@@ -290,7 +295,7 @@ def test_nodes_node_cut_from_the_database_stops_dialing_and_does_not_double_dial
     plan = plan_numbers(400, 53000, seed=53, mix=MIX, longest_hold_s=2)
     camps = {name: campaign(max_channels=max_channels, max_attempts=MAX_ATTEMPTS,
                             delay_ms=0, retry_delay_s=1)}
-    proxy = TcpProxy(urllib.parse.urlsplit(postgres_url).port or 5432)
+    proxy = TcpProxy(private_postgres.port)
     servers = {"main": asterisk}
     y = Node(tmp_path / "y", servers, camps, postgres_url)
     x = Node(tmp_path / "x", servers, camps, _via(postgres_url, proxy.port))
