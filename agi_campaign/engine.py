@@ -295,8 +295,10 @@ class Engine:
         (no live heartbeat: killed, host lost, cut from the database). A gone node's results
         can only come from Asterisk now, and any originate it sent was handled long ago (it
         has not beaten for the staleness time): its attempts absent from the channels are
-        settled at the first pass, without RECONCILE_MIN_AGE_S. Take-over time: staleness +
-        at most one pass interval. A live node's attempts are left to it."""
+        settled at the first pass once RECONCILE_ABSENT_S old (not RECONCILE_MIN_AGE_S; the
+        age guards a node taken for gone while it still dials, its heartbeat job held up).
+        Take-over time: staleness + at most one pass interval. A live node's attempts are left
+        to it."""
         now, now_m = self.clock.now(), self.clock.monotonic()
         old = to_db(now - datetime.timedelta(seconds=RECONCILE_MIN_AGE_S))
         rows = list(Attempt.select(Attempt.id, Attempt.token, Attempt.node,
@@ -305,7 +307,8 @@ class Engine:
         nodes = {r.node for r in rows if r.node is not None and r.node != self.node}
         live_nodes = heartbeat.live_ids(now) if nodes else set()
         gone = nodes - live_nodes
-        orphans = {(r.id, r.token) for r in rows if r.node in gone}
+        settled = to_db(now - datetime.timedelta(seconds=RECONCILE_ABSENT_S))
+        orphans = {(r.id, r.token) for r in rows if r.node in gone and r.created_at <= settled}
         in_flight = orphans | {(r.id, r.token) for r in rows
                                if (r.node is None or r.node == self.node) and r.created_at <= old}
         adopted = collections.Counter(r.node for r in rows if r.node in gone)

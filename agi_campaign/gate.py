@@ -121,8 +121,6 @@ def started(limits, admission, count):
         base = max(_naive(row[0]), now) if row and row[0] is not None else now
         _update("s:" + limits.server, last_campaign=limits.campaign_id,
                 next_at=base + _dt.timedelta(seconds=count / limits.server_max_cps))
-    elif limits.server_max_channels is not None:
-        _update("s:" + limits.server, last_campaign=limits.campaign_id)
 
 
 def blocked_reasons(campaign_ids, now):

@@ -227,8 +227,18 @@ class DialGate(BaseModel):
         table_name = "dial_gate"
 
 
+class Lease(BaseModel):
+    """A named lease (agi_campaign.lease): which node (`holder`, its service_heartbeat id)
+    may do a job alone until `expires_at` (naive UTC, on the database's clock); `epoch` grows
+    by one each time the holder changes."""
+    name = peewee.CharField(max_length=100, primary_key=True)
+    holder = peewee.IntegerField()
+    epoch = peewee.IntegerField()
+    expires_at = peewee.DateTimeField()
+
+
 ALL_MODELS = [Campaign, StateChange, ImportBatch, Number, Attempt, DncEntry, Setting,
-              WebhookEvent, ServiceHeartbeat, DialGate]
+              WebhookEvent, ServiceHeartbeat, DialGate, Lease]
 
 IN_FLIGHT_STATUSES = (AttemptStatus.DIALING.value, AttemptStatus.ANSWERED.value)
 

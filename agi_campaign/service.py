@@ -36,8 +36,8 @@ value (a WARNING names them). The outcome goes to the heartbeat (`reload_at/ok/t
 
 The scheduler's jobs and their overlap, misfire and failure policy: agi_campaign.scheduler.
 Webhooks: results and state changes write their outbox rows (agi_campaign.webhooks); the
-Deliverer's threads (agi_campaign.webhook_delivery) POST them, started after the FastAGI server
-and stopped first (within a second).
+Deliverer's threads (agi_campaign.webhook_delivery) POST them, started once the heartbeat row
+exists (its id is the node id holding their leases) and stopped within a second.
 
 Under systemd (`Type=notify`, agi_campaign.systemd) the service sends READY=1 once started,
 WATCHDOG=1 while agi_campaign.health.alive holds, and STOPPING=1 when it begins to stop.
@@ -136,8 +136,6 @@ class Service:
                                      max_connections=fa.max_connections,
                                      max_line_bytes=fa.max_line_bytes)
         self.fastagi.start()
-        self.deliverer = Deliverer(self._webhook_for, list(self.config.campaigns), self.clock)
-        self.deliverer.start()
         self._start_amis()
         self.heartbeat = Heartbeat(self.instance, self.config.service.tick_ms)
         self.heartbeat.start(self.clock.now())
@@ -154,6 +152,9 @@ class Service:
             ami.add_state_listener(lambda up, name=name: self.engine.on_ami_state(name, up))
             if not ami.connected:
                 self.engine.on_ami_state(name, False)
+        self.deliverer = Deliverer(self._webhook_for, list(self.config.campaigns), self.clock,
+                                   node=self.heartbeat.row_id)     # its leases' holder
+        self.deliverer.start()
         self.scheduler = jobs.start_scheduler(self.engine, list(self.config.campaigns),
                                               self.config.service.tick_ms / 1000.0,
                                               heartbeat=self._beat,

@@ -23,7 +23,7 @@ service runs (its heartbeat is live); otherwise they say to start it.
 
 import peewee
 
-from agi_campaign import forecast, gate, heartbeat, progress, weektime, webhooks
+from agi_campaign import forecast, gate, heartbeat, lease, progress, weektime, webhooks
 from agi_campaign.claim import HoursCheck
 from agi_campaign.clock import from_db, iso_as_text, show_time, to_db
 from agi_campaign.db import database, is_postgres
@@ -219,8 +219,9 @@ def status(config, now, name=None, service=False):
 
 def nodes(now):
     """Every node seen on this database (heartbeat.read_all, the live ones first), each with
-    `node` (its id), `calls_in_flight` and `campaigns` ({name: calls in flight}): what it
-    owns. A gone node's calls are being taken over by the live ones (agi_campaign.engine)."""
+    `node` (its id), `calls_in_flight`, `campaigns` ({name: calls in flight}) and `webhooks`
+    (the campaigns whose events it delivers: their lease): what it owns. A gone node's calls
+    are being taken over by the live ones (agi_campaign.engine), its leases when they expire."""
     rows = database.execute_sql(
         "SELECT a.node, c.name, COUNT(*) FROM attempt a JOIN campaign c ON c.id = a.campaign_id "
         "WHERE a.status IN (%s) AND a.node IS NOT NULL GROUP BY a.node, c.name" % ", ".join(
@@ -228,10 +229,17 @@ def nodes(now):
     owned = {}
     for node, name, count in rows:
         owned.setdefault(node, {})[name] = count
+    names = {"webhooks:%d" % row.id: row.name
+             for row in Campaign.select(Campaign.id, Campaign.name)}
+    delivers = {}
+    for lease_name, (holder, expires_at) in lease.holders("webhooks:").items():
+        if expires_at > now and lease_name in names:
+            delivers.setdefault(holder, []).append(names[lease_name])
     infos = heartbeat.read_all(now)
     infos.sort(key=lambda info: not info["running"])
     return [dict(info, calls_in_flight=sum(owned.get(info["node"], {}).values()),
-                 campaigns=owned.get(info["node"], {})) for info in infos]
+                 campaigns=owned.get(info["node"], {}),
+                 webhooks=sorted(delivers.get(info["node"], ()))) for info in infos]
 
 
 def node_lines(infos, zone):
@@ -243,12 +251,14 @@ def node_lines(infos, zone):
     lines = ["nodes: %d live of %d seen on this database" % (live, len(infos))]
     for info in infos:
         owned = ", ".join("%s %d" % item for item in sorted(info["campaigns"].items()))
-        lines.append("  node %s on %s pid %s: %s, last heartbeat %s; calls in flight %d%s" % (
+        lines.append("  node %s on %s pid %s: %s, last heartbeat %s; calls in flight %d%s%s" % (
             info["node"], info["host"], info["pid"],
             "live" if info["running"] else ("stopped" if info["stopped_at"] else
                                             "GONE (its calls are taken over)"),
             show_time(info["beat_at"], zone), info["calls_in_flight"],
-            " (%s)" % owned if owned else ""))
+            " (%s)" % owned if owned else "",
+            "; delivers webhooks of %s" % ", ".join(info["webhooks"])
+            if info.get("webhooks") else ""))
     return lines
 
 

@@ -37,9 +37,23 @@ and are delivered once the campaign has a webhook again (start-up logs a WARNING
 A campaign's thread with nothing to deliver deletes, at most hourly, its events delivered more
 than webhooks.KEEP_DELIVERED_DAYS ago.
 
+Several nodes on one database (`run` processes sharing PostgreSQL): one node at a time delivers
+a campaign's events. Each campaign thread delivers only while it holds the lease
+``webhooks:<campaign id>`` (agi_campaign.lease, holder = the node id), so campaigns may spread
+over nodes; a thread that does not hold it idles (POLL_S) and takes it over once it is free.
+A POST starts only while the lease is trusted for `post_limit_s` + POST_MARGIN_S more, so no
+POST runs past the lease and two nodes never POST one campaign's events at once. The ttl
+(`lease_ttl_s`) leaves room for that after a renewal that took less than TTL_SLACK_S -
+POST_MARGIN_S - lease.MARGIN_S seconds. A thread that stops within JOIN_S releases its lease (the other node
+takes over at its next poll); a node that dies, or a thread abandoned in a POST at a stop,
+holds it until it expires, within the ttl. On SQLite, one `run` per database
+(deployment.ServiceLock), a starting Deliverer takes every lease over at once. Delivery stays at
+least once: an event POSTed by a node that died before recording it is POSTed again by the next
+holder, with the same webhook-id.
+
 Stop: the threads are told to stop and joined for JOIN_S at most; a POST still under way is
 abandoned with its daemon thread, which then writes nothing (the event is re-delivered at the
-next start), so the service's stop_deadline_s holds.
+next start, or by another node), so the service's stop_deadline_s holds.
 """
 import datetime as dt
 import email.utils
@@ -53,7 +67,8 @@ import standardwebhooks
 
 from agi_campaign import webhooks
 from agi_campaign.clock import UTC, SystemClock, from_db
-from agi_campaign.db import database
+from agi_campaign.db import database, is_postgres
+from agi_campaign.lease import Lease, expire_all
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +77,32 @@ JOIN_S = 1.0
 RETRY_AFTER_CAP_S = 3600.0
 DB_RETRY_S = 2.0
 PURGE_EVERY_S = 3600.0
+LEASE_PREFIX = "webhooks:"
+POST_PHASES = 3         # httpx's timeout bounds each phase: connect, send, each read
+POST_MARGIN_S = 2.0     # trust left after the longest POST: recording its outcome
+MIN_TTL_S = 15.0
+TTL_SLACK_S = 10.0
+
+
+def post_limit_s(webhook):
+    """How long one POST may take: httpx applies ``timeout_s`` to the connection, to sending
+    and to each read, so a receiver that answers in one read is done within POST_PHASES times
+    timeout_s. (One that drips its answer byte by byte can take longer: httpx has no overall
+    deadline.)"""
+    return POST_PHASES * float(webhook.timeout_s)
+
+
+def lease_ttl_s(webhook):
+    """The ttl of a campaign's delivery lease: max(MIN_TTL_S, post_limit_s + TTL_SLACK_S).
+    Right after a renewal that took r seconds the trust left is ttl - lease.MARGIN_S - r, more
+    than post_limit_s + POST_MARGIN_S (what a POST needs) while r < TTL_SLACK_S -
+    lease.MARGIN_S - POST_MARGIN_S (7 s): so a POST can always start after a renewal, and a
+    node that dies hands over within this ttl (40 s at the default timeout_s of 10 s)."""
+    return max(MIN_TTL_S, post_limit_s(webhook) + TTL_SLACK_S)
+
+
+def lease_name(campaign_id):
+    return "%s%s" % (LEASE_PREFIX, campaign_id)
 
 
 def signed_headers(secret, key, body, now):
@@ -142,11 +183,15 @@ def post(client, webhook, event, now):
 class Deliverer:
     """The delivery threads of the `run` service. `webhook_for(name) -> WebhookConfig | None`
     reads the running config; `names`: the configured campaigns (a thread each for those with
-    a webhook)."""
+    a webhook); `node`: this node's id, the holder of its leases (its service_heartbeat row
+    id); `fixed_ttl_s`: a lease ttl instead of `lease_ttl_s(webhook)` (tests; it must exceed
+    post_limit_s + POST_MARGIN_S + lease.MARGIN_S, or nothing is POSTed)."""
 
-    def __init__(self, webhook_for, names, clock=None, rng=None):
+    def __init__(self, webhook_for, names, clock=None, rng=None, *, node, fixed_ttl_s=None):
         self._webhook_for = webhook_for
         self._names = list(names)
+        self._node = node
+        self._ttl_for = lease_ttl_s if fixed_ttl_s is None else (lambda hook: fixed_ttl_s)
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._stop = threading.Event()
@@ -157,6 +202,8 @@ class Deliverer:
     def start(self):
         with database.connection_context():
             webhooks.enable_all()       # a restart gives receivers that said 410 another chance
+            if not is_postgres():       # one `run` per SQLite database (deployment.ServiceLock):
+                expire_all(LEASE_PREFIX, self._clock.now())    # its leases are a dead run's
             for name, count in webhooks.orphan_backlog(self._names).items():
                 log.warning("campaign=%s has %d undelivered webhook event(s) but is no longer "
                             "in the config: kept, delivered once it is back with a webhook",
@@ -179,7 +226,8 @@ class Deliverer:
             self._threads.append(thread)
 
     def stop(self):
-        """Tell the threads to stop and wait JOIN_S at most for them."""
+        """Tell the threads to stop and wait JOIN_S at most for them; each that ends within
+        JOIN_S releases its lease (one still in a POST writes nothing: its lease expires)."""
         self._stop.set()
         deadline = self._clock.monotonic() + JOIN_S
         for thread in self._threads:
@@ -188,8 +236,9 @@ class Deliverer:
         self._threads = []
 
     def _run(self, name, campaign_id):
+        lease = Lease(lease_name(campaign_id), self._node, MIN_TTL_S, self._clock)
         worker = _CampaignWorker(name, campaign_id, self._webhook_for, self._clock, self._rng,
-                                 self._abandoned.is_set)
+                                 lease, self._abandoned.is_set, self._ttl_for)
         trouble = False
         try:
             while not self._stop.is_set():
@@ -208,13 +257,17 @@ class Deliverer:
                     self._stop.wait(wait)
         finally:
             worker.close()
+            if not self._abandoned.is_set():    # an abandoned thread writes nothing: its
+                lease.release()                 # lease expires by itself
 
 
 class _CampaignWorker:
-    """Delivers one campaign's events in order (see the module docstring)."""
+    """Delivers one campaign's events in order while it holds `lease` (module docstring)."""
 
-    def __init__(self, name, campaign_id, webhook_for, clock, rng, abandoned=lambda: False):
+    def __init__(self, name, campaign_id, webhook_for, clock, rng, lease,
+                 abandoned=lambda: False, ttl_for=lease_ttl_s):
         self.name, self.campaign_id = name, campaign_id
+        self._lease, self._ttl_for = lease, ttl_for
         self._abandoned = abandoned
         self._webhook_for = webhook_for
         self._clock, self._rng = clock, rng
@@ -231,7 +284,10 @@ class _CampaignWorker:
         hook = self._webhook_for(self.name)
         if hook is None or hook.secret is None:
             return POLL_S
-        if self._gone_url is not None:
+        self._lease.ttl_s = self._ttl_for(hook)     # follows a reloaded timeout_s
+        if not self._lease.hold():      # another node delivers this campaign (or no database)
+            return POLL_S
+        if self._gone_url is not None:  # still held: other nodes must not POST to it either
             if hook.url == self._gone_url:
                 return POLL_S
             self._gone_url = None       # the url changed: try the new one
@@ -247,6 +303,8 @@ class _CampaignWorker:
         due = from_db(event.next_try_at)
         if due > now:
             return min((due - now).total_seconds(), POLL_S)
+        if not self._lease.hold(post_limit_s(hook) + POST_MARGIN_S):
+            return POLL_S               # lost, or renewed too slowly to cover a POST
         result = post(self._client, hook, event, now)
         if self._abandoned():       # the service has stopped: the event stays pending
             return POLL_S

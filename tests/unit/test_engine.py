@@ -338,3 +338,9 @@ def test_engine_reconcile_takes_over_a_gone_nodes_attempts_and_leaves_a_live_nod
     assert got[saved.id] == ("ended", "busy")        # gone node's, from AstDB
     assert got[atts[3].id] == ("ended", "lost")      # gone node's, no call, no copy
     assert got[up.id] == ("dialing", None)           # gone node's call still up: kept
+    # a claim the "gone" node made 1 s ago (taken for gone, its heartbeat job held up, while
+    # it still dials): younger than RECONCILE_ABSENT_S, its channel may not be up yet: kept
+    Attempt.update(node=gone.row_id, created_at=to_db(clock.now() - dt.timedelta(seconds=1))) \
+        .where(Attempt.id == atts[1].id).execute()
+    engine.reconcile()
+    assert Attempt.get_by_id(atts[1].id).status == "dialing"

@@ -126,7 +126,7 @@ def test_heartbeat_nodes_live_ids_other_instance_refused_and_row_written_again(d
     assert (infos[two.row_id]["host"], infos[two.row_id]["pid"]) == ("h2", 2)
 
 
-def test_heartbeat_status_lists_nodes_with_their_calls_in_flight(db):
+def test_heartbeat_status_lists_nodes_with_their_calls_in_flight(db, db_url):
     from agi_campaign.claim import claim_due
     from agi_campaign.status import node_lines, nodes
 
@@ -140,12 +140,17 @@ def test_heartbeat_status_lists_nodes_with_their_calls_in_flight(db):
     claim_due(camp.id, 3, T0, "main", (), 3, node=one.row_id)
     claim_due(camp.id, 1, T0, "main", (), 3, node=two.row_id)
     one.beat(T0 + 6 * S, T0 + 6 * S)
+    from agi_campaign import lease
+    lease.claim("webhooks:%d" % camp.id, one.row_id, 30, T0 + 6 * S)
     infos = nodes(T0 + 6 * S)
     assert [(i["node"], i["running"], i["calls_in_flight"], i["campaigns"]) for i in infos] == [
         (one.row_id, True, 3, {"c1": 3}), (two.row_id, False, 1, {"c1": 1})]
+    if db_url.startswith("sqlite"):   # PostgreSQL's lease is on its own clock, not T0's
+        assert [i["webhooks"] for i in infos] == [["c1"], []]
     lines = node_lines(infos, "UTC")
     assert lines[0] == "nodes: 1 live of 2 seen on this database"
     assert lines[1].startswith("  node %d on h1 pid 1: live, last heartbeat " % one.row_id)
-    assert lines[1].endswith("calls in flight 3 (c1 3)")
+    assert lines[1].endswith("calls in flight 3 (c1 3)" + (
+        "; delivers webhooks of c1" if db_url.startswith("sqlite") else ""))
     assert "GONE (its calls are taken over)" in lines[2] and lines[2].endswith("(c1 1)")
     assert node_lines(infos[:1], "UTC") == []   # one node: the service line says it all

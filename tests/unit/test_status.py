@@ -119,3 +119,21 @@ def test_status_campaign_not_in_config_has_no_blocked(db):
                           "campaigns": {}}, "test.yaml")
     info = status(empty, T0)[0]
     assert info["reason"] == "not in the config file" and info["numbers"]["blocked"] == 0
+
+
+def test_status_says_when_the_server_limit_holds_a_campaign(db):
+    from agi_campaign.claim import claim_gated
+    from agi_campaign.gate import Limits
+
+    cfg = campaign_config(max_channels=5)
+    campaigns.sync_campaigns(cfg, T0)
+    make_numbers(row(), 4)
+    campaigns.apply_command("c1", "start", T0)
+    campaigns.move(row(), "running", "test", T0)
+    limits = Limits(row().id, 5, 0, "main", server_max_channels=1)
+    assert len(claim_gated(limits, 5, lambda: T0, (), 3)[0]) == 1
+    assert claim_gated(limits, 5, lambda: T0, (), 3)[1].limited_by == "server max_channels"
+    assert status(cfg, T0)[0]["reason"] == ("waiting for server main: its max_channels 1 are in "
+                                           "use (1 call(s) of this campaign in flight)")
+    later = T0 + dt.timedelta(seconds=11)  # no claim since: the block is no longer shown
+    assert status(cfg, later)[0]["reason"] == "dialing"

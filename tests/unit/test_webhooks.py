@@ -22,10 +22,12 @@ from agi_campaign.config import (WebhookConfig, campaign_settings_json, parse_co
 from agi_campaign.db import database
 from agi_campaign.errors import ConfigError
 from agi_campaign.models import Attempt, WebhookEvent
+from agi_campaign.lease import Lease
 from agi_campaign.lifecycle import RetryPolicy
 from agi_campaign.results import Recorder
-from agi_campaign.webhook_delivery import (Deliverer, _CampaignWorker, backoff_s,
-                                           next_try_delay, retry_after_s, signed_headers)
+from agi_campaign.webhook_delivery import (MIN_TTL_S, Deliverer, _CampaignWorker, backoff_s,
+                                           lease_name, next_try_delay, retry_after_s,
+                                           signed_headers)
 
 from tests.unit.support import T0, FakeClock, make_campaign, make_numbers
 
@@ -159,7 +161,9 @@ class Receiver:
 
 
 def worker_for(camp, receiver, clock, hook=HOOK):
-    worker = _CampaignWorker(camp.name, camp.id, lambda name: hook, clock, random.Random(0))
+    lease = Lease(lease_name(camp.id), 1, MIN_TTL_S, clock)
+    worker = _CampaignWorker(camp.name, camp.id, lambda name: hook, clock, random.Random(0),
+                             lease)
     worker._client = httpx.Client(transport=httpx.MockTransport(receiver))
     return worker
 
@@ -341,7 +345,7 @@ def test_webhooks_deliverer_stops_fast_with_a_hung_receiver(db, monkeypatch):
                          secret_env="WHS", secret=SECRET, timeout_s=300)
     camp = make_campaign()
     add_events(camp, 1, SystemClock().now())
-    deliverer = Deliverer(lambda name: hook, ["c1"])
+    deliverer = Deliverer(lambda name: hook, ["c1"], node=1)
     try:
         deliverer.start()
         conn, _ = listener.accept()         # the POST is under way and will not be answered
