@@ -159,14 +159,14 @@ def claim_due(campaign_id, n, now, server, dnc_lists, max_attempts, callee_hours
 
 
 def claim_gated(limits, n, clock, dnc_lists, max_attempts, callee_hours=None, timezone="UTC",
-                node=None):
+                node=None, spacing_clock=None):
     """`claim_due` behind the gate (agi_campaign.gate): in ONE transaction, the caps of
     `limits` (a gate.Limits: campaign and server channels, delay_ms, max_cps, fair share) are
     checked under the gate's locks at `clock()` (read once they are held), at most the
     admitted number of the `n` wanted is claimed, stamped with that time, and the starts are
-    recorded. Returns (claimed, Admission)."""
+    recorded (`spacing_clock`: gate.admit's). Returns (claimed, Admission)."""
     with database.atomic():
-        admission = gate.admit(limits, n, clock)
+        admission = gate.admit(limits, n, clock, spacing_clock)
         if admission.allowed <= 0:
             return [], admission
         claimed = _claim(limits.campaign_id, admission.allowed, admission.now, limits.server,

@@ -5,12 +5,15 @@ dialers with their own databases (and so the same attempt ids) can share one Ast
 `service.instance` from the config, or else a random name created at the first start and kept
 in the database (`setting` table), so it stays the same across restarts.
 
-Service lock, SQLite only: one `agi-campaign run` per SQLite database (one writer at a time;
-the file lives on one host). `flock` on `<database file>.lock`, held by the open file, so the
-operating system drops it when the holder exits or is killed: a service killed with SIGKILL
-never blocks its own restart. On PostgreSQL there is no such lock: several nodes share the
-database, and the claim gate (agi_campaign.gate) keeps every cap across them.
-Who holds it (host, pid, since) is written in the `setting` table for the refusal message.
+Service lock: one `agi-campaign run` per SQLite database (one writer at a time; the file
+lives on one host). `flock` on `<database file>.lock`, held by the open file, so the operating
+system drops it when the holder exits or is killed: a service killed with SIGKILL never blocks
+its own restart. On PostgreSQL several nodes share the database (the claim gate,
+agi_campaign.gate, keeps every cap across them): each holds the session advisory lock
+ADVISORY_KEY in shared mode on a connection of its own, which an earlier version took
+exclusively to run alone, so old and new services refuse to run side by side (a rolling
+upgrade must stop the old service first). If that connection dies while the node runs, the
+lock is gone until it restarts. Who holds it (host, pid, since) is written in the `setting` table for the refusal message.
 """
 import fcntl
 import json
@@ -25,6 +28,9 @@ from agi_campaign.models import Setting
 
 INSTANCE_KEY = "instance"
 HOLDER_KEY = "service"
+# the advisory lock key: earlier versions took it exclusively (one service per database),
+# nodes of this version take it shared
+ADVISORY_KEY = 0x61676963
 
 
 def instance_name(configured=None):
@@ -47,6 +53,12 @@ class ServiceLock:
     def acquire(self, now):
         """Take the lock or raise StartupError naming the service that has it."""
         if is_postgres(self._db):
+            if not self._take_postgres_shared():
+                raise StartupError(
+                    "an agi-campaign service of an earlier version (one service per database) "
+                    "runs on this PostgreSQL database (%s); stop it before starting nodes of "
+                    "this version: the earlier one does not share max_channels with them"
+                    % _holder_text())
             return
         if not self._take_sqlite():
             raise StartupError(
@@ -64,7 +76,7 @@ class ServiceLock:
         handle, self._handle = self._handle, None
         if handle is not None:
             try:
-                handle.close()  # the file: flock released
+                handle.close()  # the file (flock) or the connection (advisory lock)
             except Exception:  # boundary: releasing on the way out must not raise
                 pass
 
@@ -79,6 +91,25 @@ class ServiceLock:
             handle.close()
             return False
         self._handle = handle
+        return True
+
+
+    def _take_postgres_shared(self):
+        """The advisory lock ADVISORY_KEY in shared mode, on a connection of its own: nodes of
+        this version share it; a service of an earlier version, which took it exclusively to
+        run alone, and these nodes exclude each other (so a rolling upgrade cannot run an old
+        service, blind to the claim gate, beside new nodes)."""
+        import psycopg2
+
+        conn = psycopg2.connect(dbname=self._db.database, **self._db.connect_params)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock_shared(%s)", (ADVISORY_KEY,))
+            taken = cur.fetchone()[0]
+        if not taken:
+            conn.close()
+            return False
+        self._handle = conn
         return True
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 ORIGINATE_FAILURE_GRACE_S = 10.0
 RECONCILE_MIN_AGE_S = 15.0
 RECONCILE_ABSENT_S = 5.0
+ORPHAN_MIN_AGE_S = 10.0  # a gone node's attempt is settled once this old (_reconcile_server)
 # After an AMI (re)connection, wait this long before originating on that server: Asterisk accepts
 # AMI logins before it is fully booted and refuses originates until then ("PBX requires
 # Asterisk to be fully booted"); FullyBooted is a `system` event our minimal AMI user can't read.
@@ -67,9 +68,12 @@ class Engine:
     """
 
     def __init__(self, config, clock, amis, recorder, instance, tick_s=None, metrics=None,
-                 node=None):
+                 node=None, spacing_clock=None):
         self.config = config
         self.node = node  # this node's id (its service_heartbeat row), kept on its attempts
+        # the clock delay_ms and max_cps spacings are kept on: None, the gate's own (the
+        # database's on PostgreSQL); tests on a fake clock pass theirs
+        self.spacing_clock = spacing_clock
         self.metrics = metrics  # agi_campaign.metrics.Metrics (claim latency), or None
         self.instance = instance
         self.clock = clock
@@ -134,7 +138,8 @@ class Engine:
                 claimed, admission = claim_gated(
                     self.limits(cfg, row.id), allowed, self.clock.now, cfg.dnc_lists,
                     cfg.max_attempts,
-                    callee_hours=cfg.callee_hours, timezone=cfg.timezone, node=self.node)
+                    callee_hours=cfg.callee_hours, timezone=cfg.timezone, node=self.node,
+                    spacing_clock=self.spacing_clock)
                 if self.metrics is not None:
                     self.metrics.claimed(name, self.clock.monotonic() - began)
                 if not claimed:
@@ -163,7 +168,8 @@ class Engine:
             others = [c for c in self.config.campaigns.values()
                       if c.server == cfg.server and c.name != cfg.name]
             ids = self._campaign_ids([c.name for c in others])
-            peers = tuple((ids[c.name], c.max_channels) for c in others if c.name in ids)
+            peers = tuple((ids[c.name], c.max_channels, c.max_attempts) for c in others
+                          if c.name in ids)
         return Limits(campaign_id=campaign_id, max_channels=cfg.max_channels,
                       delay_ms=cfg.delay_ms, server=cfg.server,
                       server_max_channels=server.max_channels, server_max_cps=server.max_cps,
@@ -290,33 +296,41 @@ class Engine:
                     live.add(ids)
         return live
 
-    def _reconcile_server(self, name, ami, live):
-        """Reconcile this node's attempts on server `name`, and those of nodes that are gone
-        (no live heartbeat: killed, host lost, cut from the database). A gone node's results
-        can only come from Asterisk now, and any originate it sent was handled long ago (it
-        has not beaten for the staleness time): its attempts absent from the channels are
-        settled at the first pass once RECONCILE_ABSENT_S old (not RECONCILE_MIN_AGE_S; the
-        age guards a node taken for gone while it still dials, its heartbeat job held up).
-        Take-over time: staleness + at most one pass interval. A live node's attempts are left
-        to it."""
-        now, now_m = self.clock.now(), self.clock.monotonic()
-        old = to_db(now - datetime.timedelta(seconds=RECONCILE_MIN_AGE_S))
+    def _in_flight_here(self, name, now):
+        """This node's share of the attempts in flight on server `name`: (its own and those of
+        no node, those of nodes that are gone (no live heartbeat: killed, host lost, cut from
+        the database)), as lists of rows (id, token, node, created_at). A live node's attempts
+        are its own business: never settled here."""
         rows = list(Attempt.select(Attempt.id, Attempt.token, Attempt.node,
                                    Attempt.created_at).where(
             (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))))
         nodes = {r.node for r in rows if r.node is not None and r.node != self.node}
-        live_nodes = heartbeat.live_ids(now) if nodes else set()
-        gone = nodes - live_nodes
-        settled = to_db(now - datetime.timedelta(seconds=RECONCILE_ABSENT_S))
-        orphans = {(r.id, r.token) for r in rows if r.node in gone and r.created_at <= settled}
-        in_flight = orphans | {(r.id, r.token) for r in rows
-                               if (r.node is None or r.node == self.node) and r.created_at <= old}
-        adopted = collections.Counter(r.node for r in rows if r.node in gone)
+        gone = nodes - heartbeat.live_ids(now) if nodes else set()
+        own = [r for r in rows if r.node is None or r.node == self.node]
+        orphans = [r for r in rows if r.node in gone]
+        adopted = collections.Counter(r.node for r in orphans)
         for node, count in adopted.items():
             if node not in self._adopted.get(name, ()):
                 log.warning("server=%s node %s is gone (no heartbeat): reconciling its %d "
                             "attempt(s) in flight", name, node, count)
         self._adopted[name] = set(adopted)
+        return own, orphans
+
+    def _reconcile_server(self, name, ami, live):
+        """Reconcile this node's attempts on server `name` and those of gone nodes
+        (`_in_flight_here`). A gone node's results can only come from Asterisk now: its
+        attempts absent from the channels are settled at the first pass once
+        ORPHAN_MIN_AGE_S old (its own, RECONCILE_MIN_AGE_S old and absent on two passes
+        RECONCILE_ABSENT_S apart). The age guards a node taken for gone while it still dials
+        (its heartbeat job held up): an originate it sent that late is still on its way.
+        Take-over time: staleness (5 s) + at most one pass (5 s), the claim at least
+        ORPHAN_MIN_AGE_S old."""
+        now, now_m = self.clock.now(), self.clock.monotonic()
+        old = to_db(now - datetime.timedelta(seconds=RECONCILE_MIN_AGE_S))
+        settled = to_db(now - datetime.timedelta(seconds=ORPHAN_MIN_AGE_S))
+        own, orphan_rows = self._in_flight_here(name, now)
+        orphans = {(r.id, r.token) for r in orphan_rows if r.created_at <= settled}
+        in_flight = orphans | {(r.id, r.token) for r in own if r.created_at <= old}
         absent = self._absent.setdefault(name, {})
         for key in list(absent):
             if key not in in_flight or key in live:
@@ -343,15 +357,15 @@ class Engine:
 
     def _reap_unreachable(self, name):
         """A server we have not been able to ask for service.stuck_after_s (measured from when
-        it was first seen unreachable, not from the claims): its attempts become lost. A server
+        it was first seen unreachable, not from the claims): the attempts this node settles
+        there (`_in_flight_here`: never a live node's) become lost. A server
         that comes back sooner is reconciled against its channels and AstDB as usual."""
         now_m = self.clock.monotonic()
         since = self._down_since.setdefault(name, now_m)
         if now_m - since < self.config.service.stuck_after_s:
             return
-        rows = list(Attempt.select(Attempt.id, Attempt.token).where(
-            (Attempt.server == name) & (Attempt.status.in_(IN_FLIGHT_STATUSES))))
-        for row in rows:
+        own, orphans = self._in_flight_here(name, self.clock.now())
+        for row in own + orphans:  # a live node that reaches the server settles its own
             self._finish(row.id, Outcome.LOST,
                          "server %s unreachable for stuck_after_s" % name, token=row.token)
 

@@ -10,9 +10,12 @@ campaign, and each claim serialises on rows of the `dial_gate` table:
 Under those locks the gate counts attempts in flight (claimed and not ended) with a separate
 statement, so under READ COMMITTED it sees every attempt the previous lock holder committed.
 A node that crashes before COMMIT leaves nothing; after it, its attempts count until they are
-reconciled (agi_campaign.engine). Times are the caller's (`now`, time passed in): spacings
-across nodes assume NTP-synchronised hosts, as the heartbeat does; the service warns at start
-when its clock is off the database's (agi_campaign.service).
+reconciled (agi_campaign.engine). A claim's transaction ends itself if its session idles 5 s
+(IDLE_IN_CLAIM_MS: a node frozen mid-claim) and waits LOCK_TIMEOUT_MS at most for a lock.
+Two clocks, both passed in (`admit`): the caller's stamps the attempts and decides which
+numbers are due; spacings (`next_at`) are kept on the database's clock on PostgreSQL, one
+clock for all nodes whatever their skew (the caller's on SQLite, one node). A `next_at`
+further ahead than any spacing asks means that clock stepped back: ignored, not waited for.
 
 Limits, all at once:
 - campaign `max_channels`: attempts of the campaign in flight;
@@ -21,7 +24,8 @@ Limits, all at once:
 - server `max_cps`: starts evenly spaced 1/max_cps apart (the row's `next_at`), one call per
   claim, so no burst reaches the carrier;
 - fair share between the campaigns of one server: while another running campaign of the
-  server is waiting (due numbers, below its own max_channels), a campaign takes at most
+  server could start a call (numbers due with attempts left, below its own max_channels,
+  past its own delay_ms), a campaign takes at most
   ceil(server max_channels / campaigns waiting) channels, and does not start two calls in a
   row under max_cps unless the other let a whole interval pass. A backlog never starves a
   campaign; a lone campaign uses the whole server.
@@ -40,13 +44,14 @@ from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import IN_FLIGHT_STATUSES, NumberStatus
 
 LOCK_TIMEOUT_MS = 2000   # a claim waits this long at most for another node's lock (PostgreSQL)
+IDLE_IN_CLAIM_MS = 5000  # a claim's session idle this long inside it is ended by PostgreSQL
 BLOCKED_FRESH_S = 10.0   # `blocked` older than this (no claim since) is not shown by status
 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """What one campaign's claims must respect. `peers`: ((campaign id, max_channels), ...) of
-    the other campaigns configured on the same server (for the fair share)."""
+    """What one campaign's claims must respect. `peers`: ((campaign id, max_channels,
+    max_attempts), ...) of the other campaigns configured on the same server (fair share)."""
     campaign_id: int
     max_channels: int
     delay_ms: int
@@ -63,12 +68,14 @@ class Limits:
 @dataclasses.dataclass(frozen=True)
 class Admission:
     """How many calls may start now (`allowed`), else which limit stops them (`limited_by`)
-    and for how long at least (`wait_s`, 0: until a call ends); `now`: the instant decided
-    at (aware UTC), the time the claimed attempts are stamped with."""
+    and for how long at least (`wait_s`, 0: until a call ends); `now`: the caller's time when
+    decided (aware UTC), the time the claimed attempts are stamped with; `spacing_at`: the
+    spacing clock's (the database's on PostgreSQL), which `next_at` is kept in."""
     allowed: int
     now: _dt.datetime
     limited_by: str | None = None
     wait_s: float = 0.0
+    spacing_at: _dt.datetime | None = None
 
 
 def share(server_max, waiting):
@@ -76,51 +83,65 @@ def share(server_max, waiting):
     return math.ceil(server_max / (1 + waiting))
 
 
-def spacing_wait(next_at, now):
-    """Seconds until `next_at` (0 when it is None or past)."""
+def spacing_wait(next_at, now, longest_s):
+    """Seconds until `next_at` (0 when it is None or past). A wait longer than `longest_s`,
+    the most a spacing can ask, means the clock stepped back since `next_at` was written:
+    0 (a start now, and `next_at` written again from this clock)."""
     if next_at is None:
         return 0.0
-    return max((next_at - now).total_seconds(), 0.0)
+    wait = (next_at - now).total_seconds()
+    return wait if 0 < wait <= longest_s + 1e-6 else 0.0
 
 
-def admit(limits, want, clock):
+def db_now():
+    """The database server's clock (aware UTC): PostgreSQL's clock_timestamp()."""
+    value = database.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'").fetchone()[0]
+    return from_db(value)
+
+
+def admit(limits, want, clock, spacing_clock=None):
     """Inside the claim's transaction: lock the gate rows and decide how many of `want` calls
-    may start (Admission). `clock()` gives the time (aware UTC), read once the locks are held:
-    a claim that waited for another node's lock is judged, and stamped, when it gets it."""
-    if is_postgres():
+    may start (Admission). `clock()` gives the caller's time (aware UTC), read once the locks
+    are held: a claim that waited for another node's lock is judged, and stamped, when it gets
+    it. Spacings (delay_ms, max_cps) are kept on `spacing_clock()`: by default the database's
+    clock on PostgreSQL (one clock for every node, whatever their skew), `clock` on SQLite."""
+    postgres = is_postgres()
+    if postgres:
         database.execute_sql("SET LOCAL lock_timeout = %d" % LOCK_TIMEOUT_MS)
+        # a node frozen or cut off inside its claim must not hold the gate's rows for long
+        database.execute_sql("SET LOCAL idle_in_transaction_session_timeout = %d"
+                             % IDLE_IN_CLAIM_MS)
+    spacing = spacing_clock or (db_now if postgres else clock)
     campaign_row = _lock("c:%d" % limits.campaign_id)
-    now = clock()
+    now, at = clock(), spacing()
     in_flight = _count("campaign_id", limits.campaign_id)
     free = limits.max_channels - in_flight
     if free <= 0:
-        return Admission(0, now, "max_channels")
+        return Admission(0, now, "max_channels", spacing_at=at)
     if limits.delay_ms > 0:
-        wait = spacing_wait(from_db(campaign_row[0]), now)
+        wait = spacing_wait(from_db(campaign_row[0]), at, limits.delay_ms / 1000.0)
         if wait > 0:
-            return Admission(0, now, "delay_ms", wait)
+            return Admission(0, now, "delay_ms", wait, spacing_at=at)
         free = 1
     allowed = min(want, free)
     if not limits.server_limited:
-        return Admission(allowed, now)
+        return Admission(allowed, now, spacing_at=at)
     server_row = _lock("s:" + limits.server)
-    now = clock()
-    blocked = _server_admit(limits, allowed, server_row, now)
-    _set_blocked(limits.campaign_id, campaign_row[1], blocked[1], now)
-    return blocked[0]
+    now, at = clock(), spacing()
+    admission, blocked = _server_admit(limits, allowed, server_row, now, at)
+    _set_blocked(limits.campaign_id, campaign_row[1], blocked, now)
+    return admission
 
 
 def started(limits, admission, count):
     """After the claim of `count` calls (> 0), in the same transaction: record the starts."""
-    now = to_db(admission.now)
+    at = to_db(admission.spacing_at)
     if limits.delay_ms > 0:
-        _update("c:%d" % limits.campaign_id, next_at=now + _dt.timedelta(
+        _update("c:%d" % limits.campaign_id, next_at=at + _dt.timedelta(
             milliseconds=limits.delay_ms))
-    if limits.server_max_cps is not None:
-        row = _read("s:" + limits.server)
-        base = max(_naive(row[0]), now) if row and row[0] is not None else now
+    if limits.server_max_cps is not None:   # admitted: its next_at had passed (or stepped)
         _update("s:" + limits.server, last_campaign=limits.campaign_id,
-                next_at=base + _dt.timedelta(seconds=count / limits.server_max_cps))
+                next_at=at + _dt.timedelta(seconds=count / limits.server_max_cps))
 
 
 def blocked_reasons(campaign_ids, now):
@@ -139,22 +160,22 @@ def blocked_reasons(campaign_ids, now):
 
 # ---- the server's limits ---------------------------------------------------------------------
 
-def _server_admit(limits, allowed, server_row, now):
-    """(Admission, blocked text or None) under the server's lock."""
+def _server_admit(limits, allowed, server_row, now, at):
+    """(Admission, blocked text or None) under the server's lock; `at`: the spacing clock."""
     waiting = None
     if limits.server_max_channels is not None:
         per = _per_campaign_on(limits.server)
         free = limits.server_max_channels - sum(per.values())
         if free <= 0:
-            return (Admission(0, now, "server max_channels"),
+            return (Admission(0, now, "server max_channels", spacing_at=at),
                     "waiting for server %s: its max_channels %d are in use"
                     % (limits.server, limits.server_max_channels))
-        waiting = _waiting_peers(limits, per, now)
+        waiting = _waiting_peers(limits, per, now, at)
         if waiting:
             mine = per.get(limits.campaign_id, 0)
             fair = share(limits.server_max_channels, len(waiting))
             if mine >= fair:
-                return (Admission(0, now, "server fair share"),
+                return (Admission(0, now, "server fair share", spacing_at=at),
                         "waiting for server %s: its fair share of max_channels (%d of %d, %d "
                         "other campaign(s) waiting)" % (limits.server, fair,
                                                        limits.server_max_channels, len(waiting)))
@@ -162,37 +183,41 @@ def _server_admit(limits, allowed, server_row, now):
         allowed = min(allowed, free)
     if limits.server_max_cps is not None:
         interval = 1.0 / limits.server_max_cps
-        wait = spacing_wait(from_db(server_row[0]), now)
+        next_at = from_db(server_row[0])
+        wait = spacing_wait(next_at, at, interval)
         if wait > 0:
-            return (Admission(0, now, "server max_cps", wait),
+            return (Admission(0, now, "server max_cps", wait, spacing_at=at),
                     "waiting for server %s: max_cps %g" % (limits.server, limits.server_max_cps))
-        if server_row[1] == limits.campaign_id and server_row[0] is not None:
+        if server_row[1] == limits.campaign_id and next_at is not None:
             # our turn again: yield one interval to a waiting campaign of the server
-            yielded = spacing_wait(from_db(server_row[0]) + _dt.timedelta(seconds=interval), now)
+            yielded = spacing_wait(next_at + _dt.timedelta(seconds=interval), at, 2 * interval)
             if yielded > 0:
                 if waiting is None:
-                    waiting = _waiting_peers(limits, _per_campaign_on(limits.server), now)
+                    waiting = _waiting_peers(limits, _per_campaign_on(limits.server), now, at)
                 if waiting:
-                    return (Admission(0, now, "server fair share", yielded),
+                    return (Admission(0, now, "server fair share", yielded, spacing_at=at),
                             "waiting for server %s: its fair share of max_cps %g"
                             % (limits.server, limits.server_max_cps))
-        allowed = 1
-    return Admission(allowed, now), None
+        allowed = min(allowed, 1)
+    return Admission(allowed, now, spacing_at=at), None
 
 
-def _waiting_peers(limits, per, now):
-    """The other running campaigns of the server below their own max_channels with a number
-    due now."""
+def _waiting_peers(limits, per, now, at):
+    """The other campaigns of the server that could start a call now and want to: running,
+    below their own max_channels, past their own delay_ms spacing, with a number due that
+    has attempts left."""
     waiting = []
     p = database.param
-    for campaign_id, max_channels in limits.peers:
+    for campaign_id, max_channels, max_attempts in limits.peers:
         if per.get(campaign_id, 0) >= max_channels:
             continue
         row = database.execute_sql(
             "SELECT 1 FROM campaign c WHERE c.id = %s AND c.state = %s AND EXISTS (SELECT 1 FROM "
-            "number n WHERE n.campaign_id = c.id AND n.status = %s AND n.next_attempt_at <= %s)"
-            % (p, p, p, p), (campaign_id, CampaignState.RUNNING.value,
-                             NumberStatus.PENDING.value, to_db(now))).fetchone()
+            "number n WHERE n.campaign_id = c.id AND n.status = %s AND n.next_attempt_at <= %s "
+            "AND n.attempts < %s) AND NOT EXISTS (SELECT 1 FROM dial_gate g WHERE g.key = %s "
+            "AND g.next_at > %s)" % (p, p, p, p, p, p, p),
+            (campaign_id, CampaignState.RUNNING.value, NumberStatus.PENDING.value, to_db(now),
+             max_attempts, "c:%d" % campaign_id, to_db(at))).fetchone()
         if row is not None:
             waiting.append(campaign_id)
     return waiting
@@ -214,12 +239,6 @@ def _per_campaign_on(server):
         "SELECT campaign_id, COUNT(*) FROM attempt WHERE server = %s AND %s GROUP BY campaign_id"
         % (database.param, _IN_FLIGHT), (server,)).fetchall()
     return {cid: n for cid, n in rows}
-
-
-def _read(key):
-    return database.execute_sql(
-        "SELECT next_at, last_campaign, blocked FROM dial_gate WHERE key = %s"
-        % database.param, (key,)).fetchone()
 
 
 def _lock(key):

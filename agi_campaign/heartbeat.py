@@ -72,8 +72,11 @@ class Heartbeat:
                     "%s on this database; nodes sharing a database must have the same instance "
                     "(remove service.instance or set it alike in every node's config)"
                     % (self.instance, other[0].host, other[0].pid, other[0].instance))
-            if dead:
-                ServiceHeartbeat.delete().where(ServiceHeartbeat.id.in_(dead)).execute()
+            for row in rows:    # each only if unchanged since read: a node that beat in
+                if row.id in dead:  # between is live again (PostgreSQL: READ COMMITTED)
+                    ServiceHeartbeat.delete().where(
+                        (ServiceHeartbeat.id == row.id)
+                        & (ServiceHeartbeat.beat_at == row.beat_at)).execute()
             self.row_id = ServiceHeartbeat.insert(
                 host=self.host[:255], pid=self.pid, instance=self.instance, version=self.version,
                 tick_ms=self.tick_ms, started_at=to_db(now), beat_at=to_db(now)).execute()

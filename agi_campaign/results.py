@@ -121,11 +121,16 @@ class Recorder:
         return _Row(*row)
 
     def lookup(self, attempt_id, token):
-        """The campaign name of a live attempt; NotFoundError if unknown, forged or ended."""
-        att = self._row(attempt_id, token)
-        if att.status == AttemptStatus.ENDED.value:
-            raise NotFoundError("attempt %s has already ended" % attempt_id)
-        return self._campaign_name(att.campaign_id)
+        """The campaign name of a live attempt; NotFoundError if unknown, forged or ended.
+        Read in a connection context of its own, so the calling thread (a `connect` session,
+        which then writes only through the writer) holds no pooled connection while the call
+        lasts: on PostgreSQL a connection held per answered call would exhaust the server's
+        max_connections (100 by default) before a node's max_channels (bench/, benchmark 11)."""
+        with database.connection_context():
+            att = self._row(attempt_id, token)
+            if att.status == AttemptStatus.ENDED.value:
+                raise NotFoundError("attempt %s has already ended" % attempt_id)
+            return self._campaign_name(att.campaign_id)
 
     def record_answer(self, attempt_id, token, now):
         """Queued, not waited for: the callee must not hear a slow database (dead air).

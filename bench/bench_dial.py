@@ -97,12 +97,14 @@ def raw_loop(box, n, dialplan):
     return n / took, ami.failures
 
 
-def ours(box, workdir, n, http=None, during=contextlib.nullcontext):
+def ours(box, workdir, n, http=None, during=contextlib.nullcontext, db_url=None):
     """Calls completed per second by `agi-campaign run` on a campaign of n answering callees.
     `http`: the service's http: section (None: no HTTP server); `during()`: a context manager
-    entered while the campaign runs (bench_http scrapes the service in it)."""
+    entered while the campaign runs (bench_http scrapes the service in it); `db_url`: an
+    empty database (None: a new SQLite file in `workdir`)."""
     cfg = {"rate": sandbox_env.campaign(box, max_channels=IN_FLIGHT, delay_ms=0)}
-    path, port, db_url = sandbox_env.write_service_config(workdir, box, cfg, http=http)
+    path, port, db_url = sandbox_env.write_service_config(workdir, box, cfg, http=http,
+                                                          db_url=db_url)
     config = load_config(str(path))
     open_database(db_url)
     clock = SystemClock()

@@ -9,7 +9,6 @@ Campaign `spaced`: 40 callees, delay_ms 200: the mean and minimum gap between ca
 by Asterisk, against delay_ms.
 """
 import random
-import threading
 import time
 
 from common import main_for, row, percentile  # noqa: E402
@@ -59,29 +58,23 @@ def run(workdir):
         sandbox_env.insert_numbers(rows["pace"].id, pace, to_db(clock.now()))
         sandbox_env.insert_numbers(rows["spaced"].id, spaced, to_db(clock.now()))
         service = ServiceProcess(path, "%s/service.log" % workdir, port).start()
-        samples, stop = [], threading.Event()
         try:
-            with harness.ChannelMonitor(box) as mon:
-                def sample():
-                    while not stop.wait(0.02):
-                        samples.append((time.monotonic(), len(mon.live)))
-                threading.Thread(target=sample, daemon=True).start()
+            with harness.ChannelMonitor(box) as mon, sandbox_env.LiveSampler(mon) as sampler:
                 time.sleep(2.5)
                 campaigns.apply_command("pace", "start", clock.now())
                 wait_completed("pace", 180, service)
                 pace_starts = list(mon.start_times)
                 peak = mon.peak
-                stop.set()
+                sampler.stop()
                 campaigns.apply_command("spaced", "start", clock.now())
                 wait_completed("spaced", 60, service)
                 spaced_starts = list(mon.start_times[len(pace_starts):])
         finally:
-            stop.set()
             service.stop(graceful=True)
     finally:
         box.stop()
     first, last = pace_starts[0], pace_starts[-1]
-    window = [n for t, n in samples if first <= t <= last]
+    window = sampler.between(first, last)
     util = sum(window) / len(window) / CAP
     gaps = [(b - a) * 1000 for a, b in zip(spaced_starts, spaced_starts[1:])]
     mean_gap = sum(gaps) / len(gaps)

@@ -15,7 +15,7 @@ import common  # noqa: E402
 
 BENCHES = ("bench_import", "bench_claim", "bench_fastagi", "bench_dial", "bench_http",
            "bench_pacing", "bench_memory", "bench_durability", "bench_api_export",
-           "bench_dashboard")
+           "bench_dashboard", "bench_nodes")
 TIMEOUT_S = 600
 
 

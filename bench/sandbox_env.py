@@ -47,11 +47,11 @@ def campaign(box, **kw):
     return out
 
 
-def write_service_config(workdir, box, campaigns, tick_ms=200, http=None):
-    """A config.yaml for `campaigns` on `box` (`http`: its http: section, None for none);
-    returns (path, fastagi_port, db_url)."""
+def write_service_config(workdir, box, campaigns, tick_ms=200, http=None, db_url=None):
+    """A config.yaml for `campaigns` on `box` (`http`: its http: section, None for none;
+    `db_url`: None for a SQLite file in `workdir`); returns (path, fastagi_port, db_url)."""
     port = free_port()
-    db_url = "sqlite:///%s" % os.path.join(workdir, "agi-campaign.db")
+    db_url = db_url or "sqlite:///%s" % os.path.join(workdir, "agi-campaign.db")
     path = harness.write_config(os.path.join(workdir, "config.yaml"), {"main": box}, port,
                                 campaigns, db_url=db_url, tick_ms=tick_ms, stop_deadline_s=20,
                                 http=http)
@@ -132,6 +132,34 @@ class RawAmi:
             self.sock.close()
         except OSError:
             pass
+
+
+class LiveSampler:
+    """Samples `len(monitor.live)` (a harness.ChannelMonitor) every `every_s` in a thread while
+    entered: `samples` is [(monotonic time, callee legs up)]; `mean_between(first, last)` is
+    the mean count over the samples taken in that interval."""
+
+    def __init__(self, monitor, every_s=0.02):
+        self.monitor, self.every_s = monitor, every_s
+        self.samples = []
+        self._stop = threading.Event()
+
+    def _run(self):
+        while not self._stop.wait(self.every_s):
+            self.samples.append((time.monotonic(), len(self.monitor.live)))
+
+    def __enter__(self):
+        threading.Thread(target=self._run, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+
+    def between(self, first, last):
+        return [n for t, n in self.samples if first <= t <= last]
 
 
 def wait_idle(box, timeout=30):

@@ -153,7 +153,8 @@ def engine_for(count=10, **campaign):
     make_numbers(row, count)
     ami = FakeAmi()
     rec = Recorder(lambda name: RetryPolicy.of(cfg.campaigns[name]))
-    return Engine(cfg, clock, {"main": ami}, rec, instance="t1"), ami, clock, row, rec
+    return (Engine(cfg, clock, {"main": ami}, rec, instance="t1", spacing_clock=clock.now), ami,
+            clock, row, rec)
 
 
 def start_running(engine, row):

@@ -31,6 +31,9 @@ def test_deployment_second_service_on_sqlite_is_refused_postgres_takes_several(d
     try:
         if db_url.startswith("postgresql"):
             second.acquire(T0)  # several nodes share a PostgreSQL database
+            first.release()
+            second.release()
+            _old_version_holds_the_lock(db, second)
             return
         with pytest.raises(StartupError) as err:
             second.acquire(T0)
@@ -70,16 +73,42 @@ def test_deployment_lock_of_a_killed_service_does_not_block_its_restart(tmp_path
             lock.acquire(T0)
         child.send_signal(signal.SIGKILL)
         child.wait(10)
-        for _ in range(100):  # the kernel drops the flock with the process
-            try:
-                lock.acquire(T0)
-                break
-            except StartupError:
-                subprocess.run(["sleep", "0.1"])
-        else:
-            pytest.fail("the lock of a killed service was never released")
-        lock.release()
+        _acquire_once_free(lock, "the lock of a killed service was never released")
     finally:
         if child.poll() is None:
             child.kill()
             child.wait(10)
+
+
+def _old_version_holds_the_lock(db, lock):
+    """A service of an earlier version took the advisory lock exclusively (it ran alone): a
+    node of this version refuses to start beside it, and starts once it is gone."""
+    import psycopg2
+
+    from agi_campaign.deployment import ADVISORY_KEY
+
+    old = psycopg2.connect(dbname=db.database, **db.connect_params)
+    try:
+        old.autocommit = True
+        with old.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,))
+            assert cur.fetchone()[0]
+        with pytest.raises(StartupError, match="an agi-campaign service of an earlier version"):
+            lock.acquire(T0)
+    finally:
+        old.close()
+    _acquire_once_free(lock, "the lock of a stopped earlier-version service was never released")
+
+
+def _acquire_once_free(lock, failure):
+    """Take `lock` within 10 s (the holder is gone: the kernel drops its flock, PostgreSQL its
+    session's lock once it sees the connection close), then release it."""
+    for _ in range(100):
+        try:
+            lock.acquire(T0)
+            break
+        except StartupError:
+            subprocess.run(["sleep", "0.1"])
+    else:
+        pytest.fail(failure)
+    lock.release()

@@ -328,7 +328,7 @@ def test_engine_reconcile_takes_over_a_gone_nodes_attempts_and_leaves_a_live_nod
     saved, up = atts[2], atts[4]
     ami.astdb[("agi-campaign", "t1-%d" % saved.id)] = "%s^BUSY^17^0^3" % saved.token
     ami.channels = [{"Uniqueid": engine_channel(engine, up), "Linkedid": "x"}]
-    clock.advance(6)                       # `gone` stopped beating 6 s ago; the others beat
+    clock.advance(11)              # `gone` stopped beating 11 s ago; its claims are 11 s old
     me.beat(clock.now(), clock.now())
     live.beat(clock.now(), clock.now())
     engine.reconcile()
@@ -339,8 +339,32 @@ def test_engine_reconcile_takes_over_a_gone_nodes_attempts_and_leaves_a_live_nod
     assert got[atts[3].id] == ("ended", "lost")      # gone node's, no call, no copy
     assert got[up.id] == ("dialing", None)           # gone node's call still up: kept
     # a claim the "gone" node made 1 s ago (taken for gone, its heartbeat job held up, while
-    # it still dials): younger than RECONCILE_ABSENT_S, its channel may not be up yet: kept
+    # it still dials): younger than ORPHAN_MIN_AGE_S, its channel may not be up yet: kept
     Attempt.update(node=gone.row_id, created_at=to_db(clock.now() - dt.timedelta(seconds=1))) \
         .where(Attempt.id == atts[1].id).execute()
     engine.reconcile()
     assert Attempt.get_by_id(atts[1].id).status == "dialing"
+
+
+def test_engine_unreachable_server_reaps_only_what_this_node_settles(db):
+    """This node cannot reach the server for stuck_after_s: its own attempts there become
+    lost, a live node's (which may well reach it) are never touched."""
+    from agi_campaign.heartbeat import Heartbeat
+
+    engine, ami, clock, row, rec = engine_for(count=2, max_channels=2)
+    me, other = Heartbeat("t1", 100, host="h", pid=1), Heartbeat("t1", 100, host="h", pid=2)
+    me.start(clock.now())
+    other.start(clock.now())
+    engine.node = me.row_id
+    start_running(engine, row)
+    engine.dial("c1")
+    mine, theirs = list(Attempt.select().order_by(Attempt.id))
+    Attempt.update(node=other.row_id).where(Attempt.id == theirs.id).execute()
+    ami.connected = False
+    engine.reconcile()                              # first seen unreachable
+    clock.advance(engine.config.service.stuck_after_s + 1)
+    me.beat(clock.now(), clock.now())
+    other.beat(clock.now(), clock.now())
+    engine.reconcile()
+    assert Attempt.get_by_id(mine.id).outcome == "lost"
+    assert Attempt.get_by_id(theirs.id).status == "dialing"

@@ -8,7 +8,7 @@ from agi_campaign import gate
 from agi_campaign.claim import claim_gated
 from agi_campaign.db import database
 from agi_campaign.gate import Limits
-from agi_campaign.models import Attempt, Campaign
+from agi_campaign.models import Attempt, Campaign, Number
 
 from tests.unit.support import T0, make_campaign, make_numbers
 
@@ -20,7 +20,9 @@ def running(name, server="main", count=20, start=0):
 
 
 def claim(limits, n, at):
-    return claim_gated(limits, n, lambda: at, (), 3)
+    """A claim at `at`, spacings kept on the same clock (on PostgreSQL too: the database's
+    clock is test_gate_spacing_on_postgres_uses_the_database_clock's)."""
+    return claim_gated(limits, n, lambda: at, (), 3, spacing_clock=lambda: at)
 
 
 def end_all(campaign_id=None):
@@ -32,9 +34,11 @@ def end_all(campaign_id=None):
 
 def test_gate_share_and_spacing_arithmetic():
     assert gate.share(10, 0) == 10 and gate.share(10, 1) == 5 and gate.share(10, 2) == 4
-    assert gate.spacing_wait(None, T0) == 0.0
-    assert gate.spacing_wait(T0 + dt.timedelta(seconds=0.25), T0) == 0.25
-    assert gate.spacing_wait(T0 - dt.timedelta(seconds=1), T0) == 0.0
+    assert gate.spacing_wait(None, T0, 1) == 0.0
+    assert gate.spacing_wait(T0 + dt.timedelta(seconds=0.25), T0, 1) == 0.25
+    assert gate.spacing_wait(T0 - dt.timedelta(seconds=1), T0, 1) == 0.0
+    # further ahead than any spacing asks: the clock stepped back since; no wait
+    assert gate.spacing_wait(T0 + dt.timedelta(minutes=30), T0, 1) == 0.0
 
 
 def test_gate_campaign_max_channels_counts_attempts_in_flight(db):
@@ -76,8 +80,8 @@ def test_gate_server_max_channels_holds_across_campaigns(db):
 
 def test_gate_fair_share_keeps_a_backlog_from_starving_another_campaign(db):
     a, b = running("a", count=50), running("b", count=50, start=100)
-    la = Limits(a.id, 10, 0, "main", server_max_channels=10, peers=((b.id, 10),))
-    lb = Limits(b.id, 10, 0, "main", server_max_channels=10, peers=((a.id, 10),))
+    la = Limits(a.id, 10, 0, "main", server_max_channels=10, peers=((b.id, 10, 3),))
+    lb = Limits(b.id, 10, 0, "main", server_max_channels=10, peers=((a.id, 10, 3),))
     got, adm = claim(la, 10, T0)
     assert len(got) == 5  # b waits with due numbers: a takes its share only
     got, adm = claim(la, 10, T0)
@@ -91,8 +95,8 @@ def test_gate_fair_share_keeps_a_backlog_from_starving_another_campaign(db):
 
 def test_gate_max_cps_spaces_server_starts_and_alternates_between_campaigns(db):
     a, b = running("a"), running("b", start=100)
-    la = Limits(a.id, 10, 0, "main", server_max_cps=4, peers=((b.id, 10),))
-    lb = Limits(b.id, 10, 0, "main", server_max_cps=4, peers=((a.id, 10),))
+    la = Limits(a.id, 10, 0, "main", server_max_cps=4, peers=((b.id, 10, 3),))
+    lb = Limits(b.id, 10, 0, "main", server_max_cps=4, peers=((a.id, 10, 3),))
     assert len(claim(la, 10, T0)[0]) == 1  # one call a claim: starts evenly spaced
     got, adm = claim(la, 10, T0 + dt.timedelta(milliseconds=100))
     assert got == [] and adm.limited_by == "server max_cps" and abs(adm.wait_s - 0.15) < 1e-6
@@ -112,8 +116,8 @@ def test_gate_concurrent_claimers_never_exceed_any_cap(db):
     server, each ending one of its own calls after every claim: recounted after every claim,
     the in-flight attempts never exceed a campaign's max_channels nor the server's."""
     a, b = running("a", count=300), running("b", count=300, start=1000)
-    la = Limits(a.id, 6, 0, "main", server_max_channels=8, peers=((b.id, 6),))
-    lb = Limits(b.id, 6, 0, "main", server_max_channels=8, peers=((a.id, 6),))
+    la = Limits(a.id, 6, 0, "main", server_max_channels=8, peers=((b.id, 6, 3),))
+    lb = Limits(b.id, 6, 0, "main", server_max_channels=8, peers=((a.id, 6, 3),))
     seen, errors = [], []
     lock = threading.Lock()
 
@@ -144,3 +148,59 @@ def test_gate_concurrent_claimers_never_exceed_any_cap(db):
     assert max(sum(per.values()) for per in seen) <= 8
     assert max(sum(per.values()) for per in seen) >= 6  # the caps were actually reached
     assert Attempt.select().count() > 16  # ended calls were replaced: the caps held in motion
+
+
+def test_gate_spacing_on_postgres_uses_the_database_clock(db, db_url):
+    """Two nodes whose clocks disagree by an hour: on PostgreSQL delay_ms is kept on the
+    database's clock, so the second claim still waits; SQLite (one node) keeps the caller's."""
+    camp = running("c1")
+    limits = Limits(camp.id, max_channels=10, delay_ms=500, server="main")
+    assert len(claim_gated(limits, 5, lambda: T0, (), 3)[0]) == 1
+    got, adm = claim_gated(limits, 5, lambda: T0 + dt.timedelta(hours=1), (), 3)
+    if db_url.startswith("postgresql"):
+        assert got == [] and adm.limited_by == "delay_ms" and 0 < adm.wait_s <= 0.5
+    else:
+        assert len(got) == 1
+
+
+def test_gate_a_peer_that_cannot_start_now_takes_no_share(db):
+    """Fair share counts only peers that could start a call now: b, inside its own delay_ms
+    spacing, or with only numbers out of attempts, leaves the whole server to a."""
+    a, b = running("a", count=50), running("b", count=50, start=100)
+    lb = Limits(b.id, 10, 10000, "main", server_max_channels=10, peers=((a.id, 10, 3),))
+    assert len(claim(lb, 10, T0)[0]) == 1               # b's next start: 10 s from now
+    la = Limits(a.id, 10, 0, "main", server_max_channels=10, peers=((b.id, 10, 3),))
+    assert len(claim(la, 10, T0 + dt.timedelta(seconds=1))[0]) == 9
+    end_all()
+    Number.update(attempts=3).where(Number.campaign == b.id).execute()
+    la_strict = Limits(a.id, 10, 0, "main", server_max_channels=10, peers=((b.id, 10, 3),))
+    assert len(claim(la_strict, 10, T0 + dt.timedelta(seconds=20))[0]) == 10
+
+
+def test_gate_a_claim_left_open_is_ended_by_postgres(db, db_url, monkeypatch):
+    """A node frozen (or cut off) inside its claim holds the gate's rows only until
+    PostgreSQL ends its idle transaction: the other nodes' claims then go on."""
+    if not db_url.startswith("postgresql"):
+        return  # SQLite: one node, one process: no other claimer to hold up
+    monkeypatch.setattr(gate, "IDLE_IN_CLAIM_MS", 500)
+    camp = running("c1")
+    limits = Limits(camp.id, max_channels=10, delay_ms=0, server="main")
+    locked, done = threading.Event(), threading.Event()
+
+    def frozen():
+        try:
+            with database.connection_context():
+                with database.atomic():
+                    gate.admit(limits, 1, lambda: T0)
+                    locked.set()
+                    done.wait(5)        # frozen with the gate's rows locked
+        except Exception:  # its session was ended under it: what we want
+            pass
+
+    thread = threading.Thread(target=frozen)
+    thread.start()
+    assert locked.wait(10)
+    got, _ = claim_gated(limits, 2, lambda: T0, (), 3)  # waits <= LOCK_TIMEOUT_MS for the lock
+    done.set()
+    thread.join(10)
+    assert len(got) == 2

@@ -1,4 +1,5 @@
 import datetime as dt
+import threading
 
 import peewee
 import pytest
@@ -85,6 +86,30 @@ def test_results_forged_token_or_unknown_id_is_refused(db):
     with pytest.raises(NotFoundError):
         rec.lookup(999999, c.token)
     assert Attempt.get_by_id(c.attempt_id).status == "dialing"
+
+
+def test_results_lookup_returns_its_connection_to_the_pool(db):
+    """Regression (bench 11): a `connect` session kept the pooled connection its lookup opened
+    until the call ended, so on PostgreSQL concurrent answered calls above max_connections
+    failed with "too many clients". After lookup the session thread holds no connection."""
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    rec = recorder()
+    seen = []
+
+    def session(attempt_id):
+        try:
+            seen.append(rec.lookup(attempt_id, c.token))
+        except NotFoundError as err:
+            seen.append(type(err))
+        seen.append(db.is_closed())
+
+    for attempt_id in (c.attempt_id, 999999):
+        worker = threading.Thread(target=session, args=(attempt_id,))
+        worker.start()
+        worker.join(10)
+    assert seen == ["c1", True, NotFoundError, True]
 
 
 # ---- retry rules per outcome (config `retry:`) ----------------------------------------------
