@@ -38,13 +38,13 @@ MIX = [("answer", 70), ("busy", 10), ("noanswer", 4), ("congestion", 10), ("unav
 MAX_ATTEMPTS = 3
 SETTLED = ("done", "failed", "dnc")
 
-# Take-over bound (design: "staleness (5 s) + a reconcile pass (5 s) + 5 s"): a SIGKILLed node
-# is gone once its last beat is 5 s old (it beat at most 1 s before the kill); a call it left
-# up ends at the latest ~6 s after the kill (a no-answer rings 5 s, plus call set-up) and its
-# result, which cannot reach the dead node's FastAGI, waits in AstDB; a live node's reconcile
-# pass (every 5 s) settles the gone node's attempts absent from Asterisk at its first pass. So
-# all are settled by max(5, 6) + 5 = 11 s after the kill; + 9 s for a loaded 2-core machine (a
-# delayed scheduler job, a pass that waits for AMI or the database).
+# Take-over bound (design: "staleness (5 s) + a reconcile pass (5 s)"): a SIGKILLed node is
+# gone once its last beat is 5 s old (it beat at most 1 s before the kill); a call it left up
+# ends at the latest ~6 s after the kill (a no-answer rings 5 s, plus call set-up) and its
+# result, which cannot reach the dead node's FastAGI, waits in AstDB; a gone node's attempt is
+# settled once engine.ORPHAN_MIN_AGE_S (10 s) old, so by max(5, 6, 10) s after the kill all
+# are due, and a live node's next reconcile pass (every 5 s) settles them: 15 s; + 5 s for a
+# loaded 2-core machine (a delayed scheduler job, a pass that waits for AMI or the database).
 TAKEOVER_BOUND_S = 20.0
 
 
@@ -199,7 +199,7 @@ def test_nodes_three_nodes_two_servers_caps_hold_through_two_kills(asterisk, ast
     elapsed = time.monotonic() - began
     for what, node_id, took, had in takeovers:
         print("FIGURES take-over (%s): node %s had %d attempts in flight; none left %.1f s "
-              "after its SIGKILL (bound %.0f s, design ~15 s)" % (what, node_id, had, took,
+              "after its SIGKILL (bound %.0f s, design 10-15 s)" % (what, node_id, had, took,
                                                                    TAKEOVER_BOUND_S))
     attempts = list(Attempt.select(Attempt, Number).join(Number))
     by_node = collections.Counter(a.node for a in attempts)
