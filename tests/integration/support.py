@@ -120,12 +120,12 @@ def expected_export():
     return rows
 
 
-def plan_numbers(count, first, seed):
+def plan_numbers(count, first, seed, mix=MIX, longest_hold_s=3):
     """{callee number: behaviour} for `count` numbers from index `first`, behaviours drawn
-    with the weights of MIX, hold times 1..3 s."""
+    with the weights of `mix` (as MIX), hold times 1..`longest_hold_s` s."""
     rng = random.Random(seed)
-    kinds = [k for k, w in MIX for _ in range(w)]
-    return {harness.callee_number(first + i, k, hold_s=rng.randint(1, 3)): k
+    kinds = [k for k, w in mix for _ in range(w)]
+    return {harness.callee_number(first + i, k, hold_s=rng.randint(1, longest_hold_s)): k
             for i, k in ((i, rng.choice(kinds)) for i in range(count))}
 
 
@@ -203,6 +203,8 @@ def check_invariants(name, plan, mon, max_attempts, max_channels, dnc_phones=(),
     """Every promise, with Asterisk's own count of callee legs (`mon`); `instance`: only this
     deployment's channels count; `others`: numbers (digits) other campaigns or deployments
     dialed through the same Asterisk — any other leg is a call nobody asked for."""
+    assert not mon.blind, "monitor blind: %s (%d AMI drops, %d resynchronised)" % (
+        mon.gave_up or "its AMI session is down", mon.drops, mon.resyncs)
     nums = numbers_of(name)
     atts = collections.defaultdict(list)
     refused = Attempt.select().where(Attempt.outcome == "refused").count()

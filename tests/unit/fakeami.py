@@ -9,10 +9,14 @@ hide itself. Supported actions:
 - ``Echo``: replies after ``DelayMs`` on its own thread (replies arrive out of order) with
   the ``Echo`` header copied;
 - ``Flood``: Success, then ``Count`` ``TestEvent`` events in one write;
-- ``Fail``: ``Response: Error``; ``Blackhole``: never answered.
+- ``Fail``: ``Response: Error``; ``Blackhole``: never answered;
+- events in ``after_login`` are written right after each successful login's reply;
+- any action named in ``fail_next`` (lower case: times left) is answered ``Error`` that many
+  times first.
 Misbehaviour: ``drop_all()``, ``mute_all()`` (stop answering), ``send_raw(bytes)`` (garbage),
 ``broadcast(event)``.
 """
+import collections
 import socket
 import threading
 import time
@@ -75,6 +79,13 @@ class FakeConnection:
         if name != "login" and not self.logged_in:
             self.reply(action, "Error", "Permission denied")
             return
+        with self.server.lock:
+            failing = self.server.fail_next[name] > 0
+            if failing:
+                self.server.fail_next[name] -= 1
+        if failing:
+            self.reply(action, "Error", "Failed as the test asked")
+            return
         getattr(self, "do_" + name, self.do_unknown)(action)
 
     def reply(self, action, response, message, extra=()):
@@ -100,6 +111,8 @@ class FakeConnection:
         self.logged_in = True
         self.reply(action, "Success", "Authentication accepted")
         self.write(encode({"Event": "FullyBooted", "Status": "Fully Booted"}))
+        for event in list(server.after_login):
+            self.write(encode(event))
 
     def do_logoff(self, action):
         self.reply(action, "Goodbye", "Thanks for all the fish.")
@@ -158,6 +171,8 @@ class FakeAmiServer:
         self.username = username
         self.secret = secret
         self.refuse_login = False
+        self.fail_next = collections.Counter()
+        self.after_login = []
         self.channels = ["PJSIP/a-0001", "PJSIP/b-0002", "Local/1@x-0003;1"]
         self.actions = []
         self.connections = []
