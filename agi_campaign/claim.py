@@ -21,6 +21,8 @@ import json
 import secrets
 import zoneinfo
 
+import peewee
+
 from agi_campaign import gate, weektime
 from agi_campaign.clock import to_db
 from agi_campaign.db import database, is_postgres
@@ -162,18 +164,26 @@ def claim_gated(limits, n, clock, dnc_lists, max_attempts, callee_hours=None, ti
                 node=None, spacing_clock=None):
     """`claim_due` behind the gate (agi_campaign.gate): in ONE transaction, the caps of
     `limits` (a gate.Limits: campaign and server channels, delay_ms, max_cps, fair share) are
-    checked under the gate's locks at `clock()` (read once they are held), at most the
-    admitted number of the `n` wanted is claimed, stamped with that time, and the starts are
-    recorded (`spacing_clock`: gate.admit's). Returns (claimed, Admission)."""
-    with database.atomic():
-        admission = gate.admit(limits, n, clock, spacing_clock)
-        if admission.allowed <= 0:
-            return [], admission
-        claimed = _claim(limits.campaign_id, admission.allowed, admission.now, limits.server,
-                         dnc_lists, max_attempts, callee_hours, timezone, node)
-        if claimed:
-            gate.started(limits, admission, len(claimed))
-        return claimed, admission
+    checked under the gate's locks at the gate's time (gate.admit: the database's clock on
+    PostgreSQL, `clock()` on SQLite, read once the locks are held), at most the admitted
+    number of the `n` wanted is claimed, stamped with that time, and the starts are recorded (`spacing_clock`: gate.admit's). Returns (claimed, Admission). A gate row
+    another node held past gate.LOCK_TIMEOUT_MS is Admission `limited_by` "gate busy" (nothing
+    claimed: try again), not an error."""
+    try:
+        with database.atomic():
+            admission = gate.admit(limits, n, clock, spacing_clock)
+            if admission.allowed <= 0:
+                return [], admission
+            claimed = _claim(limits.campaign_id, admission.allowed, admission.now,
+                             limits.server, dnc_lists, max_attempts, callee_hours, timezone,
+                             node)
+            if claimed:
+                gate.started(limits, admission, len(claimed))
+            return claimed, admission
+    except peewee.OperationalError as err:
+        if not gate.lock_timed_out(err):
+            raise
+        return [], gate.Admission(0, clock(), "gate busy")
 
 
 def _claim(campaign_id, n, now, server, dnc_lists, max_attempts, callee_hours, timezone, node):

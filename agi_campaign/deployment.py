@@ -13,7 +13,8 @@ agi_campaign.gate, keeps every cap across them): each holds the session advisory
 ADVISORY_KEY in shared mode on a connection of its own, which an earlier version took
 exclusively to run alone, so old and new services refuse to run side by side (a rolling
 upgrade must stop the old service first). If that connection dies while the node runs, the
-lock is gone until it restarts. Who holds it (host, pid, since) is written in the `setting` table for the refusal message.
+lock is gone until it restarts. Who holds the SQLite lock (host, pid, since) is written in the
+`setting` table for the refusal message (an earlier-version service wrote its own there).
 """
 import fcntl
 import json

@@ -32,6 +32,7 @@ ORIGINATE_FAILURE_GRACE_S = 10.0
 RECONCILE_MIN_AGE_S = 15.0
 RECONCILE_ABSENT_S = 5.0
 ORPHAN_MIN_AGE_S = 10.0  # a gone node's attempt is settled once this old (_reconcile_server)
+STALE_CLAIM_S = ORPHAN_MIN_AGE_S / 2  # a claim slower than this is not dialed (_give_back)
 # After an AMI (re)connection, wait this long before originating on that server: Asterisk accepts
 # AMI logins before it is fully booted and refuses originates until then ("PBX requires
 # Asterisk to be fully booted"); FullyBooted is a `system` event our minimal AMI user can't read.
@@ -140,8 +141,12 @@ class Engine:
                     cfg.max_attempts,
                     callee_hours=cfg.callee_hours, timezone=cfg.timezone, node=self.node,
                     spacing_clock=self.spacing_clock)
+                took = self.clock.monotonic() - began
                 if self.metrics is not None:
-                    self.metrics.claimed(name, self.clock.monotonic() - began)
+                    self.metrics.claimed(name, took)
+                if claimed and took > STALE_CLAIM_S:
+                    self._give_back(claimed, took)
+                    return
                 if not claimed:
                     # nothing due, or a limit shared with other campaigns or nodes (the gate)
                     wait = admission.wait_s
@@ -159,6 +164,16 @@ class Engine:
             if self.clock.monotonic() + wait >= deadline:
                 return
             self.clock.sleep(max(wait, 0.001))  # never a sleep too short to move a clock
+
+    def _give_back(self, claimed, took):
+        """Claims that took too long to come back (this node stalled: a frozen VM, a held-up
+        thread) are not dialed: other nodes may already have taken this node for gone and
+        settled them. They end `refused` (no call, no attempt counted)."""
+        log.warning("a claim of %d number(s) took %.1f s: not dialed (another node may have "
+                    "settled it meanwhile); the numbers are claimed again", len(claimed), took)
+        with self._lock:
+            for item in claimed:
+                self._refused[item.attempt_id] = "claim took %.1f s: not dialed" % took
 
     def limits(self, cfg, campaign_id):
         """The gate's limits of campaign `cfg` (id `campaign_id`) under the running config."""
@@ -357,15 +372,15 @@ class Engine:
 
     def _reap_unreachable(self, name):
         """A server we have not been able to ask for service.stuck_after_s (measured from when
-        it was first seen unreachable, not from the claims): the attempts this node settles
-        there (`_in_flight_here`: never a live node's) become lost. A server
+        it was first seen unreachable, not from the claims): this node's own attempts there
+        become lost (never another node's: one that reaches the server settles them). A server
         that comes back sooner is reconciled against its channels and AstDB as usual."""
         now_m = self.clock.monotonic()
         since = self._down_since.setdefault(name, now_m)
         if now_m - since < self.config.service.stuck_after_s:
             return
-        own, orphans = self._in_flight_here(name, self.clock.now())
-        for row in own + orphans:  # a live node that reaches the server settles its own
+        own, _ = self._in_flight_here(name, self.clock.now())
+        for row in own:  # a gone node's: left to a node that reaches the server
             self._finish(row.id, Outcome.LOST,
                          "server %s unreachable for stuck_after_s" % name, token=row.token)
 

@@ -25,8 +25,8 @@ Limits, all at once:
   claim, so no burst reaches the carrier;
 - fair share between the campaigns of one server: while another running campaign of the
   server could start a call (numbers due with attempts left, below its own max_channels,
-  past its own delay_ms), a campaign takes at most
-  ceil(server max_channels / campaigns waiting) channels, and does not start two calls in a
+  past its own delay_ms), a campaign takes at most ceil(server max_channels / (1 + the
+  campaigns waiting)) channels, and does not start two calls in a
   row under max_cps unless the other let a whole interval pass. A backlog never starves a
   campaign; a lone campaign uses the whole server.
 
@@ -68,9 +68,10 @@ class Limits:
 @dataclasses.dataclass(frozen=True)
 class Admission:
     """How many calls may start now (`allowed`), else which limit stops them (`limited_by`)
-    and for how long at least (`wait_s`, 0: until a call ends); `now`: the caller's time when
-    decided (aware UTC), the time the claimed attempts are stamped with; `spacing_at`: the
-    spacing clock's (the database's on PostgreSQL), which `next_at` is kept in."""
+    and for how long at least (`wait_s`, 0: until a call ends); `now`: the time decided at
+    (aware UTC; gate.admit says which clock), the claimed attempts' stamp; `spacing_at`: the
+    spacing clock's, which `next_at` is kept in (the same instant unless a spacing clock was
+    passed)."""
     allowed: int
     now: _dt.datetime
     limited_by: str | None = None
@@ -91,6 +92,13 @@ def spacing_wait(next_at, now, longest_s):
         return 0.0
     wait = (next_at - now).total_seconds()
     return wait if 0 < wait <= longest_s + 1e-6 else 0.0
+
+
+def lock_timed_out(err):
+    """True when `err` (a Peewee error wrapping the driver's) is PostgreSQL's lock_timeout
+    (SQLSTATE 55P03)."""
+    causes = (err.__cause__, err.__context__) + tuple(err.args[:1])
+    return any(getattr(cause, "pgcode", None) == "55P03" for cause in causes)
 
 
 def db_now():

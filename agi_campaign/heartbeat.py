@@ -26,6 +26,7 @@ from agi_campaign import __version__
 from agi_campaign.clock import from_db, show_time, to_db
 from agi_campaign.db import database, is_postgres
 from agi_campaign.errors import StartupError
+from agi_campaign.gate import db_now
 from agi_campaign.models import ServiceHeartbeat
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ class Heartbeat:
             dead = [r.id for r in rows
                     if not is_live(from_db(r.stopped_at), from_db(r.beat_at), r.tick_ms, now)
                     or (r.host, r.pid) == (self.host, self.pid)]
-            other = [r for r in rows if r.id not in dead and r.instance != self.instance]
+            other = [r for r in rows if r.id not in dead and r.instance != self.instance
+                     and is_postgres()]  # SQLite: its file lock proves the others dead
             if other:
                 raise StartupError(
                     "service.instance is %s here, but the node on %s pid %s runs as instance "
@@ -112,13 +114,12 @@ SKEW_WARN_S = 0.5
 
 def clock_skew_s(now):
     """How far this host's clock (`now`) is ahead of the database server's (PostgreSQL; None
-    on SQLite, which has no clock of its own). Nodes compare each other's heartbeats and
-    spacings on their own clocks: a skew above SKEW_WARN_S is worth a warning."""
+    on SQLite, which has no clock of its own). Nodes stamp their heartbeats with their own
+    clocks and judge each other's by them: a skew above SKEW_WARN_S is worth a warning."""
     if not is_postgres():
         return None
     with database.connection_context():
-        value = database.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'").fetchone()[0]
-    return (now - from_db(value)).total_seconds()
+        return (now - db_now()).total_seconds()
 
 
 def live_ids(now):
@@ -131,15 +132,17 @@ def live_ids(now):
 
 
 def describe(row, now):
-    """A row as a dict: node (the row's id: the node's id), host, pid, instance, version, tick_ms, started_at, beat_at, last_tick,
-    stopped_at (aware UTC datetimes or None), running, ticking (bools), last_tick_age_s
-    (seconds or None) and reload (None, or {at, ok, text})."""
+    """A row as a dict: node (the row's id: the node's id), host, pid, instance, version,
+    tick_ms, started_at, beat_at, last_tick, stopped_at (aware UTC datetimes or None),
+    running, ticking (bools), last_tick_age_s (seconds or None) and reload (None, or {at, ok,
+    text})."""
     beat_at, last_tick = from_db(row.beat_at), from_db(row.last_tick)
     stopped_at = from_db(row.stopped_at)
     running = is_live(stopped_at, beat_at, row.tick_ms, now)
     age = (now - last_tick).total_seconds() if last_tick is not None else None
     return {
-        "node": row.id, "host": row.host, "pid": row.pid, "instance": row.instance, "version": row.version,
+        "node": row.id, "host": row.host, "pid": row.pid, "instance": row.instance,
+        "version": row.version,
         "tick_ms": row.tick_ms, "started_at": from_db(row.started_at), "beat_at": beat_at,
         "last_tick": last_tick, "stopped_at": stopped_at, "running": running,
         "ticking": running and age is not None and age <= stale_after_s(row.tick_ms),

@@ -142,7 +142,7 @@ class Service:
         skew = clock_skew_s(self.clock.now())
         if skew is not None and abs(skew) > SKEW_WARN_S:
             log.warning("this host's clock is %.2f s %s the database server's: nodes compare "
-                        "heartbeats and call spacing on their own clocks; synchronise them (NTP)",
+                        "each other's heartbeats on their own clocks; synchronise them (NTP)",
                         abs(skew), "ahead of" if skew > 0 else "behind")
         self.engine = Engine(self.config, self.clock, self.amis, recorder,
                              instance=self.instance, metrics=self.metrics,
@@ -349,8 +349,12 @@ class Service:
         self.stop(graceful=True, watchdog=True)
 
     def in_flight(self):
+        """This node's calls in flight (other nodes' are theirs to wait for)."""
+        query = Attempt.select().where(Attempt.status.in_(IN_FLIGHT_STATUSES))
+        if self.engine is not None and self.engine.node is not None:
+            query = query.where(Attempt.node == self.engine.node)
         with database.connection_context():
-            return Attempt.select().where(Attempt.status.in_(IN_FLIGHT_STATUSES)).count()
+            return query.count()
 
     def stop(self, graceful=True, watchdog=False):
         """Stop within service.stop_deadline_s (see the module docstring). `watchdog` ends the

@@ -20,7 +20,8 @@ base64 HMAC-SHA256, keyed with the base64-decoded secret after ``whsec_``, of
 - 2xx: delivered; the row is marked delivered (a crash before that mark re-delivers the event
   after the restart, with the same webhook-id: delivery is at least once).
 - ``410 Gone``: the receiver wants no more events; that campaign's deliveries stop (ERROR log,
-  `status` shows it, webhooks.disable) until the service restarts or its webhook url changes.
+  `status` shows it, webhooks.disable: stored, so every node honours it) until the service
+  restarts (a node starting with no other live one forgets it) or its webhook url changes.
   Its events stay in the outbox and are delivered then.
 - anything else (other status, refused connection, timeout after ``timeout_s``): tried again
   after ``backoff_s``: ``min_backoff_s`` doubling per failed try up to ``max_backoff_s``, with
@@ -44,8 +45,8 @@ over nodes; a thread that does not hold it idles (POLL_S) and takes it over once
 A POST starts only while the lease is trusted for `post_limit_s` + POST_MARGIN_S more, so no
 POST runs past the lease and two nodes never POST one campaign's events at once. The ttl
 (`lease_ttl_s`) leaves room for that after a renewal that took less than TTL_SLACK_S -
-POST_MARGIN_S - lease.MARGIN_S seconds. A thread that stops within JOIN_S releases its lease (the other node
-takes over at its next poll); a node that dies, or a thread abandoned in a POST at a stop,
+POST_MARGIN_S - lease.MARGIN_S seconds. A thread that stops within JOIN_S releases its lease
+(the other node takes over at its next poll); a node that dies, or a thread abandoned in a POST at a stop,
 holds it until it expires, within the ttl. On SQLite, one `run` per database
 (deployment.ServiceLock), a starting Deliverer takes every lease over at once. Delivery stays at
 least once: an event POSTed by a node that died before recording it is POSTed again by the next
@@ -65,7 +66,7 @@ import urllib.parse
 import httpx
 import standardwebhooks
 
-from agi_campaign import webhooks
+from agi_campaign import heartbeat, webhooks
 from agi_campaign.clock import UTC, SystemClock, from_db
 from agi_campaign.db import database, is_postgres
 from agi_campaign.lease import Lease, expire_all
@@ -201,7 +202,9 @@ class Deliverer:
 
     def start(self):
         with database.connection_context():
-            webhooks.enable_all()       # a restart gives receivers that said 410 another chance
+            if not heartbeat.live_ids(self._clock.now()) - {self._node}:
+                webhooks.enable_all()   # the first node to start gives receivers that said
+                #                         410 another chance; joining others, it keeps theirs
             if not is_postgres():       # one `run` per SQLite database (deployment.ServiceLock):
                 expire_all(LEASE_PREFIX, self._clock.now())    # its leases are a dead run's
             for name, count in webhooks.orphan_backlog(self._names).items():
@@ -272,7 +275,6 @@ class _CampaignWorker:
         self._webhook_for = webhook_for
         self._clock, self._rng = clock, rng
         self._client = httpx.Client(follow_redirects=False)
-        self._gone_url = None
         self._failing = False
         self._purged_at = None
 
@@ -287,12 +289,13 @@ class _CampaignWorker:
         self._lease.ttl_s = self._ttl_for(hook)     # follows a reloaded timeout_s
         if not self._lease.hold():      # another node delivers this campaign (or no database)
             return POLL_S
-        if self._gone_url is not None:  # still held: other nodes must not POST to it either
-            if hook.url == self._gone_url:
-                return POLL_S
-            self._gone_url = None       # the url changed: try the new one
         now = self._clock.now()
         with database.connection_context():
+            gone = webhooks.gone_url(self.campaign_id)  # stored: whichever node got the 410
+            if gone is not None:
+                if hook.url == gone:
+                    return POLL_S
+                webhooks.enable(self.campaign_id)       # the url changed: try the new one
             event = webhooks.oldest_pending(self.campaign_id)
             if event is None and (self._purged_at is None or (
                     now - self._purged_at).total_seconds() >= PURGE_EVERY_S):
@@ -324,7 +327,6 @@ class _CampaignWorker:
             if result.gone:
                 webhooks.mark_retry(event.id, tries, now, result.error)
                 webhooks.disable(self.campaign_id, self.name, hook.url, now)
-                self._gone_url = hook.url
                 log.error("campaign=%s webhook %s answered 410 Gone: its deliveries stop until "
                           "the service restarts or webhook.url changes; events are kept",
                           self.name, endpoint(hook.url))

@@ -191,6 +191,18 @@ def disabled():
     return out
 
 
+def gone_url(campaign_id):
+    """The url of the campaign's receiver that answered 410 Gone, or None: every node's
+    deliveries of the campaign stop while it is its webhook url."""
+    row = Setting.get_or_none(Setting.key == GONE_PREFIX + str(campaign_id))
+    return json.loads(row.value)["url"] if row is not None else None
+
+
+def enable(campaign_id):
+    """Forget the campaign's 410 Gone (its url changed)."""
+    Setting.delete().where(Setting.key == GONE_PREFIX + str(campaign_id)).execute()
+
+
 def enable_all():
     """Forget every 410 Gone (the service starts: the receivers get another chance)."""
     Setting.delete().where(Setting.key.startswith(GONE_PREFIX)).execute()

@@ -136,8 +136,8 @@ class RawAmi:
 
 class LiveSampler:
     """Samples `len(monitor.live)` (a harness.ChannelMonitor) every `every_s` in a thread while
-    entered: `samples` is [(monotonic time, callee legs up)]; `mean_between(first, last)` is
-    the mean count over the samples taken in that interval."""
+    entered: `samples` is [(monotonic time, callee legs up)]; `between(first, last)` gives
+    the samples taken in that interval."""
 
     def __init__(self, monitor, every_s=0.02):
         self.monitor, self.every_s = monitor, every_s

@@ -218,8 +218,10 @@ def test_nodes_three_nodes_two_servers_caps_hold_through_two_kills(asterisk, ast
         peaks = {name: mon.peak_of(_digits(plans[name])) for name in names}
         # max_cps from Asterisk: the gate spaces claims 1/max_cps apart, so a window of 1 s
         # holds at most max_cps claims; each leg starts a few ms after its claim (commit,
-        # originate, dialplan), and that latency varies from call to call, so a window of leg
-        # starts may catch one more: max_cps + 1.
+        # originate, dialplan), and that latency varies from call to call (a loaded machine
+        # can hold one leg back by an interval or more and release it beside the next), so a
+        # window of leg starts may catch up to two more: max_cps + 2. The database's stamps
+        # below are the exact check.
         starts = sorted(at for at, _, step in mon.legs if step > 0)
         busiest = _most_in_one_second(starts)
         # max_cps from the database: every node's claims of the server together. On
@@ -243,7 +245,7 @@ def test_nodes_three_nodes_two_servers_caps_hold_through_two_kills(asterisk, ast
                  {n: dict(watch.reasons[n]) for n in names}, mon.drops))
         for name in names:
             assert peaks[name] <= layout[name][1], (name, peaks[name])
-        assert busiest <= limit["max_cps"] + 1
+        assert busiest <= limit["max_cps"] + 2
         assert closest >= 1 / limit["max_cps"] - STAMP_ROUNDING_S
         assert shortest_second >= per_second / limit["max_cps"] - STAMP_ROUNDING_S
         assert mon.peak == limit["max_channels"] or sum(waited.values()) > 0  # it did bind
@@ -299,8 +301,8 @@ def test_nodes_node_cut_from_the_database_stops_dialing_and_does_not_double_dial
     grace_s = 0.5
     # X's last leg starts within this of the cut: a claim committed before it, then the
     # originate and Asterisk's dialplan (a few ms on an idle machine; a loaded one can hold
-    # the node's thread for a few hundred ms).
-    stop_bound_s = 1.5
+    # the node's thread for a few hundred ms, and more beside a benchmark).
+    stop_bound_s = 3.0
     plan = plan_numbers(400, 53000, seed=53, mix=MIX, longest_hold_s=2)
     camps = {name: campaign(max_channels=max_channels, max_attempts=MAX_ATTEMPTS,
                             delay_ms=0, retry_delay_s=1)}

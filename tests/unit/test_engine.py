@@ -309,7 +309,7 @@ def test_engine_stamps_attempts_when_the_spacing_allows_them(db, monkeypatch):
 
 def test_engine_reconcile_takes_over_a_gone_nodes_attempts_and_leaves_a_live_nodes(db):
     """Three nodes' attempts on one server: this node's (young: left for now), a live other
-    node's (never touched), a gone node's (settled at the first pass, no minimum age: from its
+    node's (never touched), a gone node's (settled at the first pass once ORPHAN_MIN_AGE_S old: from its
     AstDB copy when there is one, else lost), and a gone node's call still up (kept)."""
     from agi_campaign.heartbeat import Heartbeat
 
@@ -368,3 +368,25 @@ def test_engine_unreachable_server_reaps_only_what_this_node_settles(db):
     engine.reconcile()
     assert Attempt.get_by_id(mine.id).outcome == "lost"
     assert Attempt.get_by_id(theirs.id).status == "dialing"
+
+
+def test_engine_a_claim_that_took_too_long_is_not_dialed(db, monkeypatch):
+    """This node stalled inside its claim (another node may take it for gone and settle its
+    attempts meanwhile): what it claimed is given back as refused, never originated."""
+    from agi_campaign import engine as engine_mod
+
+    engine, ami, clock, row, rec = engine_for(count=3, max_channels=3)
+    start_running(engine, row)
+    real = engine_mod.claim_gated
+
+    def stalled(*args, **kwargs):
+        result = real(*args, **kwargs)
+        clock.advance(engine_mod.STALE_CLAIM_S + 1)
+        return result
+
+    monkeypatch.setattr(engine_mod, "claim_gated", stalled)
+    engine.dial("c1")
+    assert ami.originates() == []
+    engine.reap_failed_originates()
+    assert {a.outcome for a in Attempt.select()} == {"refused"}
+    assert {(n.status, n.attempts) for n in Number.select()} == {("pending", 0)}

@@ -165,7 +165,7 @@ def test_webhook_lease_holder_killed_other_node_takes_over_within_ttl_and_a_poll
         for name in CAMPAIGNS:
             assert receiver.of(name) == list(range(15))
             assert holder_of(camps[name]) == 2
-        assert takeover_s <= ttl_s + POLL_S + 0.5, takeover_s
+        assert takeover_s <= ttl_s + POLL_S + 2.0, takeover_s  # (2 s: a loaded machine)
         assert [row.epoch for row in LeaseRow.select()] == [2, 2]
     finally:
         survivor.stop()
@@ -230,4 +230,56 @@ def test_webhook_lease_post_starts_only_with_trust_for_the_whole_post(db, monkey
         assert lease.trusted_for() == pytest.approx(32.1)
     finally:
         worker.close()
+        receiver.close()
+
+
+class GoneReceiver(Receiver):
+    """Answers every POST 410 Gone (counted like Receiver's)."""
+
+    def __init__(self):
+        super().__init__()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["content-length"]))
+                with receiver.lock:
+                    receiver.got.append(("gone", 0))
+                self.send_response(410)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server.RequestHandlerClass = Handler
+
+
+@ON_POSTGRES
+def test_webhook_lease_a_410_gone_holds_for_every_node(db):
+    """Node 1 gets 410 Gone: stored, so node 2 (started while node 1 runs: it keeps the
+    record) does not POST to that receiver again when it takes the campaign over."""
+    from agi_campaign.heartbeat import Heartbeat
+
+    receiver = GoneReceiver()
+    hook = WebhookConfig(url=receiver.url, secret_env="WHS", secret=SECRET, timeout_s=2)
+    camp = make_campaign("a")
+    beats = [Heartbeat("i", 100, host="h", pid=pid) for pid in (1, 2)]
+    for beat in beats:
+        beat.start(SystemClock().now())
+    one = Deliverer(lambda name: hook, ["a"], node=beats[0].row_id)
+    two = Deliverer(lambda name: hook, ["a"], node=beats[1].row_id)
+    try:
+        enqueue({"a": camp}, 0, 2)
+        one.start()
+        assert wait_until(lambda: webhooks.gone_url(camp.id) == receiver.url, 15)
+        two.start()                      # a node joining: node 1 is live, its 410 is kept
+        assert webhooks.gone_url(camp.id) == receiver.url
+        one.stop()                       # releases the lease: node 2 takes the campaign over
+        assert wait_until(lambda: holder_of(camp) == beats[1].row_id, 10)
+        time.sleep(3 * POLL_S)
+        assert receiver.count() == 1 and "a" in webhooks.disabled()
+    finally:
+        one.stop()
+        two.stop()
         receiver.close()
