@@ -33,19 +33,15 @@ class CampaignLegs(harness.ChannelMonitor):
         self.peaks = collections.defaultdict(collections.Counter)
         self.phase = "before"
 
-    @staticmethod
-    def _number(channel):
-        return channel.split("@", 1)[0][len("Local/"):]
-
-    def _began(self, channel):
-        super()._began(channel)
+    def _began(self, channel, at):
+        super()._began(channel, at)
         group = self.group_of.get(self._number(channel))
         self.group_live[group] += 1
         peaks = self.peaks[self.phase]
         peaks[group] = max(peaks[group], self.group_live[group])
 
-    def _ended(self, channel):
-        super()._ended(channel)
+    def _ended(self, channel, at):
+        super()._ended(channel, at)
         self.group_live[self.group_of.get(self._number(channel))] -= 1
 
     def enter(self, phase):
