@@ -64,6 +64,7 @@ SIZE = 100_000
 WANT = 10            # calls asked per claim (the engine asks for its free channels)
 END_AFTER_S = 0.2    # a claimed attempt ends this long after its claim (in flight: ~rate x 0.3 s)
 CAMPAIGN_MAX = 1000
+MAX_ATTEMPTS = 3
 SERVER_MAX = 100_000
 DIAL_CALLS = int(os.environ.get("BENCH_NODES_DIAL_CALLS", "2000"))
 HOLD_CALLS = int(os.environ.get("BENCH_NODES_HOLD_CALLS", "900"))
@@ -104,7 +105,11 @@ def claim_worker(url, limits_list, gated, node, seconds, ready, results):
             began = time.perf_counter()
             try:
                 if gated:
-                    claimed, _ = claim_gated(limits, WANT, clock.now, ("blocked",), 3, node=node)
+                    claimed, admission = claim_gated(limits, WANT, clock.now, ("blocked",),
+                                                     MAX_ATTEMPTS, node=node)
+                    if admission.limited_by == "gate busy":  # a lock wait over the timeout
+                        errors += 1
+                        continue
                 else:
                     claimed = claim_due(limits.campaign_id, WANT, clock.now(), limits.server,
                                         ("blocked",), 3, node=node)
@@ -183,7 +188,8 @@ def claim_rows(url):
     def limits(k):
         server = "s%d" % (k // 2 + 1)
         return Limits(campaign_id=ids[k], max_channels=CAMPAIGN_MAX, delay_ms=0, server=server,
-                      server_max_channels=SERVER_MAX, peers=((ids[k ^ 1], CAMPAIGN_MAX),))
+                      server_max_channels=SERVER_MAX,
+                      peers=((ids[k ^ 1], CAMPAIGN_MAX, MAX_ATTEMPTS),))
 
     four = [limits(k) for k in range(4)]
     half = SECONDS / 2
