@@ -373,14 +373,18 @@ class Engine:
     def _reap_unreachable(self, name):
         """A server we have not been able to ask for service.stuck_after_s (measured from when
         it was first seen unreachable, not from the claims): this node's own attempts there
-        become lost (never another node's: one that reaches the server settles them). A server
+        become lost, and gone nodes' when no other node is live (never a live node's, nor a
+        gone node's that another live node may settle by reaching the server). A server
         that comes back sooner is reconciled against its channels and AstDB as usual."""
         now_m = self.clock.monotonic()
         since = self._down_since.setdefault(name, now_m)
         if now_m - since < self.config.service.stuck_after_s:
             return
-        own, _ = self._in_flight_here(name, self.clock.now())
-        for row in own:  # a gone node's: left to a node that reaches the server
+        now = self.clock.now()
+        own, orphans = self._in_flight_here(name, now)
+        if heartbeat.live_ids(now) - {self.node}:
+            orphans = []  # a gone node's: left to another live node, which may reach the server
+        for row in own + orphans:
             self._finish(row.id, Outcome.LOST,
                          "server %s unreachable for stuck_after_s" % name, token=row.token)
 

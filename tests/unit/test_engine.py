@@ -390,3 +390,26 @@ def test_engine_a_claim_that_took_too_long_is_not_dialed(db, monkeypatch):
     engine.reap_failed_originates()
     assert {a.outcome for a in Attempt.select()} == {"refused"}
     assert {(n.status, n.attempts) for n in Number.select()} == {("pending", 0)}
+
+
+def test_engine_unreachable_server_reaps_a_gone_nodes_attempts_when_no_other_node_lives(db):
+    """One node (SQLite runs one), restarted while its server stays unreachable: the calls of
+    its previous run (a gone node) are reaped after stuck_after_s like its own; with another
+    live node they would be left to it."""
+    from agi_campaign.heartbeat import Heartbeat
+
+    engine, ami, clock, row, rec = engine_for(count=1, max_channels=1)
+    before, me = Heartbeat("t1", 100, host="h", pid=1), Heartbeat("t1", 100, host="h", pid=2)
+    before.start(clock.now())
+    engine.node = before.row_id
+    start_running(engine, row)
+    engine.dial("c1")
+    clock.advance(10)
+    me.start(clock.now())
+    engine.node = me.row_id                         # the restarted service
+    ami.connected = False
+    engine.reconcile()
+    clock.advance(engine.config.service.stuck_after_s + 1)
+    me.beat(clock.now(), clock.now())
+    engine.reconcile()
+    assert Attempt.get().outcome == "lost"
