@@ -166,9 +166,10 @@ def claim_gated(limits, n, clock, dnc_lists, max_attempts, callee_hours=None, ti
     `limits` (a gate.Limits: campaign and server channels, delay_ms, max_cps, fair share) are
     checked under the gate's locks at the gate's time (gate.admit: the database's clock on
     PostgreSQL, `clock()` on SQLite, read once the locks are held), at most the admitted
-    number of the `n` wanted is claimed, stamped with that time, and the starts are recorded (`spacing_clock`: gate.admit's). Returns (claimed, Admission). A gate row
-    another node held past gate.LOCK_TIMEOUT_MS is Admission `limited_by` "gate busy" (nothing
-    claimed: try again), not an error."""
+    number of the `n` wanted is claimed, stamped with that time, and the starts are recorded
+    (`spacing_clock`: gate.admit's). Returns (claimed, Admission). A gate row another node
+    held past gate.LOCK_TIMEOUT_MS is Admission `limited_by` "gate busy" (nothing claimed:
+    try again), not an error."""
     try:
         with database.atomic():
             admission = gate.admit(limits, n, clock, spacing_clock)

@@ -94,7 +94,6 @@ class ServiceLock:
         self._handle = handle
         return True
 
-
     def _take_postgres_shared(self):
         """The advisory lock ADVISORY_KEY in shared mode, on a connection of its own: nodes of
         this version share it; a service of an earlier version, which took it exclusively to

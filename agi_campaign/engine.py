@@ -19,7 +19,7 @@ from agi_campaign.clock import to_db
 from agi_campaign.db import database
 from agi_campaign.errors import (AgiCampaignError, AmiError, AmiNotConnected, AmiNotSent,
                                  AmiTimeout, NotFoundError)
-from agi_campaign.gate import Limits
+from agi_campaign.gate import Limits, in_flight_count
 from agi_campaign.lifecycle import CampaignState
 from agi_campaign.models import IN_FLIGHT_STATUSES, Attempt, Campaign, NumberStatus, Outcome
 from agi_campaign.originate import ASTDB_FAMILY, astdb_key, originate_action, parse_channel_id
@@ -38,11 +38,6 @@ STALE_CLAIM_S = ORPHAN_MIN_AGE_S / 2  # a claim slower than this is not dialed (
 # Asterisk to be fully booted"); FullyBooted is a `system` event our minimal AMI user can't read.
 AMI_SETTLE_S = 2.0
 REFUSED_BACKOFF_S = 5.0
-
-
-def in_flight_count(campaign_id):
-    return (Attempt.select().where((Attempt.campaign == campaign_id)
-                                   & (Attempt.status.in_(IN_FLIGHT_STATUSES))).count())
 
 
 def completion_counts(campaign_id):

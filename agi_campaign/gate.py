@@ -14,8 +14,8 @@ reconciled (agi_campaign.engine). A claim's transaction ends itself if its sessi
 (IDLE_IN_CLAIM_MS: a node frozen mid-claim) and waits LOCK_TIMEOUT_MS at most for a lock.
 One clock for all nodes on PostgreSQL: the database's (`clock_timestamp()`), whatever the
 hosts' skew, for spacings (`next_at`), the attempts' stamps and which numbers are due; the
-caller's on SQLite (one node), passed in (`admit`). A `next_at`
-further ahead than any spacing asks means that clock stepped back: ignored, not waited for.
+caller's on SQLite (one node), passed in (`admit`). A `next_at` further ahead than any spacing
+asks means that clock stepped back: ignored, not waited for.
 
 Limits, all at once:
 - campaign `max_channels`: attempts of the campaign in flight;
@@ -26,8 +26,8 @@ Limits, all at once:
 - fair share between the campaigns of one server: while another running campaign of the
   server could start a call (numbers due with attempts left, below its own max_channels,
   past its own delay_ms), a campaign takes at most ceil(server max_channels / (1 + the
-  campaigns waiting)) channels, and does not start two calls in a
-  row under max_cps unless the other let a whole interval pass. A backlog never starves a
+  campaigns waiting)) channels, and does not start two calls in a row under max_cps unless
+  the other let a whole interval pass. A backlog never starves a
   campaign; a lone campaign uses the whole server.
 
 A campaign stopped by its server's limit has that limit in its row's `blocked` (with
@@ -129,7 +129,7 @@ def admit(limits, want, clock, spacing_clock=None):
 
     campaign_row = _lock("c:%d" % limits.campaign_id)
     now, at = times()
-    in_flight = _count("campaign_id", limits.campaign_id)
+    in_flight = in_flight_count(limits.campaign_id)
     free = limits.max_channels - in_flight
     if free <= 0:
         return Admission(0, now, "max_channels", spacing_at=at)
@@ -144,7 +144,7 @@ def admit(limits, want, clock, spacing_clock=None):
     server_row = _lock("s:" + limits.server)
     now, at = times()
     admission, blocked = _server_admit(limits, allowed, server_row, now, at)
-    _set_blocked(limits.campaign_id, campaign_row[1], blocked, now)
+    _set_blocked(limits.campaign_id, campaign_row, blocked, now)
     return admission
 
 
@@ -243,9 +243,10 @@ def _waiting_peers(limits, per, now, at):
 _IN_FLIGHT = "status IN (%s)" % ", ".join("'%s'" % s for s in IN_FLIGHT_STATUSES)
 
 
-def _count(column, value):
-    return database.execute_sql("SELECT COUNT(*) FROM attempt WHERE %s = %s AND %s" % (
-        column, database.param, _IN_FLIGHT), (value,)).fetchone()[0]
+def in_flight_count(campaign_id):
+    """The campaign's attempts in flight (claimed, not ended): what its max_channels caps."""
+    return database.execute_sql("SELECT COUNT(*) FROM attempt WHERE campaign_id = %s AND %s" % (
+        database.param, _IN_FLIGHT), (campaign_id,)).fetchone()[0]
 
 
 def _per_campaign_on(server):
@@ -257,13 +258,12 @@ def _per_campaign_on(server):
 
 
 def _lock(key):
-    """(next_at, last_campaign or blocked) of row `key`, locked until the transaction ends on
-    PostgreSQL (created first if missing). Campaign rows give `blocked` second, server rows
-    `last_campaign`."""
+    """Row `key`, locked until the transaction ends on PostgreSQL (created first if missing):
+    campaign rows as (next_at, blocked, blocked_at), server rows as (next_at, last_campaign)."""
     p = database.param
-    column = "blocked" if key.startswith("c:") else "last_campaign"
+    columns = "blocked, blocked_at" if key.startswith("c:") else "last_campaign"
     sql = "SELECT next_at, %s FROM dial_gate WHERE key = %s%s" % (
-        column, p, " FOR UPDATE" if is_postgres() else "")
+        columns, p, " FOR UPDATE" if is_postgres() else "")
     row = database.execute_sql(sql, (key,)).fetchone()
     if row is None:
         database.execute_sql("INSERT INTO dial_gate (key) VALUES (%s) ON CONFLICT DO NOTHING"
@@ -278,21 +278,19 @@ def _update(key, **fields):
         ", ".join("%s = %s" % (name, p) for name in fields), p), list(fields.values()) + [key])
 
 
-def _set_blocked(campaign_id, current, text, now):
+def _set_blocked(campaign_id, campaign_row, text, now):
     """Keep the campaign row's `blocked` (written when it changes, and refreshed every
-    BLOCKED_FRESH_S / 2 while it holds)."""
+    BLOCKED_FRESH_S / 2 while it holds); `campaign_row` as `_lock` read it."""
+    _, current, since = campaign_row
     if text is None and current is None:
         return
     key = "c:%d" % campaign_id
     if text is None:
         _update(key, blocked=None, blocked_at=None)
         return
-    if text == current:
-        row = database.execute_sql("SELECT blocked_at FROM dial_gate WHERE key = %s"
-                                   % database.param, (key,)).fetchone()
-        if row and row[0] is not None and (to_db(now) - _naive(row[0])).total_seconds() < (
-                BLOCKED_FRESH_S / 2):
-            return
+    if text == current and since is not None and (
+            to_db(now) - _naive(since)).total_seconds() < BLOCKED_FRESH_S / 2:
+        return
     _update(key, blocked=text[:200], blocked_at=to_db(now))
 
 

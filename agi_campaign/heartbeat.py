@@ -124,11 +124,7 @@ def clock_skew_s(now):
 
 def live_ids(now):
     """The ids of the nodes live at `now` (the staleness rule)."""
-    with database.connection_context():
-        rows = list(ServiceHeartbeat.select(ServiceHeartbeat.id, ServiceHeartbeat.stopped_at,
-                                            ServiceHeartbeat.beat_at, ServiceHeartbeat.tick_ms))
-    return {r.id for r in rows
-            if is_live(from_db(r.stopped_at), from_db(r.beat_at), r.tick_ms, now)}
+    return {info["node"] for info in read_all(now) if info["running"]}
 
 
 def describe(row, now):

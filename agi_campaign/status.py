@@ -178,8 +178,7 @@ def campaign_status(row, cfg, now, service_running=True, webhook=None,
     counts["blocked"] = blocked_count(row.id, cfg.dnc_lists if cfg else (), counts["pending"])
     hours = hours_waiting(row.id, cfg, now) if counts["pending"] else (0, None, None)
     counts["outside_hours"] = hours[0]
-    in_flight = (Attempt.select().where((Attempt.campaign == row.id)
-                                        & Attempt.status.in_(IN_FLIGHT_STATUSES)).count())
+    in_flight = gate.in_flight_count(row.id)
     attempts = Attempt.select().where(Attempt.campaign == row.id).count()
     zone = cfg.timezone if cfg else "UTC"
     return {

@@ -46,8 +46,8 @@ A POST starts only while the lease is trusted for `post_limit_s` + POST_MARGIN_S
 POST runs past the lease and two nodes never POST one campaign's events at once. The ttl
 (`lease_ttl_s`) leaves room for that after a renewal that took less than TTL_SLACK_S -
 POST_MARGIN_S - lease.MARGIN_S seconds. A thread that stops within JOIN_S releases its lease
-(the other node takes over at its next poll); a node that dies, or a thread abandoned in a POST at a stop,
-holds it until it expires, within the ttl. On SQLite, one `run` per database
+(the other node takes over at its next poll); a node that dies, or a thread abandoned in a
+POST at a stop, holds it until it expires, within the ttl. On SQLite, one `run` per database
 (deployment.ServiceLock), a starting Deliverer takes every lease over at once. Delivery stays at
 least once: an event POSTed by a node that died before recording it is POSTed again by the next
 holder, with the same webhook-id.
