@@ -37,6 +37,7 @@ from agi_campaign.errors import ConfigError, PhoneError, WeekTimeError
 from agi_campaign.weektime import WeekTime, parse_week_time
 
 DIAL_PLACEHOLDERS = ("number", "national")
+CALL_PATHS = ("direct", "local")  # dialplan/README.md, "Two call paths"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +98,9 @@ class ServerConfig:
     ami_secret_env: str | None = None  # the variable ami_secret came from; None: from the file
     max_channels: int | None = None    # calls in flight on this server, all campaigns and nodes
     max_cps: float | None = None       # calls started per second on this server (evenly spaced)
+    call_path: str = "direct"          # direct: originate the callee's channel; local: a Local pair
+    call_context: str = "agi-campaign-call"        # direct path: where the answered callee goes
+    hangup_context: str = "agi-campaign-hangup"    # direct path: the callee channel's handler
 
     def __repr__(self):
         shown = ("%s=%r" % (f.name, "***" if f.name == "ami_secret" else getattr(self, f.name))
@@ -670,6 +674,9 @@ SERVER_FIELDS = {
     "agi_url": _F(_agi_url, None),
     "dialout_context": _F(_NAME, "agi-campaign-dialout"),
     "connect_context": _F(_NAME, "agi-campaign-connect"),
+    "call_path": _F(_choice(*CALL_PATHS), "direct"),
+    "call_context": _F(_NAME, "agi-campaign-call"),
+    "hangup_context": _F(_NAME, "agi-campaign-hangup"),
     "max_channels": _F(_or_null(_integer(1, 100000)), None),
     "max_cps": _F(_or_null(_cps), None),
 }
@@ -703,7 +710,8 @@ def _server(name, raw, fastagi_port, need_secrets, problems):
         agi_url=fields["agi_url"] or "agi://127.0.0.1:%d" % fastagi_port,
         dialout_context=fields["dialout_context"], connect_context=fields["connect_context"],
         ami_secret_env=ami["secret_env"], max_channels=fields["max_channels"],
-        max_cps=fields["max_cps"])
+        max_cps=fields["max_cps"], call_path=fields["call_path"],
+        call_context=fields["call_context"], hangup_context=fields["hangup_context"])
 
 
 def _ami(value, path, problems):
@@ -1239,6 +1247,8 @@ def _server_dict(server):
                 "username": server.ami_username, **secret},
         "dial_template": server.dial_template, "agi_url": server.agi_url,
         "dialout_context": server.dialout_context, "connect_context": server.connect_context,
+        "call_path": server.call_path, "call_context": server.call_context,
+        "hangup_context": server.hangup_context,
         **{key: getattr(server, key) for key in ("max_channels", "max_cps")
            if getattr(server, key) is not None},
     }

@@ -5,8 +5,12 @@ for each campaign (one job per campaign, so one campaign's delay_ms never holds 
 and `reconcile()` every few seconds.
 
 Concurrency is capped by counting attempts in flight in the database: an attempt is in flight
-from its claim (before the originate is sent) until its result is written, which happens after
-the callee's leg has hung up. So max_channels holds whatever delay_ms is.
+from its claim (before the originate is sent) until it ends, which happens only once the
+callee's channel is gone: on the local path the `result` script runs after Dial() hung the
+callee up; on the direct path an unanswered call's `failed` extension runs after the channel
+went, and an answered call, recorded by `connect` while its channel was still up, is ended here
+when Asterisk's Hangup event for that channel arrives (answered_recorded, on_ami_event). So
+max_channels holds whatever delay_ms is.
 """
 import collections
 import datetime
@@ -38,6 +42,10 @@ STALE_CLAIM_S = ORPHAN_MIN_AGE_S / 2  # a claim slower than this is not dialed (
 # Asterisk to be fully booted"); FullyBooted is a `system` event our minimal AMI user can't read.
 AMI_SETTLE_S = 2.0
 REFUSED_BACKOFF_S = 5.0
+# A direct path's answered call recorded by `connect` ends at its channel's Hangup event, or at
+# the latest this long after the record (the event was lost, or the AMI user's eventfilter lets
+# no Hangup through: warned once, see dialplan/README.md).
+HANGUP_EVENT_WAIT_S = 3.0
 
 
 def completion_counts(campaign_id):
@@ -81,6 +89,9 @@ class Engine:
         self._lock = threading.Lock()
         self._failed = {}
         self._refused = {}
+        self._recorded = {}  # (attempt id, token) -> (deadline, outcome): awaiting their Hangup
+        self._hangup_events_seen = False
+        self._warned_no_hangup = False
         self._absent = {}  # server -> {(attempt id, token): first pass it was absent}
         self._down_since = {}  # server -> monotonic time AMI was first seen down
         self._ready_at = {}
@@ -249,8 +260,33 @@ class Engine:
             log.info("server=%s AMI connected; dialing resumes in %.0f s", server_name,
                      AMI_SETTLE_S)
 
+    def answered_recorded(self, attempt_id, token, outcome):
+        """A direct path's answered call, recorded by `connect` (routes.Router's on_recorded):
+        `outcome` is (dial_status, hangup_cause, billsec_s); ended at its Hangup event."""
+        with self._lock:
+            self._recorded[(attempt_id, token)] = (
+                self.clock.monotonic() + HANGUP_EVENT_WAIT_S, outcome)
+
+    def _end_recorded(self, ids, outcome, wait, note=None):
+        try:
+            self.recorder.record_result(*ids, outcome[0], outcome[1], outcome[2], None,
+                                        self.clock.now(), note=note, wait=wait)
+        except NotFoundError:
+            pass
+        except AgiCampaignError:
+            log.exception("attempt=%s could not be ended", ids[0])
+
     def on_ami_event(self, server_name, event):
-        if event.get("Event") != "OriginateResponse" or event.get("Response") == "Success":
+        name = event.get("Event")
+        if name == "Hangup":
+            ids = parse_channel_id(event.get("Uniqueid"), self.instance)
+            with self._lock:
+                self._hangup_events_seen = True
+                entry = self._recorded.pop(ids, None) if ids else None
+            if entry is not None:  # the channel is gone: its attempt ends (queued, not waited)
+                self._end_recorded(ids, entry[1], wait=False)
+            return
+        if name != "OriginateResponse" or event.get("Response") == "Success":
             return
         ids = parse_channel_id(event.get("ActionID"), self.instance)
         if ids:  # ours (instance): another dialer on this Asterisk sends these events too
@@ -260,13 +296,27 @@ class Engine:
                     "originate failed, reason %s" % event.get("Reason", "")))
 
     def reap_failed_originates(self):
-        """Originates that failed and whose dialplan never reported: end them as failed."""
+        """Originates that failed and whose dialplan never reported: end them as failed.
+        Recorded answered calls whose Hangup event did not come in HANGUP_EVENT_WAIT_S: end
+        them from their record."""
         now_m = self.clock.monotonic()
         with self._lock:
             due = [(aid, r) for aid, (t, r) in self._failed.items() if t <= now_m]
             for aid, _ in due:
                 del self._failed[aid]
             refused, self._refused = self._refused, {}
+            late = [(ids, o) for ids, (t, o) in self._recorded.items() if t <= now_m]
+            for ids, _ in late:
+                del self._recorded[ids]
+            warn = late and not (self._hangup_events_seen or self._warned_no_hangup)
+            self._warned_no_hangup = self._warned_no_hangup or bool(warn)
+        if warn:
+            log.warning("no Hangup event from Asterisk for %d answered call(s) %.0f s after "
+                        "their end: each holds its channel slot that long; let the Hangup "
+                        "events of agi-campaign's channels through the AMI user's eventfilter "
+                        "(dialplan/README.md, AMI user)", len(late), HANGUP_EVENT_WAIT_S)
+        for ids, outcome in late:
+            self._end_recorded(ids, outcome, wait=True, note="no Hangup event")
         for aid, note in refused.items():
             self._finish(aid, Outcome.REFUSED, note[:200])
         for (aid, token), note in due:
@@ -354,7 +404,16 @@ class Engine:
                                  token=key[1])
 
     def _recover_saved(self, ami, attempt_id, token):
-        """Record the result the dialplan saved in AstDB when it could not reach us."""
+        """End an attempt whose channel is gone from what `connect` recorded (direct path), or
+        from the result the dialplan saved in AstDB when it could not reach us."""
+        row = Attempt.get_or_none((Attempt.id == attempt_id) & (Attempt.token == token))
+        if row is not None and row.dial_status:
+            with self._lock:
+                self._recorded.pop((attempt_id, token), None)
+            self._end_recorded((attempt_id, token), (row.dial_status, row.hangup_cause,
+                                                     row.billsec_s), wait=True,
+                               note="recorded by connect; ended at reconcile")
+            return True
         saved = saved_result(ami, astdb_key(self.instance, attempt_id))
         if saved is None or saved[0] != token:
             return False

@@ -65,7 +65,15 @@ def dial_string(template, phone_e164):
 
 
 def originate_action(claimed, campaign, server, campaign_id, instance):
-    """The AMI Originate action (a dict of headers; Variable is a list) for `claimed`."""
+    """The AMI Originate action (a dict of headers; Variable is a list) for `claimed`.
+
+    On the server's `direct` call path the originated channel is the callee's own (Channel: the
+    dial string, ringing for dial_timeout_s), answered into `call_context`, with
+    `hangup_context` pushed as its hangup handler (the commas escaped: AMI splits `Variable:`
+    values on unescaped commas). On the `local` path it is a Local pair whose ";2" half runs
+    Dial() in `dialout_context` (ringing for ACAMP_TIMEOUT), answered into `connect_context`.
+    dialplan/README.md has the contract of both.
+    """
     cid = channel_id(instance, claimed.attempt_id, claimed.token)
     variables = [
         "ACAMP_ATTEMPT=%d" % claimed.attempt_id,
@@ -80,17 +88,24 @@ def originate_action(claimed, campaign, server, campaign_id, instance):
         name = safe_name(key)
         if name:
             variables.append("%s%s=%s" % (EXTRA_PREFIX, name, safe_value(value)))
-    return {
+    action = {
         "Action": "Originate",
         "ActionID": cid,
-        "Channel": "Local/%d@%s/n" % (claimed.attempt_id, server.dialout_context),
-        "Context": server.connect_context,
         "Exten": "s",
         "Priority": "1",
-        "Timeout": str((campaign.dial_timeout_s + 10) * 1000),
         "CallerID": campaign.caller_id,
         "Async": "true",
         "ChannelId": cid,
-        "OtherChannelId": cid + "-2",
         "Variable": variables,
     }
+    if server.call_path == "direct":
+        variables.append("CHANNEL(hangup_handler_push)=%s\\,s\\,1" % server.hangup_context)
+        action.update(Channel=dial_string(server.dial_template, claimed.phone),
+                      Context=server.call_context,
+                      Timeout=str(campaign.dial_timeout_s * 1000))
+    else:
+        action.update(Channel="Local/%d@%s/n" % (claimed.attempt_id, server.dialout_context),
+                      Context=server.connect_context,
+                      Timeout=str((campaign.dial_timeout_s + 10) * 1000),
+                      OtherChannelId=cid + "-2")
+    return action

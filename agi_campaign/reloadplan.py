@@ -6,8 +6,8 @@ campaigns added, changed and removed, and the keys whose new value needs a resta
 Decisions (the issue is silent on them):
 - Campaigns (every key, `service.callee_hours` through them), `dnc_lists`,
   `service.stop_deadline_s` and `service.stuck_after_s`, and a server's dial settings
-  (`dial_template`, `agi_url`, contexts) and limits (`max_channels`, `max_cps`) apply from the
-  next tick.
+  (`dial_template`, `agi_url`, `call_path`, contexts) and limits (`max_channels`, `max_cps`)
+  apply from the next tick (a call in flight ends on the path it started on).
 - `database`, `fastagi`, `http` (its port and the token the running server checks),
   `service.tick_ms`, `service.instance`, a server's `ami` connection, and servers added or
   removed need a restart: the running value is kept, the reload goes on,

@@ -1,12 +1,15 @@
 """Writing call results back: the answer, the destination's result, the final outcome.
 
-Three writers touch an attempt: the `connect` FastAGI session (answer, destination result), the
-`result` FastAGI session run by the dialplan's hangup handler (the real outcome: DIALSTATUS and
-HANGUPCAUSE), and recovery (an attempt whose call no longer exists becomes `lost`). Each write is
+Writers of an attempt: the `connect` FastAGI session (answer, destination result; on the direct
+call path also how the answered call ended, `record_outcome`); the `result` FastAGI session the
+dialplan runs when a call ends unanswered (direct path) or at the end of every call (local
+path), with the real outcome (DIALSTATUS or REASON, HANGUPCAUSE); the engine, ending a direct
+path's answered attempt once Asterisk reports its channel gone; and recovery (an attempt whose
+call no longer exists: from what was recorded or saved in AstDB, else `lost`). Each end is
 conditional on the attempt not being ended yet, so a second or late writer changes nothing.
 The `connect` session also records answering-machine detection (AMDSTATUS, AMDCAUSE); when it
-hangs up on a machine it first commits dest_result `machine_hangup`, and the `result` session's
-DIALSTATUS=ANSWER then ends the attempt as `machine` (outcome_for), not answered.
+hangs up on a machine it first commits dest_result `machine_hangup`, and DIALSTATUS=ANSWER then
+ends the attempt as `machine` (outcome_for), not answered.
 
 When an attempt ends, its number moves on: answered -> done; otherwise failed once it has been
 retried as often after this outcome as the outcome's rule allows (``retry: {busy: {max: 3}}``:
@@ -40,6 +43,24 @@ DIALSTATUS_OUTCOME = {
     "CHANUNAVAIL": Outcome.UNAVAILABLE,
     "CANCEL": Outcome.CANCELLED,
 }
+
+
+_REASON_STATUS = {"5": "BUSY", "8": "CONGESTION", "3": "NOANSWER"}
+_CAUSE_STATUS = {"17": "BUSY", "34": "CONGESTION", "19": "NOANSWER", "16": "NOANSWER"}
+
+
+def dial_status_for(status, cause=None):
+    """The DIALSTATUS to record for `status` as the dialplan reported it. The local path reports
+    Dial()'s own; the direct path reports ``REASON<n>`` for a callee who did not answer: the
+    originate's REASON (the last signal the callee's channel gave: 5 busy, 8 congestion, 3
+    ringing until the timeout) and the channel's HANGUPCAUSE are read as Dial() reads them
+    (app_dial's handle_cause: 17 busy, 34 congestion, 16 or 19 no answer, any other cause a
+    channel that was unavailable), REASON first."""
+    text = (status or "").strip()
+    if not text.upper().startswith("REASON"):
+        return text
+    return (_REASON_STATUS.get(text[6:].strip())
+            or _CAUSE_STATUS.get(str(cause or "").strip(), "CHANUNAVAIL"))
 
 
 def outcome_for(dial_status, dest_result=None):
@@ -94,17 +115,21 @@ class Recorder:
         if on_commit is not None:
             _committed(future, on_commit)
 
-    def _write_ending(self, body):
+    def _write_ending(self, body, wait=True):
         """A write that may end attempts: `body(ended)` appends (campaign, outcome, duration_s)
         of each attempt it ended; they are counted in the metrics once committed. A rerun of
-        the write (its batch failed) starts from an empty list."""
+        the write (its batch failed) starts from an empty list. `wait=False`: queued, not
+        waited for (_write_later)."""
         ended = []
 
         def fn():
             ended.clear()
             return body(ended)
-        return self._write(fn, None if self._metrics is None else (
-            lambda _: [self._metrics.attempt_ended(*e) for e in ended]))
+        on_commit = None if self._metrics is None else (
+            lambda _: [self._metrics.attempt_ended(*e) for e in ended])
+        if not wait:
+            return self._write_later(fn, "an attempt's end", on_commit)
+        return self._write(fn, on_commit)
 
     def _campaign_name(self, campaign_id):
         name = self._names.get(campaign_id)
@@ -189,15 +214,32 @@ class Recorder:
                 _sql("amd"), params + (int(attempt_id), token)), "attempt=%s amd" % attempt_id)
 
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
-                      now, note=None):
-        """The outcome from the hangup handler. Returns False if the attempt had already ended."""
+                      now, note=None, wait=True):
+        """The outcome the dialplan reported (dial_status_for reads a direct path's
+        ``REASON<n>``). Returns False if the attempt had already ended. `wait=False` (a caller
+        that must not block: the AMI reader) queues it and returns None."""
+        dial_status = dial_status_for(dial_status, hangup_cause)
+
         def write(ended):
             att = self._row(attempt_id, token)
             return self._finish(att, outcome_for(dial_status, att.dest_result), now,
                                 note=note, dial_status=dial_status or None,
                                 hangup_cause=_int_or_none(hangup_cause),
                                 billsec_s=_float_or_none(answered_s), ends=ended)
-        return self._write_ending(write)
+        return self._write_ending(write, wait)
+
+    def record_outcome(self, attempt_id, token, dial_status, hangup_cause, billsec_s,
+                       dest_result):
+        """Direct path, at the end of an answered call's `connect` session: how the call ended,
+        committed when this returns, on the attempt still in flight (its channel is about to
+        go; it ends once Asterisk reports the channel gone: record_result from the engine, or
+        from these columns at reconcile). NotFoundError if the attempt is unknown or forged."""
+        def write():
+            self._row(attempt_id, token)
+            database.execute_sql(_sql("outcome"), (
+                dial_status, _int_or_none(hangup_cause), _float_or_none(billsec_s),
+                str(dest_result)[:100], int(attempt_id), token))
+        self._write(write)
 
     def finish(self, attempt_id, outcome, now, note=None, token=None, **fields):
         """End attempt `attempt_id` with `outcome`; idempotent. NotFoundError if unknown, or if
@@ -266,6 +308,8 @@ _SQL = {
     "amd_hangup": "UPDATE attempt SET amd_status = {p}, amd_cause = {p}, dest_result = {p} "
                   "WHERE id = {p} AND token = {p} AND status <> 'ended'",
     "destination": "UPDATE attempt SET dest_result = {p} WHERE id = {p} AND token = {p}",
+    "outcome": "UPDATE attempt SET dial_status = {p}, hangup_cause = {p}, billsec_s = {p}, "
+               "dest_result = {p} WHERE id = {p} AND token = {p} AND status <> 'ended'",
     "digits": "UPDATE attempt SET digits = {p} WHERE id = {p} AND token = {p}",
     "opt_out": "UPDATE attempt SET opted_out = TRUE, digits = {p} WHERE id = {p} AND token = {p}",
     # the attempt's number onto the list, unless it is there already (unique list_name, phone;

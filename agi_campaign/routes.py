@@ -15,8 +15,16 @@ entry exists before the call can end; dest_result is ``opted_out``. ``collect`` 
 message played whole: its sounds interrupt on any key and GET DATA reads up to max_digits
 (``#`` ends the input early); the keys ('' when none) go to ``Recorder.record_digits``.
 
-`result` runs in the hangup handler of the `;2` half and records the call's outcome; it sends
-no AGI command.
+On the direct call path (dialplan/README.md) `connect` runs on the callee's own channel, with a
+third argument `direct`, and also records how the answered call ended once the destination is
+done: DIALSTATUS ANSWER, the HANGUPCAUSE (16, normal clearing, when the callee is still on the
+line: the dialplan hangs up next), the talk time, committed (`record_outcome`); it then sets
+ACAMP_RECORDED=1 on the channel, so that the channel's hangup handler keeps no AstDB copy, and
+hands the attempt to `on_recorded`, which ends it once Asterisk reports the channel gone.
+
+`result` runs when a call ended: in the `;2` half's hangup handler (local path) or, for a call
+not answered, in the `failed` extension (direct path); it records the call's outcome and
+deletes the AstDB copy; it sends no other AGI command.
 
 Every log line carries `attempt=`, `script=` and `uniqueid=`. The FastAGI server catches
 anything that escapes, so a failure here ends only this connection.
@@ -32,6 +40,9 @@ log = logging.getLogger(__name__)
 
 CONNECT_SCRIPT = "connect"
 RESULT_SCRIPT = "result"
+DIRECT = "direct"
+"""`connect`'s third argument on the direct call path."""
+NORMAL_CLEARING = "16"
 
 _ATTEMPT_RE = re.compile(r"^[0-9]{1,18}$")
 _TOKEN_RE = re.compile(r"^[0-9a-f]{8,64}$")
@@ -61,11 +72,15 @@ class Router:
     record_destination and record_result (agi_campaign.results.Recorder); `clock.now()`;
     `instance` is this deployment's name (the AstDB keys of its result copies);
     `amd_for(campaign_name) -> config.AmdConfig or None` (None, the default: no answering-
-    machine detection; with one, the recorder needs record_amd too).
+    machine detection; with one, the recorder needs record_amd too); `on_recorded(attempt_id,
+    token, (dial_status, hangup_cause, billsec_s))`: a direct path's answered call was recorded
+    (the engine ends it once the channel is gone).
     """
 
-    def __init__(self, on_connect_for, recorder, clock, instance, amd_for=None):
+    def __init__(self, on_connect_for, recorder, clock, instance, amd_for=None,
+                 on_recorded=None):
         self._instance = instance
+        self._on_recorded = on_recorded or (lambda attempt_id, token, outcome: None)
         self._on_connect_for = on_connect_for
         self._amd_for = amd_for or (lambda name: None)
         self._recorder = recorder
@@ -90,9 +105,11 @@ class Router:
     # --- connect ---------------------------------------------------------------------------------
 
     def _connect(self, channel, attempt_id, token):
-        """lookup -> record_answer -> destination -> record_destination (always, once)."""
+        """lookup -> record_answer -> destination -> record_destination (always, once); on the
+        direct path record_outcome in place of record_destination (_record_call)."""
         campaign = self._recorder.lookup(attempt_id, token)
-        self._recorder.record_answer(attempt_id, token, self._clock.now())
+        answered_at = self._clock.now()
+        self._recorder.record_answer(attempt_id, token, answered_at)
         dest_result = ERROR
         try:
             on_connect = self._on_connect_for(campaign)
@@ -108,7 +125,11 @@ class Router:
             log.debug("attempt=%s script=%s uniqueid=%s hung up: %s",
                      attempt_id, channel.script, channel.uniqueid, err)
         finally:
-            self._recorder.record_destination(attempt_id, token, dest_result, self._clock.now())
+            if channel.args[2:3] == (DIRECT,):
+                self._record_call(channel, attempt_id, token, dest_result, answered_at)
+            else:
+                self._recorder.record_destination(attempt_id, token, dest_result,
+                                                  self._clock.now())
         log.debug("attempt=%s script=%s uniqueid=%s campaign=%s dest_result=%s",
                  attempt_id, channel.script, channel.uniqueid, campaign, dest_result)
 
@@ -134,6 +155,24 @@ class Router:
         if machine:
             return leave_message(channel, amd)
         return run_destination(channel, on_connect, keys)
+
+    def _record_call(self, channel, attempt_id, token, dest_result, answered_at):
+        """Direct path: how the answered call ended, committed before the channel may go; then
+        ACAMP_RECORDED=1 (no AstDB copy needed) and on_recorded. If the write fails, nothing
+        is set: the hangup handler keeps the AstDB copy that recovery reads."""
+        cause = NORMAL_CLEARING
+        if channel.hung_up:
+            try:
+                cause = channel.get_variable("HANGUPCAUSE") or ""
+            except AgiError:
+                cause = ""
+        talk_s = int(max((self._clock.now() - answered_at).total_seconds(), 0))
+        self._recorder.record_outcome(attempt_id, token, "ANSWER", cause, talk_s, dest_result)
+        self._on_recorded(attempt_id, token, ("ANSWER", cause, talk_s))
+        try:
+            channel.command("SET VARIABLE", "ACAMP_RECORDED", "1")
+        except AgiError as err:
+            log.debug("attempt=%s could not set ACAMP_RECORDED: %s", attempt_id, err)
 
     # --- result ----------------------------------------------------------------------------------
 

@@ -130,7 +130,8 @@ class Service:
         recorder = Recorder(self._policy_for, self.writer, webhook_for=self._webhook_for,
                             metrics=self.metrics)
         router = Router(self._on_connect_for, recorder, self.clock, self.instance,
-                        amd_for=self._amd_for)
+                        amd_for=self._amd_for,
+                        on_recorded=lambda *call: self.engine.answered_recorded(*call))
         fa = self.config.fastagi
         self.fastagi = FastAgiServer(fa.host, fa.port, self._with_db(router), allow=fa.allow,
                                      max_connections=fa.max_connections,

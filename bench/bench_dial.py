@@ -1,8 +1,12 @@
-"""Benchmark 1: end-to-end dialing rate, ours vs a raw AMI + FastAGI loop on the same Asterisk.
+"""Benchmark 1: end-to-end dialing rate, ours vs a raw AMI + FastAGI loop on the same Asterisk,
+and what each call costs Asterisk on our two call paths (dialplan/README.md).
 
 Ours: `agi-campaign run` (child process) dials a campaign of N numbers whose callees answer at
 once; on_connect plays the 20 ms sound; max_channels 200, delay_ms 0, tick 200 ms (the
-default). Rate = attempts ended / (last ended_at - first created_at), from the database.
+default). Rate = attempts ended / (last ended_at - first created_at), from the database. It runs
+twice: on the server's default call path (direct) and with `call_path: local` (the path before
+issue 15). For every loop, Asterisk's CPU per call (its process's user + system time over the
+loop, from /proc) and channels per call (Newchannel events seen by the sandbox's monitor user).
 
 Baseline A (the goal's baseline; docs/ASTERISK.md, "The dialing-speed ceiling"): a
 plain-socket AMI client sends async Originates of `Local/<callee>@acamp-test-callees` into
@@ -37,8 +41,29 @@ N_CALLS = int(os.environ.get("BENCH_DIAL_CALLS", "5000"))
 IN_FLIGHT = 200
 
 
+class Cost:
+    """While entered: Asterisk's CPU seconds and the channels it created; `per_call(n)`."""
+
+    def __init__(self, box):
+        self.box = box
+
+    def __enter__(self):
+        self.counter = sandbox_env.ChannelCounter(self.box).__enter__()
+        self.cpu0 = sandbox_env.asterisk_cpu_s(self.box)
+        return self
+
+    def __exit__(self, *exc):
+        self.cpu_s = sandbox_env.asterisk_cpu_s(self.box) - self.cpu0
+        self.counter.__exit__(*exc)
+
+    def per_call(self, n):
+        """(CPU ms a call, channels a call)."""
+        return self.cpu_s * 1000.0 / n, self.counter.count / n
+
+
 def raw_loop(box, n, dialplan):
-    """Calls completed per second by the raw loop; dialplan 'A' (minimal) or 'B' (ours)."""
+    """(calls completed per second, failed originates, Cost) of the raw loop; dialplan 'A'
+    (minimal) or 'B' (our local path)."""
     slots = threading.BoundedSemaphore(IN_FLIGHT)
     done = threading.Semaphore(0)
     sound = sandbox_env.tick_sound(box)
@@ -48,7 +73,7 @@ def raw_loop(box, n, dialplan):
         if script.startswith("connect"):
             return ['STREAM FILE %s ""' % sound]
         if script.startswith("result"):
-            return ["DATABASE DEL agi-campaign %s" % env.get("agi_arg_1", "")]
+            return ["DATABASE DEL agi-campaign raw-%s" % env.get("agi_arg_1", "")]
         return []
 
     finish_on = "connect" if dialplan == "A" else "result"
@@ -62,7 +87,7 @@ def raw_loop(box, n, dialplan):
         slots.release()
         done.release()
 
-    with common.PlainAgiServer(commands, on_done) as agi:
+    with common.PlainAgiServer(commands, on_done) as agi, Cost(box) as cost:
         url = "agi://127.0.0.1:%d" % agi.port
         ami = sandbox_env.RawAmi(box, on_failure)
         try:
@@ -94,17 +119,19 @@ def raw_loop(box, n, dialplan):
         finally:
             ami.close()
     sandbox_env.wait_idle(box)
-    return n / took, ami.failures
+    return n / took, ami.failures, cost
 
 
-def ours(box, workdir, n, http=None, during=contextlib.nullcontext, db_url=None):
+def ours(box, workdir, n, http=None, during=contextlib.nullcontext, db_url=None,
+         call_path=None, cost=None):
     """Calls completed per second by `agi-campaign run` on a campaign of n answering callees.
     `http`: the service's http: section (None: no HTTP server); `during()`: a context manager
     entered while the campaign runs (bench_http scrapes the service in it); `db_url`: an
-    empty database (None: a new SQLite file in `workdir`)."""
+    empty database (None: a new SQLite file in `workdir`); `call_path`: the server's (None:
+    the default); `cost`: a Cost entered while the campaign runs."""
     cfg = {"rate": sandbox_env.campaign(box, max_channels=IN_FLIGHT, delay_ms=0)}
     path, port, db_url = sandbox_env.write_service_config(workdir, box, cfg, http=http,
-                                                          db_url=db_url)
+                                                          db_url=db_url, call_path=call_path)
     config = load_config(str(path))
     open_database(db_url)
     clock = SystemClock()
@@ -116,7 +143,7 @@ def ours(box, workdir, n, http=None, during=contextlib.nullcontext, db_url=None)
     spy = common.profile(service.pid, workdir, "dial")
     try:
         time.sleep(2.5)  # the engine's AMI settle delay
-        with during():
+        with during(), cost or contextlib.nullcontext():
             campaigns.apply_command("rate", "start", clock.now())
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
@@ -140,23 +167,44 @@ def ours(box, workdir, n, http=None, during=contextlib.nullcontext, db_url=None)
 def run(workdir):
     box = sandbox_env.start_sandbox()
     try:
-        raw_a1, fail_a1 = raw_loop(box, N_CALLS, "A")
-        raw_b, fail_b = raw_loop(box, N_CALLS, "B")
-        rate, answered, total = ours(box, workdir, N_CALLS)
-        raw_a2, fail_a2 = raw_loop(box, N_CALLS, "A")
+        raw_a1, fail_a1, cost_a = raw_loop(box, N_CALLS, "A")
+        raw_b, fail_b, cost_b = raw_loop(box, N_CALLS, "B")
+        os.makedirs(os.path.join(workdir, "local"), exist_ok=True)
+        cost_local, cost_direct = Cost(box), Cost(box)
+        rate_local, answered_local, total_local = ours(
+            box, os.path.join(workdir, "local"), N_CALLS, call_path="local", cost=cost_local)
+        rate, answered, total = ours(box, workdir, N_CALLS, cost=cost_direct)
+        raw_a2, fail_a2, _ = raw_loop(box, N_CALLS, "A")
     finally:
         box.stop()
     base = max(raw_a1, raw_a2)
-    note = ("%d calls, 200 in flight, 20 ms message; %d/%d answered; raw A runs %.0f and %.0f "
-            "calls/s (%d failed originates)" % (N_CALLS, answered, total, raw_a1, raw_a2,
-                                                fail_a1 + fail_a2))
+    cpu_a, chans_a = cost_a.per_call(N_CALLS)
+    cpu_b, chans_b = cost_b.per_call(N_CALLS)
+    cpu_l, chans_l = cost_local.per_call(total_local)
+    cpu_d, chans_d = cost_direct.per_call(total)
+    note = ("%d calls, 200 in flight, 20 ms message; direct path (the default); %d/%d answered; "
+            "raw A runs %.0f and %.0f calls/s (%d failed originates)" % (
+                N_CALLS, answered, total, raw_a1, raw_a2, fail_a1 + fail_a2))
     return [
         row("1 dialing rate", "calls completed/s vs raw loop A (minimal dialplan)", rate, base,
             "calls/s", ">= 0.5", rate / base >= 0.5, note=note),
-        row("1 dialing rate", "calls completed/s vs raw loop B (our dialplan, plain Python)",
+        row("1 dialing rate", "call_path: local (before issue 15) vs raw loop A", rate_local,
+            base, "calls/s", "(before)", None,
+            note="%d/%d answered" % (answered_local, total_local)),
+        row("1 dialing rate", "calls completed/s vs raw loop B (local path, plain Python)",
             rate, raw_b, "calls/s", "(diagnosis)", None,
-            note="B/A = %.2f: the cost of our dialplan (4 channels, 2 FastAGI sessions, AstDB "
-                 "per call)%s" % (raw_b / base, "; %d failed" % fail_b if fail_b else "")),
+            note="B/A = %.2f: the cost of the local path's dialplan (4 channels, 2 FastAGI "
+                 "sessions, AstDB per call)%s" % (raw_b / base, "; %d failed" % fail_b
+                                                  if fail_b else "")),
+        row("1 Asterisk CPU per call", "direct path vs local path (ours, same run)", cpu_d,
+            cpu_l, "ms", "<= 0.55", cpu_d / cpu_l <= 0.55,
+            note="Asterisk process user + system time / calls; raw loop A %.2f ms, raw loop B "
+                 "%.2f ms; direct is %.2fx raw A" % (cpu_a, cpu_b, cpu_d / cpu_a)),
+        row("1 channels per call", "direct path vs local path (ours, same run)", chans_d,
+            chans_l, "channels", "(report)", None,
+            note="Newchannel events / calls; the sandbox's callee is itself a Local pair "
+                 "(2 channels): on a real trunk 1 vs 3; raw loop A %.2f, raw loop B %.2f"
+                 % (chans_a, chans_b)),
     ]
 
 

@@ -47,15 +47,63 @@ def campaign(box, **kw):
     return out
 
 
-def write_service_config(workdir, box, campaigns, tick_ms=200, http=None, db_url=None):
+def write_service_config(workdir, box, campaigns, tick_ms=200, http=None, db_url=None,
+                         call_path=None):
     """A config.yaml for `campaigns` on `box` (`http`: its http: section, None for none;
-    `db_url`: None for a SQLite file in `workdir`); returns (path, fastagi_port, db_url)."""
+    `db_url`: None for a SQLite file in `workdir`; `call_path`: the server's, None for the
+    default); returns (path, fastagi_port, db_url)."""
     port = free_port()
     db_url = db_url or "sqlite:///%s" % os.path.join(workdir, "agi-campaign.db")
     path = harness.write_config(os.path.join(workdir, "config.yaml"), {"main": box}, port,
                                 campaigns, db_url=db_url, tick_ms=tick_ms, stop_deadline_s=20,
-                                http=http)
+                                http=http, server_limits={"main": {"call_path": call_path}}
+                                if call_path else None)
     return path, port, db_url
+
+
+def asterisk_cpu_s(box):
+    """CPU seconds (user + system) the sandbox's Asterisk process has used so far."""
+    with open("/proc/%d/stat" % box.pid) as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ChannelCounter:
+    """Counts the channels Asterisk creates (Newchannel events, read with the sandbox's
+    unfiltered monitor user) while entered: `count`."""
+
+    def __init__(self, box):
+        host, port, user, secret = box.monitor_credentials
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.sock.recv(100)
+        self.sock.sendall(("Action: Login\r\nUsername: %s\r\nSecret: %s\r\n\r\n"
+                           % (user, secret)).encode())
+        self.count = 0
+        self._tail = b""
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self):
+        try:
+            while True:
+                chunk = self.sock.recv(262144)
+                if not chunk:
+                    return
+                lines = (self._tail + chunk).split(b"\r\n")
+                self._tail = lines.pop()  # a line not complete yet
+                self.count += lines.count(b"Event: Newchannel")
+        except OSError:
+            return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)  # the last events
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def insert_numbers(campaign_id, phones, now_db, status="pending", batch=50_000):

@@ -44,7 +44,10 @@ DIAL_TEMPLATE = "Local/{number}@acamp-test-callees"
 QUEUE = "acamp-sales"
 CONFERENCE = "acamp-room"
 AMI_USERNAME = "acamp"
-AMI_EVENT_FILTER = "Event: OriginateResponse"
+# The dialer's event filter, as dialplan/README.md recommends: OriginateResponse, and the Hangup
+# events of its own channels (their Uniqueid is the ChannelId it gave, acamp-...).
+AMI_EVENT_FILTERS = ("eventfilter = Event: OriginateResponse",
+                     "eventfilter(name(Hangup),header(Uniqueid),method(starts_with)) = acamp-")
 # A second AMI user, unfiltered and read-only, for tests and benchmarks that watch Asterisk
 # (harness.ChannelMonitor): it sees every channel event the dialer's user does not.
 MONITOR_USERNAME = "acampmon"
@@ -190,9 +193,9 @@ def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: i
             f"[{AMI_USERNAME}]\nsecret = {secret}\n"
             "deny = 0.0.0.0/0.0.0.0\npermit = 127.0.0.1/255.255.255.255\n"
             f"read = {ami_read}\nwrite = {ami_write}\n"
-            # The dialer needs only OriginateResponse from the event stream (list actions'
-            # replies are not filtered): ~19 events a call fewer to read and parse.
-            f"eventfilter = {AMI_EVENT_FILTER}\n"
+            # The dialer needs only OriginateResponse and its channels' Hangup from the event
+            # stream (list actions' replies are not filtered): ~19 events a call fewer to read.
+            + "".join(line + "\n" for line in AMI_EVENT_FILTERS) +
             "writetimeout = 5000\n"  # as README recommends: a busy dialer is not dropped
             # The monitor reads every call event; on a loaded machine it may fall behind for a
             # moment, and past writetimeout (100 ms by default) Asterisk drops the session and

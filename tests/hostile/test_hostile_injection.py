@@ -1,5 +1,6 @@
 """No value from a CSV or the config reaches a dial string, a channel variable or an AGI command
 unvalidated: property-style loops over hostile strings."""
+import dataclasses
 import itertools
 import re
 
@@ -27,6 +28,7 @@ SERVER = ServerConfig(name="main", ami_host="127.0.0.1", ami_port=5038, ami_user
                       ami_secret="s", dial_template="PJSIP/{number}@trunk",
                       agi_url="agi://127.0.0.1:4573", dialout_context="agi-campaign-dialout",
                       connect_context="agi-campaign-connect")
+LOCAL = dataclasses.replace(SERVER, call_path="local")
 CAMPAIGN = CampaignConfig(
     name="c1", caller_id='"Clinic" <12025550100>', type="on_demand", start=None, end=None,
     week_time=None, week_time_text=None, timezone="UTC", region="US", dnc_lists=(),
@@ -54,9 +56,12 @@ def test_hostile_injection_originate_variables_and_dial_string(chunk):
         claimed = Claimed(attempt_id=1000 + i, token="0123456789abcdef", number_id=1,
                           phone="+12025550123", extra={key: value, "note": value, key[:3]: key},
                           seq=1)
+        assert originate_action(claimed, CAMPAIGN, LOCAL, 5, "ab12")["Channel"] == (
+            "Local/%d@agi-campaign-dialout/n" % (1000 + i))
         action = originate_action(claimed, CAMPAIGN, SERVER, 5, "ab12")
-        assert action["Channel"] == "Local/%d@agi-campaign-dialout/n" % (1000 + i)
-        variables = action["Variable"]
+        assert action["Channel"] == "PJSIP/12025550123@trunk"
+        variables = [v for v in action["Variable"] if not v.startswith("CHANNEL(")]
+        assert len(variables) == len(action["Variable"]) - 1  # our own hangup handler
         assert "ACAMP_DIAL=PJSIP/12025550123@trunk" in variables
         for var in variables:
             name, _, val = var.partition("=")

@@ -15,6 +15,7 @@ import pytest
 from agi_campaign import campaigns
 from agi_campaign.clock import SystemClock
 from agi_campaign.models import Attempt
+from agi_campaign.originate import parse_channel_id
 from agi_campaign.testing import harness
 
 from tests.integration.support import (attempts_by_phone, campaign, check_invariants,
@@ -29,19 +30,32 @@ MAX_ATTEMPTS = 5
 
 
 AMD_COMMANDS = ['EXEC "AMD"', 'GET VARIABLE "AMDSTATUS"', 'GET VARIABLE "AMDCAUSE"']
+RECORDED = 'SET VARIABLE "ACAMP_RECORDED" "1"'
 GREETING_S = 5.6  # vm-intro (9339 bytes of GSM, 1650 a second) before the beep
 
 
 def agi_commands(events):
-    """{attempt id: [(arrival, AGI command), ...]} run on the answered halves, from
-    AGIExecStart events (channel Local/<attempt id>@agi-campaign-dialout-...;1)."""
+    """{attempt id: [(arrival, AGI command), ...]} run on the answered channels (the callee's
+    own on the direct path), from AGIExecStart events: the channel whose Uniqueid is the
+    originate's ChannelId, acamp-<instance>-<attempt id>-<token>."""
     out = collections.defaultdict(list)
     for _, ev in events:
-        channel, at = ev.get("Channel", ""), float(ev.get("Timestamp", 0))
-        if (ev.get("Event") == "AGIExecStart" and "@agi-campaign-dialout" in channel
-                and channel.endswith(";1")):
-            out[int(channel.split("/", 1)[1].split("@", 1)[0])].append((at, ev["Command"]))
+        uniqueid, at = ev.get("Uniqueid", ""), float(ev.get("Timestamp", 0))
+        ids = parse_channel_id(uniqueid)
+        if ev.get("Event") == "AGIExecStart" and ids and not uniqueid.endswith("-2"):
+            out[ids[0]].append((at, ev["Command"]))
     return out
+
+
+def route_of(sent):
+    """The AGI commands of a direct path's `connect` before it recorded the call (it ends with
+    RECORDED, after reading HANGUPCAUSE when the channel had hung up)."""
+    commands = [c for _, c in sent]
+    assert commands[-1] == RECORDED, commands
+    commands.pop()
+    if commands[-1] == 'GET VARIABLE "HANGUPCAUSE"':
+        commands.pop()
+    return commands
 
 
 def callee_legs(events, phone):
@@ -96,7 +110,7 @@ def test_amd_machine_hung_up_and_retried_person_hears_the_message(dialer, asteri
     for att in atts[machine]:
         assert (att.outcome, att.dial_status, att.amd_status, att.amd_cause, att.dest_result) == (
             "machine", "ANSWER", "MACHINE", "LONGGREETING-1500-1500", "machine_hangup")
-        assert [c for _, c in commands[att.id]] == AMD_COMMANDS + ["HANGUP"]
+        assert route_of(commands[att.id]) == AMD_COMMANDS + ["HANGUP"]
     legs = callee_legs(events, machine)
     assert len(legs) == MACHINE_MAX + 1 == mon.dialed[machine[1:]]
     gap = legs[1][0] - legs[0][1]
@@ -109,17 +123,18 @@ def test_amd_machine_hung_up_and_retried_person_hears_the_message(dialer, asteri
     assert (att.outcome, att.amd_status, att.amd_cause, att.dest_result) == (
         "answered", "HUMAN", "HUMAN-800-800", "played")
     assert nums[person].status == "done" and mon.dialed[person[1:]] == 1
-    assert [c for _, c in commands[att.id]] == AMD_COMMANDS + ['STREAM FILE "beep" "" "0"']
+    assert route_of(commands[att.id]) == AMD_COMMANDS + ['STREAM FILE "beep" "" "0"']
 
     # action message: the machine gets the amd sounds after its greeting and beep; answered.
     [vm] = Attempt.select().where(Attempt.campaign == campaigns.get_campaign("amdmessage"))
     assert (vm.outcome, vm.amd_status, vm.amd_cause, vm.dest_result) == (
         "answered", "MACHINE", "LONGGREETING-1500-1500", "machine_message:played")
     sent = commands[vm.id]
-    assert [c for _, c in sent] == AMD_COMMANDS + ['EXEC "WaitForSilence" "1500,1,20"',
-                                                   'STREAM FILE "hello" "" "0"']
+    assert route_of(sent) == AMD_COMMANDS + ['EXEC "WaitForSilence" "1500,1,20"',
+                                             'STREAM FILE "hello" "" "0"']
     [(began, _)] = callee_legs(events, voicemail)
-    print("voicemail message %.2f s after the callee leg began" % (sent[-1][0] - began))
-    assert sent[-1][0] - began >= GREETING_S
+    played_at = [at for at, c in sent if c.startswith("STREAM FILE")][-1]
+    print("voicemail message %.2f s after the callee leg began" % (played_at - began))
+    assert played_at - began >= GREETING_S
     check_invariants("amdhangup", {machine: "machine", person: "answer"}, mon, MAX_ATTEMPTS, 3,
                      others={voicemail[1:]})

@@ -4,6 +4,8 @@ import datetime as dt
 import random
 import time
 
+import pytest
+
 from agi_campaign import campaigns, dnc
 from agi_campaign.clock import SystemClock
 from agi_campaign.models import Attempt
@@ -14,7 +16,20 @@ from tests.integration.support import (EXPECTED_OUTCOME, attempts_by_phone, camp
                                        numbers_of, state, wait_for)
 
 
-def test_e2e_mixed_campaign_of_200_completes_with_true_outcomes(dialer, asterisk, tmp_path):
+# (DIALSTATUS, HANGUPCAUSE) recorded per callee kind, on each call path (dialplan/README.md):
+# the direct path's cause is the callee channel's own, the local path's the `;2` half's.
+RECORDED = {
+    "direct": {"answer": ("ANSWER", {16}), "busy": ("BUSY", {0}), "noanswer": ("NOANSWER", {19}),
+               "congestion": ("CONGESTION", {0}), "unavailable": ("CHANUNAVAIL", {3})},
+    "local": {"answer": ("ANSWER", {16}), "busy": ("BUSY", {16}),
+              "noanswer": ("NOANSWER", {16}), "congestion": ("CONGESTION", {16}),
+              "unavailable": ("CHANUNAVAIL", {3})},
+}
+
+
+@pytest.mark.parametrize("call_path", ["direct", "local"])
+def test_e2e_mixed_campaign_of_200_completes_with_true_outcomes(dialer, asterisk, tmp_path,
+                                                                  call_path):
     rng = random.Random(3)
     kinds = ["answer"] * 10 + ["busy"] * 3 + ["noanswer"] * 2 + ["congestion"] * 2 + \
         ["unavailable"] * 2
@@ -25,7 +40,7 @@ def test_e2e_mixed_campaign_of_200_completes_with_true_outcomes(dialer, asterisk
     max_channels, delay_ms = 25, 15
     with harness.ChannelMonitor(asterisk) as mon:
         dialer.start({"mixed": campaign(max_channels=max_channels, delay_ms=delay_ms)},
-                     {"main": asterisk})
+                     {"main": asterisk}, server_limits={"main": {"call_path": call_path}})
         load("mixed", list(plan), tmp_path)
         campaigns.apply_command("mixed", "start", SystemClock().now())
         wait_for(lambda: state("mixed") == "completed", 240, step=0.5)
@@ -38,6 +53,9 @@ def test_e2e_mixed_campaign_of_200_completes_with_true_outcomes(dialer, asterisk
         outcomes = [a.outcome for a in atts[phone]]
         assert 1 <= len(outcomes) <= 2, (phone, outcomes)
         assert set(outcomes) == {expected}, (phone, kind, outcomes)
+        status, causes = RECORDED[call_path][kind]
+        assert {(a.dial_status, a.hangup_cause in causes) for a in atts[phone]} == {
+            (status, True)}, (phone, kind, [(a.dial_status, a.hangup_cause) for a in atts[phone]])
         if kind == "answer":
             assert nums[phone].status == "done" and len(outcomes) == 1
         else:  # retried until max_attempts, then failed

@@ -438,8 +438,9 @@ BAD_VALUES = [
     ("servers", ["main"], "servers must be a mapping (key: value), got a list"),
     ("servers.Main", {}, "servers: name 'Main' must be 1-32 characters of a-z 0-9 _ -"),
     ("servers.main.bogus", 1, "servers.main: unknown key 'bogus' (valid: agi_url, ami, "
-                              "connect_context, dial_template, dialout_context, max_channels, "
-                              "max_cps)"),
+                              "call_context, call_path, connect_context, dial_template, "
+                              "dialout_context, hangup_context, max_channels, max_cps)"),
+    ("servers.main.call_path", "pjsip", "servers.main.call_path must be one of direct, local"),
     ("servers.main.max_channels", 0, "servers.main.max_channels must be an integer 1..100000, "
                                      "got 0"),
     ("servers.main.max_cps", 0, "servers.main.max_cps must be a number of calls per second "

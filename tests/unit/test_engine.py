@@ -413,3 +413,59 @@ def test_engine_unreachable_server_reaps_a_gone_nodes_attempts_when_no_other_nod
     me.beat(clock.now(), clock.now())
     engine.reconcile()
     assert Attempt.get().outcome == "lost"
+
+
+def _recorded_answered_call(engine, rec, clock):
+    """A dialed attempt as the direct path's `connect` leaves it: answered, its outcome
+    committed (record_outcome), handed to the engine (answered_recorded)."""
+    att = Attempt.select().order_by(Attempt.id).first()
+    rec.record_answer(att.id, att.token, clock.now())
+    rec.record_outcome(att.id, att.token, "ANSWER", "16", 4, "played")
+    engine.answered_recorded(att.id, att.token, ("ANSWER", "16", 4))
+    return att
+
+
+def test_engine_direct_answered_call_ends_at_its_channels_hangup_event(db):
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1)
+    att = _recorded_answered_call(engine, rec, clock)
+    engine.dial("c1")
+    assert len(ami.originates()) == 1  # recorded, but its channel is up: the slot is held
+    assert Attempt.get_by_id(att.id).status == "answered"
+    engine.on_ami_event("main", {"Event": "Hangup", "Uniqueid": ami.originates()[0]["ChannelId"]
+                                 + ";2"})  # a Local callee's other half: not ours
+    assert Attempt.get_by_id(att.id).status == "answered"
+    engine.on_ami_event("main", {"Event": "Hangup", "Uniqueid": ami.originates()[0]["ChannelId"]})
+    ended = Attempt.get_by_id(att.id)
+    assert (ended.status, ended.outcome, ended.dial_status, ended.hangup_cause,
+            ended.billsec_s, ended.dest_result) == ("ended", "answered", "ANSWER", 16, 4.0,
+                                                     "played")
+    engine.dial("c1")
+    assert len(ami.originates()) == 2  # the slot is free once the channel is gone
+
+
+def test_engine_direct_answered_call_without_hangup_event_ends_after_the_wait(db, caplog):
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1)
+    att = _recorded_answered_call(engine, rec, clock)
+    engine.reap_failed_originates()
+    assert Attempt.get_by_id(att.id).status == "answered"
+    clock.advance(3.1)
+    engine.reap_failed_originates()
+    ended = Attempt.get_by_id(att.id)
+    assert (ended.outcome, ended.note) == ("answered", "no Hangup event")
+    assert "no Hangup event from Asterisk" in caplog.text  # the eventfilter hint
+
+
+def test_engine_direct_recorded_call_ends_from_its_record_at_reconcile(db):
+    """Killed between connect's record and the Hangup event: a new engine (nothing in memory)
+    ends the attempt from its row once the channel is gone, not as lost."""
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1)
+    att = Attempt.select().order_by(Attempt.id).first()
+    rec.record_answer(att.id, att.token, clock.now())
+    rec.record_outcome(att.id, att.token, "ANSWER", "16", 2, "played")
+    clock.advance(20)
+    engine.reconcile()
+    clock.advance(6)
+    engine.reconcile()
+    ended = Attempt.get_by_id(att.id)
+    assert (ended.outcome, ended.dial_status, ended.billsec_s) == ("answered", "ANSWER", 2.0)
+    assert ended.note == "recorded by connect; ended at reconcile"

@@ -7,7 +7,10 @@ from agi_campaign.originate import (channel_id, originate_action, parse_channel_
 CAMPAIGN = types.SimpleNamespace(dial_timeout_s=25, caller_id='"Clinic" <12025550100>')
 SERVER = types.SimpleNamespace(dial_template="PJSIP/{number}@trunk", agi_url="agi://127.0.0.1:4573",
                                dialout_context="agi-campaign-dialout",
-                               connect_context="agi-campaign-connect")
+                               connect_context="agi-campaign-connect", call_path="local",
+                               call_context="agi-campaign-call",
+                               hangup_context="agi-campaign-hangup")
+DIRECT = types.SimpleNamespace(**dict(vars(SERVER), call_path="direct"))
 
 
 def claimed(extra=None):
@@ -29,6 +32,19 @@ def test_dialer_originate_follows_the_dialplan_contract():
     assert "ACAMP_TIMEOUT=25" in action["Variable"]
     assert "ACAMP_ATTEMPT=42" in action["Variable"]
     assert "ACAMP_CAMPAIGN=3" in action["Variable"]
+
+
+def test_dialer_direct_originate_rings_the_callee_with_the_hangup_handler():
+    action = originate_action(claimed(), CAMPAIGN, DIRECT, campaign_id=3, instance="ab12")
+    assert action["Channel"] == "PJSIP/12025550123@trunk"
+    assert action["Context"] == "agi-campaign-call" and action["Exten"] == "s"
+    assert action["ActionID"] == action["ChannelId"] == "acamp-ab12-42-0123456789abcdef"
+    assert "OtherChannelId" not in action  # one channel: the callee's
+    assert action["Timeout"] == str(25 * 1000)  # the ring time itself: no Dial() in between
+    # escaped commas: AMI splits Variable values on the others
+    assert "CHANNEL(hangup_handler_push)=agi-campaign-hangup\\,s\\,1" in action["Variable"]
+    assert "ACAMP_KEY=ab12-42" in action["Variable"]
+    assert "ACAMP_ATTEMPT=42" in action["Variable"]
 
 
 def test_dialer_csv_values_cannot_inject():

@@ -29,6 +29,45 @@ def test_results_outcome_for_dialstatus(status, outcome):
     assert outcome_for(status) == outcome
 
 
+@pytest.mark.parametrize("status,cause,dial_status", [
+    # the direct path's REASON as the sandbox's callees give it (dialplan/README.md)
+    ("REASON5", "", "BUSY"), ("REASON8", "", "CONGESTION"), ("REASON3", "19", "NOANSWER"),
+    ("REASON0", "3", "CHANUNAVAIL"), ("REASON0", "1", "CHANUNAVAIL"),
+    ("REASON0", "", "CHANUNAVAIL"),              # no channel at all (the request failed)
+    # a trunk whose 486 arrives as REASON 0 or 1: the cause decides, as in app_dial
+    ("REASON0", "17", "BUSY"), ("REASON1", "34", "CONGESTION"), ("REASON1", "16", "NOANSWER"),
+    ("REASON1", "21", "CHANUNAVAIL"),
+    # Dial()'s own DIALSTATUS (local path) passes through
+    ("BUSY", "16", "BUSY"), ("ANSWER", "16", "ANSWER"), ("", "", "")])
+def test_results_dial_status_for_reads_the_direct_paths_reason_and_cause(status, cause,
+                                                                         dial_status):
+    assert results_mod.dial_status_for(status, cause) == dial_status
+
+
+def test_results_unanswered_direct_call_is_recorded_with_dials_vocabulary(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    recorder().record_result(c.attempt_id, c.token, "REASON5", "", "", "", T0)
+    att = Attempt.get_by_id(c.attempt_id)
+    assert (att.outcome, att.dial_status, att.hangup_cause) == ("busy", "BUSY", None)
+
+
+def test_results_direct_outcome_is_kept_in_flight_until_ended(db):
+    camp = make_campaign()
+    make_numbers(camp, 1)
+    c = claim_due(camp.id, 1, T0, "main", (), 2)[0]
+    rec = recorder()
+    rec.record_answer(c.attempt_id, c.token, T0)
+    rec.record_outcome(c.attempt_id, c.token, "ANSWER", "16", 7, "played")
+    att = Attempt.get_by_id(c.attempt_id)
+    assert (att.status, att.dial_status, att.hangup_cause, att.billsec_s, att.dest_result) == (
+        "answered", "ANSWER", 16, 7.0, "played")  # still in flight: its channel is up
+    assert Number.get_by_id(c.number_id).status == "in_flight"
+    with pytest.raises(NotFoundError):
+        rec.record_outcome(c.attempt_id, "f" * 16, "ANSWER", "16", 7, "played")
+
+
 def test_results_answered_number_is_done(db):
     camp = make_campaign()
     make_numbers(camp, 1)

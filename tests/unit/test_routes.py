@@ -9,7 +9,7 @@ import pytest
 
 from agi_campaign import agi
 from agi_campaign.config import AmdConfig, Collect, OptOut
-from agi_campaign.errors import NotFoundError
+from agi_campaign.errors import AgiCampaignError, NotFoundError
 from agi_campaign.fastagi import Channel
 from agi_campaign.routes import CONNECT_SCRIPT, RESULT_SCRIPT, Router
 
@@ -82,6 +82,10 @@ class FakeRecorder:
     def record_digits(self, attempt_id, token, digits):
         self.calls.append(("digits", attempt_id, digits))
 
+    def record_outcome(self, attempt_id, token, dial_status, hangup_cause, billsec_s, dest_result):
+        self.calls.append(("outcome", attempt_id, dial_status, hangup_cause, billsec_s,
+                           dest_result))
+
     def record_result(self, attempt_id, token, dial_status, hangup_cause, answered_s, dialed_s,
                       now):
         self.calls.append(("result", attempt_id, dial_status, hangup_cause, answered_s, dialed_s))
@@ -95,12 +99,12 @@ def make_channel(transport, script=CONNECT_SCRIPT, args=("101", TOKEN)):
 
 
 def run(on_connect, *reply_groups, script=CONNECT_SCRIPT, args=("101", TOKEN), recorder=None,
-        amd=None):
+        amd=None, on_recorded=None):
     transport = ScriptedAsterisk(*reply_groups)
     recorder = recorder or FakeRecorder()
     clock = FakeClock()
     router = Router(lambda name: {"reminders": on_connect}[name], recorder, clock, "ab12",
-                    amd_for=lambda name: {"reminders": amd}[name])
+                    amd_for=lambda name: {"reminders": amd}[name], on_recorded=on_recorded)
     router(make_channel(transport, script, args))
     return transport.sent, recorder.calls, clock
 
@@ -115,6 +119,40 @@ def test_routes_message_plays_each_sound_repeat_times():
     assert sent == ['STREAM FILE "hello-world" "" "0"', 'STREAM FILE "beep" "" "0"'] * 2
     assert calls == [("lookup", 101, TOKEN), ("answer", 101, clock.now()),
                      ("destination", 101, "played")]
+
+
+def test_routes_direct_connect_records_the_call_then_marks_it_recorded():
+    handed = []
+    on_connect = OnConnect("message", sounds=("hello-world",))
+    sent, calls, clock = run(on_connect, ["200 result=0 endpos=8000"], ["200 result=1"],
+                             args=("101", TOKEN, "direct"),
+                             on_recorded=lambda *call: handed.append(call))
+    # the callee is still on the line: the dialplan hangs up next, cause 16 (normal clearing)
+    assert calls == [("lookup", 101, TOKEN), ("answer", 101, clock.now()),
+                     ("outcome", 101, "ANSWER", "16", 0, "played")]
+    assert sent == ['STREAM FILE "hello-world" "" "0"', 'SET VARIABLE "ACAMP_RECORDED" "1"']
+    assert handed == [(101, TOKEN, ("ANSWER", "16", 0))]
+
+
+def test_routes_direct_connect_after_the_callee_hung_up_records_their_cause():
+    on_connect = OnConnect("message", sounds=("hello-world", "beep"))
+    sent, calls, _ = run(on_connect, ["HANGUP", "200 result=0 endpos=8000"],
+                         ["200 result=1 (17)"], ["200 result=1"],
+                         args=("101", TOKEN, "direct"))
+    assert sent[1:] == ['GET VARIABLE "HANGUPCAUSE"', 'SET VARIABLE "ACAMP_RECORDED" "1"']
+    assert calls[-1] == ("outcome", 101, "ANSWER", "17", 0, "hangup_during_message")
+
+
+def test_routes_direct_connect_whose_record_fails_leaves_the_astdb_copy_to_the_dialplan():
+    class Failing(FakeRecorder):
+        def record_outcome(self, *args):
+            raise AgiCampaignError("database is locked")
+    handed = []
+    on_connect = OnConnect("message", sounds=("hello-world",))
+    with pytest.raises(AgiCampaignError):
+        run(on_connect, ["200 result=0 endpos=8000"], args=("101", TOKEN, "direct"),
+            recorder=Failing(), on_recorded=lambda *call: handed.append(call))
+    assert handed == []  # and no SET VARIABLE: the hangup handler keeps the AstDB copy
 
 
 def test_routes_message_hangup_mid_message_stops_and_records():
