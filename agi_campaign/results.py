@@ -233,12 +233,13 @@ class Recorder:
         """Direct path, at the end of an answered call's `connect` session: how the call ended,
         committed when this returns, on the attempt still in flight (its channel is about to
         go; it ends once Asterisk reports the channel gone: record_result from the engine, or
-        from these columns at reconcile). NotFoundError if the attempt is unknown or forged."""
+        from these columns at reconcile). NotFoundError if the attempt is unknown, forged or
+        ended already."""
         def write():
-            self._row(attempt_id, token)
-            database.execute_sql(_sql("outcome"), (
-                dial_status, _int_or_none(hangup_cause), _float_or_none(billsec_s),
-                str(dest_result)[:100], int(attempt_id), token))
+            if not database.execute_sql(_sql("outcome"), (
+                    dial_status, _int_or_none(hangup_cause), _float_or_none(billsec_s),
+                    str(dest_result)[:100], int(attempt_id), token)).rowcount:
+                raise NotFoundError("attempt %s: unknown id, wrong token or ended" % attempt_id)
         self._write(write)
 
     def finish(self, attempt_id, outcome, now, note=None, token=None, **fields):

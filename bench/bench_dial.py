@@ -14,10 +14,10 @@ plain-socket AMI client sends async Originates of `Local/<callee>@acamp-test-cal
 20 ms sound, close), at most 200 in flight (a slot frees when the script ends). Run before and
 after ours; the better run is the baseline.
 
-Baseline B (for diagnosis): the same raw loop, but each call goes through our own dialplan
-(`Local/<id>@agi-campaign-dialout/n`, hangup handler, AstDB copy, the `result` FastAGI script
-answered with DATABASE DEL): the best any Python dialer can do with this dialplan; a slot frees
-when `result` arrives. ours/B is what our Python costs; B/A what the dialplan design costs.
+Baseline B (for diagnosis): the same raw loop, but each call goes through the local path's
+dialplan (`Local/<id>@agi-campaign-dialout/n`, hangup handler, AstDB copy, the `result` FastAGI
+script answered with DATABASE DEL of that copy); a slot frees when `result` arrives. B/A is what
+that dialplan costs; ours on the local path against B what our Python costs on it.
 """
 import contextlib
 import os
@@ -191,8 +191,8 @@ def run(workdir):
         row("1 dialing rate", "call_path: local (before issue 15) vs raw loop A", rate_local,
             base, "calls/s", "(before)", None,
             note="%d/%d answered" % (answered_local, total_local)),
-        row("1 dialing rate", "calls completed/s vs raw loop B (local path, plain Python)",
-            rate, raw_b, "calls/s", "(diagnosis)", None,
+        row("1 dialing rate", "call_path: local vs raw loop B (its dialplan, plain Python)",
+            rate_local, raw_b, "calls/s", "(diagnosis)", None,
             note="B/A = %.2f: the cost of the local path's dialplan (4 channels, 2 FastAGI "
                  "sessions, AstDB per call)%s" % (raw_b / base, "; %d failed" % fail_b
                                                   if fail_b else "")),
