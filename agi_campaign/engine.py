@@ -42,9 +42,12 @@ STALE_CLAIM_S = ORPHAN_MIN_AGE_S / 2  # a claim slower than this is not dialed (
 # Asterisk to be fully booted"); FullyBooted is a `system` event our minimal AMI user can't read.
 AMI_SETTLE_S = 2.0
 REFUSED_BACKOFF_S = 5.0
-# A direct path's answered call recorded by `connect` ends at its channel's Hangup event, or at
-# the latest this long after the record (the event was lost, or the AMI user's eventfilter lets
-# no Hangup through: warned once, see dialplan/README.md).
+# A direct path's answered call recorded by `connect` ends at its channel's Hangup event. Until
+# a first Hangup event has been seen (the AMI user's eventfilter may let none through: warned
+# once, see dialplan/README.md), it ends this long after the record instead. Once events are
+# known to come, one that is missing (lost in an AMI reconnection, or a channel that outlives
+# `connect`, e.g. transferred) leaves the attempt to reconcile, which ends it from its row when
+# the channel is gone.
 HANGUP_EVENT_WAIT_S = 3.0
 
 
@@ -297,18 +300,19 @@ class Engine:
 
     def reap_failed_originates(self):
         """Originates that failed and whose dialplan never reported: end them as failed.
-        Recorded answered calls whose Hangup event did not come in HANGUP_EVENT_WAIT_S: end
-        them from their record."""
+        While no Hangup event has ever come, recorded answered calls HANGUP_EVENT_WAIT_S old:
+        end them from their record (see HANGUP_EVENT_WAIT_S)."""
         now_m = self.clock.monotonic()
         with self._lock:
             due = [(aid, r) for aid, (t, r) in self._failed.items() if t <= now_m]
             for aid, _ in due:
                 del self._failed[aid]
             refused, self._refused = self._refused, {}
-            late = [(ids, o) for ids, (t, o) in self._recorded.items() if t <= now_m]
+            late = [] if self._hangup_events_seen else [
+                (ids, o) for ids, (t, o) in self._recorded.items() if t <= now_m]
             for ids, _ in late:
                 del self._recorded[ids]
-            warn = late and not (self._hangup_events_seen or self._warned_no_hangup)
+            warn = late and not self._warned_no_hangup
             self._warned_no_hangup = self._warned_no_hangup or bool(warn)
         if warn:
             log.warning("no Hangup event from Asterisk for %d answered call(s) %.0f s after "
@@ -406,13 +410,7 @@ class Engine:
     def _recover_saved(self, ami, attempt_id, token):
         """End an attempt whose channel is gone from what `connect` recorded (direct path), or
         from the result the dialplan saved in AstDB when it could not reach us."""
-        row = Attempt.get_or_none((Attempt.id == attempt_id) & (Attempt.token == token))
-        if row is not None and row.dial_status:
-            with self._lock:
-                self._recorded.pop((attempt_id, token), None)
-            self._end_recorded((attempt_id, token), (row.dial_status, row.hangup_cause,
-                                                     row.billsec_s), wait=True,
-                               note="recorded by connect; ended at reconcile")
+        if self._end_from_record(attempt_id, token, "recorded by connect; ended at reconcile"):
             return True
         saved = saved_result(ami, astdb_key(self.instance, attempt_id))
         if saved is None or saved[0] != token:
@@ -422,6 +420,18 @@ class Engine:
                                     dialed or None, self.clock.now(),
                                     note="recovered from AstDB at reconcile")
         log.info("attempt=%s result recovered from AstDB: %s", attempt_id, dial_status)
+        return True
+
+    def _end_from_record(self, attempt_id, token, note):
+        """End an attempt whose channel is gone from the outcome `connect` recorded on its row
+        (direct path); False when it has none."""
+        row = Attempt.get_or_none((Attempt.id == attempt_id) & (Attempt.token == token))
+        if row is None or not row.dial_status:
+            return False
+        with self._lock:
+            self._recorded.pop((attempt_id, token), None)
+        self._end_recorded((attempt_id, token), (row.dial_status, row.hangup_cause,
+                                                 row.billsec_s), wait=True, note=note)
         return True
 
     def _reap_unreachable(self, name):
@@ -438,9 +448,10 @@ class Engine:
         own, orphans = self._in_flight_here(name, now)
         if heartbeat.live_ids(now) - {self.node}:
             orphans = []  # a gone node's: left to another live node, which may reach the server
+        note = "server %s unreachable for stuck_after_s" % name
         for row in own + orphans:
-            self._finish(row.id, Outcome.LOST,
-                         "server %s unreachable for stuck_after_s" % name, token=row.token)
+            if not self._end_from_record(row.id, row.token, note + "; recorded by connect"):
+                self._finish(row.id, Outcome.LOST, note, token=row.token)
 
 
 def saved_result(ami, key):

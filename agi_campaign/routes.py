@@ -160,7 +160,7 @@ class Router:
         """Direct path: how the answered call ended, committed before the channel may go; then
         ACAMP_RECORDED=1 (no AstDB copy needed) and on_recorded. If the write fails, nothing
         is set: the hangup handler keeps the AstDB copy that recovery reads."""
-        cause = NORMAL_CLEARING
+        cause = NORMAL_CLEARING  # Hangup(), which the dialplan runs next, clears normally
         if channel.hung_up:
             try:
                 cause = channel.get_variable("HANGUPCAUSE") or ""
@@ -168,11 +168,12 @@ class Router:
                 cause = ""
         talk_s = int(max((self._clock.now() - answered_at).total_seconds(), 0))
         self._recorder.record_outcome(attempt_id, token, "ANSWER", cause, talk_s, dest_result)
-        self._on_recorded(attempt_id, token, ("ANSWER", cause, talk_s))
         try:
             channel.command("SET VARIABLE", "ACAMP_RECORDED", "1")
         except AgiError as err:
             log.debug("attempt=%s could not set ACAMP_RECORDED: %s", attempt_id, err)
+        # Its Hangup event cannot come before this session ends: the channel is in it.
+        self._on_recorded(attempt_id, token, ("ANSWER", cause, talk_s))
 
     # --- result ----------------------------------------------------------------------------------
 

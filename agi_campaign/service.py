@@ -131,7 +131,7 @@ class Service:
                             metrics=self.metrics)
         router = Router(self._on_connect_for, recorder, self.clock, self.instance,
                         amd_for=self._amd_for,
-                        on_recorded=lambda *call: self.engine.answered_recorded(*call))
+                        on_recorded=self._answered_recorded)
         fa = self.config.fastagi
         self.fastagi = FastAgiServer(fa.host, fa.port, self._with_db(router), allow=fa.allow,
                                      max_connections=fa.max_connections,
@@ -386,14 +386,23 @@ class Service:
                             "recovered at the next start", left)
         self.shutdown()
 
+    def _answered_recorded(self, attempt_id, token, outcome):
+        """Router's on_recorded. A call answered before the engine exists (FastAGI starts first:
+        calls of the previous run may still ring) is left to reconcile, which ends it from its
+        row once its channel is gone."""
+        if self.engine is not None:
+            self.engine.answered_recorded(attempt_id, token, outcome)
+
     def _beat_while_stopping(self):
-        """The scheduler (and its heartbeat job) is paused while calls drain: beat from here,
-        so `status` still shows the service running until it has stopped."""
+        """The scheduler (and its heartbeat and reaping jobs) is paused while calls drain:
+        beat and reap from here, so `status` still shows the service running until it has
+        stopped and calls that ended are not kept in flight (engine.reap_failed_originates)."""
         if self.heartbeat is not None and self.engine is not None:
             try:
                 self._beat()
+                self.engine.reap_failed_originates()
             except Exception:  # boundary: stopping goes on without the database
-                log.debug("heartbeat while stopping not written", exc_info=True)
+                log.debug("heartbeat or reaping while stopping failed", exc_info=True)
 
     def _stop_notifying(self):
         self.notifier.stopping()

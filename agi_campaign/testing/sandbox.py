@@ -160,7 +160,8 @@ def data_text(filename: str, package: str = "agi_campaign") -> str:
 
 def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: int = 3,
                   ami_read: str = AMI_READ, ami_write: str = AMI_WRITE,
-                  monitor_secret: str | None = None) -> dict[str, str]:
+                  monitor_secret: str | None = None,
+                  ami_event_filters: tuple[str, ...] = AMI_EVENT_FILTERS) -> dict[str, str]:
     """The sandbox's configuration files, {filename: text}; paths are as seen inside the chroot.
 
     Pure (no I/O besides reading package data) and long only because it is the config text.
@@ -195,7 +196,7 @@ def render_config(name: str, ami_port: int, secret: str, moddir: str, verbose: i
             f"read = {ami_read}\nwrite = {ami_write}\n"
             # The dialer needs only OriginateResponse and its channels' Hangup from the event
             # stream (list actions' replies are not filtered): ~19 events a call fewer to read.
-            + "".join(line + "\n" for line in AMI_EVENT_FILTERS) +
+            + "".join(line + "\n" for line in ami_event_filters) +
             "writetimeout = 5000\n"  # as README recommends: a busy dialer is not dropped
             # The monitor reads every call event; on a loaded machine it may fall behind for a
             # moment, and past writetimeout (100 ms by default) Asterisk drops the session and
@@ -265,14 +266,16 @@ class AsteriskSandbox:
     server (what a ServerConfig's agi_url should say). ``extra_conf`` maps file names to text
     written after the defaults (replacing a default file of that name); dialplan added as
     ``extensions-extra.conf`` is included by extensions.conf. ``verbose`` is the Asterisk
-    verbosity in ``log/full.log`` (use 0 for benchmarks). Use as a context manager or call
-    start()/stop().
+    verbosity in ``log/full.log`` (use 0 for benchmarks). ``ami_event_filters``: the dialer AMI
+    user's ``eventfilter`` lines (the default is what dialplan/README.md recommends). Use as a
+    context manager or call start()/stop().
     """
 
     def __init__(self, name: str, ami_port: int | None = None,
                  agi_url: str = "agi://127.0.0.1:4573", extra_conf: dict[str, str] | None = None,
                  verbose: int = 3, root: Path | None = None,
-                 ami_read: str = AMI_READ, ami_write: str = AMI_WRITE):
+                 ami_read: str = AMI_READ, ami_write: str = AMI_WRITE,
+                 ami_event_filters: tuple[str, ...] = AMI_EVENT_FILTERS):
         if not _NAME_RE.match(name):
             raise SandboxError(f"sandbox name {name!r} must match {_NAME_RE.pattern}")
         self.name = name
@@ -283,6 +286,7 @@ class AsteriskSandbox:
         self.extra_conf = dict(extra_conf or {})
         self.verbose = verbose
         self.ami_read, self.ami_write = ami_read, ami_write
+        self.ami_event_filters = ami_event_filters
         self.secret = secrets.token_hex(16)
         self.monitor_secret = secrets.token_hex(16)
         self.conf_dir = f"/etc/acamp-{name}"                  # inside the chroot
@@ -439,7 +443,8 @@ class AsteriskSandbox:
         for sub in ("run", "log", "spool", "db", "cache"):
             (self.etc_dir / sub).mkdir(parents=True)
         files = render_config(self.name, self.ami_port, self.secret, self._moddir(),
-                              self.verbose, self.ami_read, self.ami_write, self.monitor_secret)
+                              self.verbose, self.ami_read, self.ami_write, self.monitor_secret,
+                              self.ami_event_filters)
         files.update(self.extra_conf)
         for filename, text in files.items():
             path = self.etc_dir / filename

@@ -58,7 +58,7 @@ def direct_calls(asterisk):
     agi = MiniFastAgi()
     ami = MiniAmi(asterisk.ami_credentials)   # the dialer's user: its event filter applies
     server = types.SimpleNamespace(
-        call_path="direct", dial_template=asterisk.dial_template.replace("{number}", "{number}"),
+        call_path="direct", dial_template=asterisk.dial_template,
         agi_url=agi.url, call_context="agi-campaign-call", hangup_context="agi-campaign-hangup")
     campaign = types.SimpleNamespace(caller_id='"Test" <12025550100>', dial_timeout_s=5)
     tokens = {a: secrets.token_hex(8) for a in CALLS}

@@ -61,6 +61,8 @@ def test_e2e_mixed_campaign_of_200_completes_with_true_outcomes(dialer, asterisk
         else:  # retried until max_attempts, then failed
             assert nums[phone].status == "failed" and len(outcomes) == 2
     assert mon.started == sum(len(a) for a in atts.values())
+    # every answered call ended at its channel's Hangup event (not HANGUP_EVENT_WAIT_S later)
+    assert [a.note for lst in atts.values() for a in lst if a.note] == []
     assert all(a.status == "ended" for lst in atts.values() for a in lst)
     starts = sorted(a.created_at for lst in atts.values() for a in lst)
     gaps = [(b - a).total_seconds() * 1000 for a, b in zip(starts, starts[1:])]

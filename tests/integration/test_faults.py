@@ -182,3 +182,41 @@ def test_fault_sigterm_stops_gracefully_and_second_signal_at_once(asterisk, tmp_
     assert {n.status for n in nums.values()} == {"done"}
     assert max(n.attempts for n in nums.values()) <= 3
     assert mon.number_peak <= 1
+
+
+def test_fault_direct_calls_recorded_before_their_hangup_survive_sigkill(asterisk_factory,
+                                                                        tmp_path):
+    """Direct path: answered calls `connect` recorded whose channel's Hangup event had not been
+    handled when the service was SIGKILLed end at the next start from their rows, answered,
+    each number called once. The dialer's AMI user here lets no Hangup event through (an
+    installation that did not add the eventfilter line): the engine then ends a recorded call
+    HANGUP_EVENT_WAIT_S after its record, which keeps several such attempts in flight at any
+    moment; before the kill some end that way."""
+    ast = asterisk_factory(ami_event_filters=("eventfilter = Event: OriginateResponse",))
+    plan = {harness.callee_number(33000 + i, "answer", hold_s=1): "answer" for i in range(40)}
+    max_channels = 8
+    _, service = prepared_service(tmp_path, {"main": ast}, {
+        "rec": campaign(max_channels=max_channels, max_attempts=3, delay_ms=0,
+                        on_connect={"type": "message", "sounds": ["beep"]})},
+        {"rec": list(plan)})
+    recorded = Attempt.select().where((Attempt.status == "answered")
+                                      & Attempt.dial_status.is_null(False))
+    with harness.ChannelMonitor(ast) as mon:
+        try:
+            service.start()
+            wait_for(lambda: recorded.count() >= 3
+                     and Attempt.select().where(Attempt.note == "no Hangup event").exists(),
+                     60, step=0.05)
+            service.kill()
+            held = {a.id for a in recorded}
+            assert len(held) >= 3
+            service.start()
+            wait_for(lambda: state("rec") == "completed", 120, step=0.5)
+        finally:
+            service.stop()
+    ended = {a.id: a for a in Attempt.select().where(Attempt.id.in_(held))}
+    assert {(a.outcome, a.dial_status, a.note) for a in ended.values()} == {
+        ("answered", "ANSWER", "recorded by connect; ended at reconcile")}
+    figures = check_invariants("rec", plan, mon, 3, max_channels)
+    assert figures["attempts"] == len(plan)  # every number answered once: nobody called twice
+    print("FIGURES recorded at the kill, ended at reconcile: %d" % len(held))

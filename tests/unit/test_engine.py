@@ -455,13 +455,49 @@ def test_engine_direct_answered_call_without_hangup_event_ends_after_the_wait(db
     assert "no Hangup event from Asterisk" in caplog.text  # the eventfilter hint
 
 
-def test_engine_direct_recorded_call_ends_from_its_record_at_reconcile(db):
-    """Killed between connect's record and the Hangup event: a new engine (nothing in memory)
-    ends the attempt from its row once the channel is gone, not as lost."""
+def test_engine_direct_call_whose_hangup_event_is_missing_waits_for_reconcile(db):
+    """Once Hangup events are known to come, a missing one (lost in an AMI reconnection, or a
+    transferred channel still up) does not free the slot on a timer."""
+    engine, ami, clock, row, rec = engine_dialing(max_channels=1, count=2)
+    engine.on_ami_event("main", {"Event": "Hangup", "Uniqueid": "acamp-t1-999-ffffffff"})
+    att = _recorded_answered_call(engine, rec, clock)
+    ami.channels = [{"Uniqueid": ami.originates()[0]["ChannelId"], "Linkedid": "x"}]
+    clock.advance(30)
+    engine.reap_failed_originates()
+    engine.reconcile()
+    assert Attempt.get_by_id(att.id).status == "answered"  # its channel is still up
+    ami.channels = []
+    engine.reconcile()
+    clock.advance(6)
+    engine.reconcile()
+    assert Attempt.get_by_id(att.id).note == "recorded by connect; ended at reconcile"
+
+
+def test_engine_direct_recorded_call_on_an_unreachable_server_ends_from_its_record(db):
+    """A recorded call is never `lost` (and so never called again): also when its server stays
+    unreachable for stuck_after_s."""
     engine, ami, clock, row, rec = engine_dialing(max_channels=1)
     att = Attempt.select().order_by(Attempt.id).first()
     rec.record_answer(att.id, att.token, clock.now())
     rec.record_outcome(att.id, att.token, "ANSWER", "16", 2, "played")
+    ami.connected = False
+    engine.reconcile()
+    clock.advance(engine.config.service.stuck_after_s + 1)
+    engine.reconcile()
+    ended = Attempt.get_by_id(att.id)
+    assert (ended.outcome, ended.dial_status) == ("answered", "ANSWER")
+    assert Number.get_by_id(ended.number_id).status == "done"
+
+
+def test_engine_direct_recorded_call_ends_from_its_record_at_reconcile(db):
+    """Killed between connect's record and the Hangup event: a new engine (nothing in memory)
+    ends the attempt from its row once the channel is gone, not as lost."""
+    dialing, ami, clock, row, rec = engine_dialing(max_channels=1)
+    att = Attempt.select().order_by(Attempt.id).first()
+    rec.record_answer(att.id, att.token, clock.now())
+    rec.record_outcome(att.id, att.token, "ANSWER", "16", 2, "played")
+    engine = Engine(dialing.config, clock, {"main": ami}, rec, instance="t1",
+                    spacing_clock=clock.now)
     clock.advance(20)
     engine.reconcile()
     clock.advance(6)

@@ -148,11 +148,13 @@ def test_routes_direct_connect_whose_record_fails_leaves_the_astdb_copy_to_the_d
         def record_outcome(self, *args):
             raise AgiCampaignError("database is locked")
     handed = []
-    on_connect = OnConnect("message", sounds=("hello-world",))
+    transport = ScriptedAsterisk(["200 result=0 endpos=8000"], ["200 result=1"])
+    router = Router(lambda name: OnConnect("message", sounds=("hello-world",)), Failing(),
+                    FakeClock(), "ab12", on_recorded=lambda *call: handed.append(call))
     with pytest.raises(AgiCampaignError):
-        run(on_connect, ["200 result=0 endpos=8000"], args=("101", TOKEN, "direct"),
-            recorder=Failing(), on_recorded=lambda *call: handed.append(call))
-    assert handed == []  # and no SET VARIABLE: the hangup handler keeps the AstDB copy
+        router(make_channel(transport, args=("101", TOKEN, "direct")))
+    assert transport.sent == ['STREAM FILE "hello-world" "" "0"']  # no SET VARIABLE
+    assert handed == []
 
 
 def test_routes_message_hangup_mid_message_stops_and_records():
