@@ -49,7 +49,7 @@ class AgiEnv(dict):
     def args(self):
         numbered = []
         for key, value in self.items():
-            match = _ARG_RE.match(key)
+            match = key.startswith("agi_arg_") and _ARG_RE.match(key)
             if match:
                 numbered.append((int(match.group(1)), value))
         return tuple(value for _, value in sorted(numbered))
@@ -107,14 +107,31 @@ def parse_env(lines, max_lines=MAX_ENV_LINES):
         if count > max_lines:
             raise AgiProtocolError(
                 "AGI environment longer than %d lines; the peer is not Asterisk" % max_lines)
-        key, value = _env_item(line)
+        key, value = env_item(line)
         if key in env:
             raise AgiProtocolError("AGI environment repeats key %r" % key)
         env[key] = value
     return env
 
 
-def _env_item(line):
+def env_from_items(items, max_lines=MAX_ENV_LINES):
+    """parse_env for a reader that checked each line with env_item() as it arrived: an AgiEnv
+    of those (key, value) pairs, with parse_env's other checks (a repeated key, more than
+    `max_lines` lines), so that no line is parsed twice."""
+    env = AgiEnv()
+    for count, (key, value) in enumerate(items, start=1):
+        if count > max_lines:
+            raise AgiProtocolError(
+                "AGI environment longer than %d lines; the peer is not Asterisk" % max_lines)
+        if key in env:
+            raise AgiProtocolError("AGI environment repeats key %r" % key)
+        env[key] = value
+    return env
+
+
+def env_item(line):
+    """(key, value) of one environment line; AgiProtocolError if it is not
+    `agi_<name>: <value>` or is a malformed agi_arg_N."""
     match = _ENV_RE.match(line)
     if not match:
         raise AgiProtocolError(

@@ -263,7 +263,8 @@ def _set_status(ids, status, stamp, extra_set=""):
 def _new_attempts(rows, campaign_id, server, stamp, node):
     """One multi-row INSERT ... RETURNING for the claimed rows' attempts."""
     p = database.param
-    tokens = [secrets.token_hex(8) for _ in rows]
+    raw = secrets.token_bytes(8 * len(rows))  # one system call for all the tokens, not one each
+    tokens = [raw[i:i + 8].hex() for i in range(0, len(raw), 8)]
     values, params = [], []
     for (number_id, _, attempts, _, _), token in zip(rows, tokens):
         values.append("(%s)" % ", ".join([p] * 8))
@@ -275,5 +276,6 @@ def _new_attempts(rows, campaign_id, server, stamp, node):
         "VALUES %s RETURNING id, token" % ", ".join(values), params)
     ids = {token: attempt_id for attempt_id, token in cursor.fetchall()}
     return [Claimed(attempt_id=ids[token], token=token, number_id=number_id, phone=phone,
-                    extra=json.loads(extra or "{}"), seq=attempts + 1)
+                    extra=json.loads(extra) if extra and extra != "{}" else {},
+                    seq=attempts + 1)
             for (number_id, phone, attempts, extra, _), token in zip(rows, tokens)]

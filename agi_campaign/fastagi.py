@@ -68,14 +68,25 @@ class SocketTransport:
                 return self._take_line(end)
             if self._eof:
                 return b""
-            timeout = _remaining(deadline)
-            if timeout != self._timeout:  # settimeout is a system call: only when it changes
-                self._sock.settimeout(timeout)
-                self._timeout = timeout
-            chunk = self._sock.recv(65536)
+            chunk = self._recv(_remaining(deadline))
             if not chunk:
                 self._eof = True
             self._buf += chunk
+
+    def _recv(self, timeout):
+        """One recv bounded by `timeout` (None: none). A socket still blocking (no timeout set
+        yet) first takes what has already arrived without waiting (MSG_DONTWAIT): the AGI
+        environment usually has, and then neither the timeout (a system call to set, another
+        to clear) nor the poll() a timeout puts before each recv is needed."""
+        if timeout is not None and self._sock.gettimeout() is None:
+            try:
+                return self._sock.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+        if timeout != self._timeout:  # settimeout is a system call: only when it changes
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+        return self._sock.recv(65536)
 
     def _take_line(self, end):
         if end < 0 or end + 1 > self._max:
@@ -88,7 +99,9 @@ class SocketTransport:
         self._sock.sendall(data)
 
     def no_deadline(self):
-        """The socket has no timeout any more (set by the caller): forget the cached one."""
+        """From now on reads wait without a timeout (a bridged call may last hours)."""
+        if self._sock.gettimeout() is not None:
+            self._sock.settimeout(None)
         self._timeout = None
 
 
@@ -452,28 +465,26 @@ class FastAgiServer:
         except OSError as err:
             log.warning("FastAGI closed peer=%s while reading the environment: %s", peer, err)
             return
-        sock.settimeout(None)
         transport.no_deadline()
         self._run_handler(Channel(env, transport, peer))
 
     def _read_env(self, transport):
         deadline = time.monotonic() + self.env_timeout_s
-        lines = []
-        while len(lines) <= agi.MAX_ENV_LINES:
+        items = []
+        while len(items) <= agi.MAX_ENV_LINES:
             try:
                 raw = transport.readline(deadline)
             except TimeoutError:
                 raise AgiProtocolError("AGI environment not complete within %s s (%d lines read)"
-                                       % (self.env_timeout_s, len(lines))) from None
+                                       % (self.env_timeout_s, len(items))) from None
             if not raw:
                 raise AgiProtocolError("connection closed after %d AGI environment lines"
-                                       % len(lines))
+                                       % len(items))
             line = agi.decode_line(raw)
             if line == "":
                 break
-            agi.parse_env([line])      # a line that is not agi_<name>: closes at once
-            lines.append(line)
-        return agi.parse_env(lines)
+            items.append(agi.env_item(line))  # a line that is not agi_<name>: closes at once
+        return agi.env_from_items(items)
 
     def _run_handler(self, channel):
         ids = (channel.script, channel.uniqueid, channel.peer)

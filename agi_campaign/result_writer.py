@@ -3,8 +3,9 @@
 With a hundred FastAGI sessions each opening its own write transaction, SQLite serialises them
 through its sleeping busy handler, and bench/ saw calls spend most of their life waiting there.
 Here the sessions hand their write to one thread, which applies every write waiting in the queue
-in one transaction and then wakes the sessions: a session still returns only once its write is
-committed (so the dialplan's AstDB copy is deleted only after the result is safe).
+in one transaction and then wakes the sessions (when more writes wait, just before the next
+batch's COMMIT: see _apply): a session still returns only once its write is committed (so the
+dialplan's AstDB copy is deleted only after the result is safe).
 
 A write that raises a project error (AgiCampaignError: unknown attempt, forged token) fails
 alone: those raise before writing anything. Any other error fails the batch; the writer then
@@ -64,6 +65,7 @@ class BatchWriter:
         self._queue = queue.SimpleQueue()
         self._thread = None
         self._held = ()  # the batch being applied (stop() fails it if the thread is stuck)
+        self._ready = []  # (future, outcome) committed, its caller not woken yet (_wake_ready)
         self._wake = threading.Event()  # cuts a backoff sleep short when stop() is asked
         self._stop_deadline = None
         self._gave_up = None  # the StartupError held writes fail with once stop() gave up
@@ -91,6 +93,7 @@ class BatchWriter:
                                "not answering); this write was not recorded" % timeout)
             log.error("%s", err)
             self._gave_up = err
+            self._wake_ready()
             for _, future in self._held:
                 _settle(future, (False, err))
             self._fail_queued(err)
@@ -142,22 +145,37 @@ class BatchWriter:
                 if stop:
                     return
         finally:
+            self._wake_ready()
             self._disconnect()
             self._fail_queued(StartupError("the result writer stopped before this write was "
                                            "applied; it was not recorded"))
 
     def _apply(self, work):
+        """Commit `work`; its callers are woken now if nothing else is queued, else just
+        before the next COMMIT (_wake_ready): woken at once, they would compete for the GIL
+        with the writer running the next batch's statements (bench/: the writer, the one
+        serial stage, then spent most of its time waiting for the GIL); woken before a
+        COMMIT, they run during its fsync, when the writer needs no GIL."""
         self._held = work
         try:
             for future, outcome in self._outcomes(work):
-                _settle(future, outcome)
+                self._ready.append((future, outcome))
         except _GaveUp:
+            self._wake_ready()
             for _, future in work:
                 _settle(future, (False, self._gave_up))
         finally:
             self._held = ()
+        if self._queue.empty():
+            self._wake_ready()
         self.batches += 1
         self.writes += len(work)
+
+    def _wake_ready(self):
+        """Resolve the futures of the writes already committed."""
+        ready, self._ready = self._ready, []
+        for future, outcome in ready:
+            _settle(future, outcome)
 
     def _outcomes(self, work):
         """(future, outcome) of each write once committed: the batch in one transaction, or,
@@ -196,10 +214,12 @@ class BatchWriter:
                 began = time.monotonic()
                 with self._db.atomic():
                     outcomes = [_attempt(fn) for fn, _ in work]
+                    self._wake_ready()
                 if self._metrics is not None:
                     self._metrics.batch_committed(time.monotonic() - began)
                 return outcomes
             except Exception as err:
+                self._wake_ready()  # committed before this failure: not held by a retry
                 losses += 1
                 if losses >= MAX_LOSSES or self._answers():
                     raise
@@ -232,6 +252,7 @@ class BatchWriter:
             raise _GaveUp()
         if not self._db.is_closed():
             return
+        self._wake_ready()  # committed writes must not wait for a reconnection
         delay = self.retry_first_s
         while True:
             try:
