@@ -21,6 +21,8 @@ Decisions:
 - ``encode_action`` refuses CR, LF and NUL anywhere in keys and values, so no value taken from
   a CSV file can add a header or a second action.
 """
+import re
+
 from agi_campaign.errors import AmiError
 
 MAX_LINE_BYTES = 64 * 1024
@@ -34,18 +36,17 @@ class AmiMessage(dict):
 
     def __init__(self, pairs=()):
         super().__init__()
-        self._all = {}
-        for key, value in pairs:
-            self.add(key, value)
+        self._pairs = list(pairs)
+        self.update(reversed(self._pairs))  # the first value of a repeated key is the last set
 
     def add(self, key, value):
         """Append one header; the dict keeps the first value of each key."""
         self.setdefault(key, value)
-        self._all.setdefault(key, []).append(value)
+        self._pairs.append((key, value))
 
     def getall(self, key):
         """Every value of ``key`` in arrival order ([] when absent)."""
-        return list(self._all.get(key, ()))
+        return [value for name, value in self._pairs if name == key]
 
 
 class AmiParser:
@@ -69,18 +70,17 @@ class AmiParser:
 
     def _feed(self, data):
         self._buffer += data
+        end = self._buffer.rfind(b"\n")
+        if end < 0:
+            _check_length(self._buffer)
+            return []
+        lines = bytes(self._buffer[:end]).split(b"\n")  # every complete line, split at once
+        del self._buffer[:end + 1]
         messages = []
-        start = 0
-        while True:
-            end = self._buffer.find(b"\n", start)
-            if end < 0:
-                break
-            line = bytes(self._buffer[start:end])
-            start = end + 1
+        for line in lines:
             message = self._line(_check_length(line))
             if message is not None:
                 messages.append(message)
-        del self._buffer[:start]
         _check_length(self._buffer)
         return messages
 
@@ -115,10 +115,13 @@ def _check_length(line):
     return line
 
 
+_CONTROL = re.compile("[\x00-\x1f]")
+
+
 def parse_header(text):
     """``'Key: Value'`` -> ``('Key', 'Value')``; one space after the colon is dropped."""
     key, sep, value = text.partition(":")
-    if not sep or not key or key != key.strip() or any(ch < " " for ch in key):
+    if not sep or not key or key != key.strip() or _CONTROL.search(key):
         raise AmiError("AMI line is not 'Key: Value': %r" % text[:80])
     if value.startswith(" "):
         value = value[1:]

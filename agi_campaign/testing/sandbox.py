@@ -45,9 +45,12 @@ QUEUE = "acamp-sales"
 CONFERENCE = "acamp-room"
 AMI_USERNAME = "acamp"
 # The dialer's event filter, as dialplan/README.md recommends: OriginateResponse, and the Hangup
-# events of its own channels (their Uniqueid is the ChannelId it gave, acamp-...).
+# events of its own channels (their Uniqueid is the ChannelId it gave,
+# acamp-<instance>-<attempt>-<token>; not a Local callee's ";2" half, nor Asterisk's own
+# <systemname>-<time>.<n>, which starts with acamp- in the sandbox).
 AMI_EVENT_FILTERS = ("eventfilter = Event: OriginateResponse",
-                     "eventfilter(name(Hangup),header(Uniqueid),method(starts_with)) = acamp-")
+                     "eventfilter(name(Hangup),header(Uniqueid),method(regex)) = "
+                     "^acamp-[a-z0-9]+-[0-9]+-[0-9a-f]+$")
 # A second AMI user, unfiltered and read-only, for tests and benchmarks that watch Asterisk
 # (harness.ChannelMonitor): it sees every channel event the dialer's user does not.
 MONITOR_USERNAME = "acampmon"

@@ -85,12 +85,14 @@ def direct_calls(asterisk):
         asterisk.wait_channels(0, timeout=20)
         copies = {a: asterisk.cli(f"database get agi-campaign sbx-{a}").strip() for a in CALLS}
         events = {m.get("Event") for m in ami.messages if "Event" in m}
+        hangup_ids = {m.get("Uniqueid") for m in ami.messages if m.get("Event") == "Hangup"}
     finally:
         ami.close()
         agi.shutdown()
         agi.server_close()
     return types.SimpleNamespace(tokens=tokens, sessions=sessions, responses=responses,
-                                 hangups=hangups, copies=copies, events=events)
+                                 hangups=hangups, copies=copies, events=events,
+                                 hangup_ids=hangup_ids)
 
 
 def dataclass_like(campaign, timeout_s):
@@ -141,6 +143,10 @@ def test_direct_unanswered_call_reports_reason_and_cause(direct_calls, attempt):
     assert direct_calls.copies[attempt].endswith("%s^%s^%s^^" % (token, *args))
 
 
-def test_direct_dialer_user_gets_only_originate_responses_and_hangups(direct_calls):
+def test_direct_dialer_user_gets_only_originate_responses_and_its_own_hangups(direct_calls):
     assert direct_calls.events <= {"OriginateResponse", "Hangup", "FullyBooted"}
     assert {"OriginateResponse", "Hangup"} <= direct_calls.events
+    # the Hangup of each originated channel, and nothing else: not the Local callees' ";2"
+    # halves, not the failed pseudo-channels (the sandbox's own uniqueids start with acamp-)
+    assert direct_calls.hangup_ids == {
+        "acamp-sbx-%s-%s" % (a, direct_calls.tokens[a]) for a in CALLS}
