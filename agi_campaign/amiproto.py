@@ -37,7 +37,8 @@ class AmiMessage(dict):
     def __init__(self, pairs=()):
         super().__init__()
         self._pairs = list(pairs)
-        self.update(reversed(self._pairs))  # the first value of a repeated key is the last set
+        for key, value in self._pairs:  # in arrival order, the first value of each key
+            self.setdefault(key, value)
 
     def add(self, key, value):
         """Append one header; the dict keeps the first value of each key."""
