@@ -233,12 +233,13 @@ class Recorder:
         """Direct path, at the end of an answered call's `connect` session: how the call ended,
         committed when this returns, on the attempt still in flight (its channel is about to
         go; it ends once Asterisk reports the channel gone: record_result from the engine, or
-        from these columns at reconcile). NotFoundError if the attempt is unknown, forged or
-        ended already."""
+        from these columns at reconcile). dest_result None keeps the attempt's. NotFoundError
+        if the attempt is unknown, forged or ended already."""
         def write():
             if not database.execute_sql(_sql("outcome"), (
                     dial_status, _int_or_none(hangup_cause), _float_or_none(billsec_s),
-                    str(dest_result)[:100], int(attempt_id), token)).rowcount:
+                    None if dest_result is None else str(dest_result)[:100], int(attempt_id),
+                    token)).rowcount:
                 raise NotFoundError("attempt %s: unknown id, wrong token or ended" % attempt_id)
         self._write(write)
 
@@ -310,7 +311,8 @@ _SQL = {
                   "WHERE id = {p} AND token = {p} AND status <> 'ended'",
     "destination": "UPDATE attempt SET dest_result = {p} WHERE id = {p} AND token = {p}",
     "outcome": "UPDATE attempt SET dial_status = {p}, hangup_cause = {p}, billsec_s = {p}, "
-               "dest_result = {p} WHERE id = {p} AND token = {p} AND status <> 'ended'",
+               "dest_result = COALESCE({p}, dest_result) "
+               "WHERE id = {p} AND token = {p} AND status <> 'ended'",
     "digits": "UPDATE attempt SET digits = {p} WHERE id = {p} AND token = {p}",
     "opt_out": "UPDATE attempt SET opted_out = TRUE, digits = {p} WHERE id = {p} AND token = {p}",
     # the attempt's number onto the list, unless it is there already (unique list_name, phone;

@@ -24,7 +24,9 @@ hands the attempt to `on_recorded`, which ends it once Asterisk reports the chan
 
 `result` runs when a call ended: in the `;2` half's hangup handler (local path) or, for a call
 not answered, in the `failed` extension (direct path); it records the call's outcome and
-deletes the AstDB copy; it sends no other AGI command.
+deletes the AstDB copy; it sends no other AGI command. On the direct path it also runs from the
+callee channel's hangup handler when `connect` could not record an answered call (argument 7
+`direct`): recorded as `connect` would have, ended at the channel's Hangup event.
 
 Every log line carries `attempt=`, `script=` and `uniqueid=`. The FastAGI server catches
 anything that escapes, so a failure here ends only this connection.
@@ -178,12 +180,20 @@ class Router:
     # --- result ----------------------------------------------------------------------------------
 
     def _result(self, channel, attempt_id, token):
-        """record_result from the hangup handler's arguments; no AGI command is sent."""
-        rest = list(channel.args[2:6]) + [""] * (4 - len(channel.args[2:6]))
-        dial_status, hangup_cause, answered, dialed = rest
-        self._recorder.record_result(
-            attempt_id, token, dial_status, hangup_cause, _seconds(answered), _seconds(dialed),
-            self._clock.now())
+        """record_result from the dialplan's arguments, then the AstDB copy is deleted. On the
+        direct path an answered call that `connect` could not record comes from its channel's
+        hangup handler (7th argument `direct`), before the channel is gone: recorded as
+        `connect` would (record_outcome, on_recorded), not ended yet."""
+        rest = list(channel.args[2:7]) + [""] * (5 - len(channel.args[2:7]))
+        dial_status, hangup_cause, answered, dialed, path = rest
+        if path == DIRECT and dial_status == "ANSWER":
+            self._recorder.record_outcome(attempt_id, token, dial_status, hangup_cause, None,
+                                          None)
+            self._on_recorded(attempt_id, token, (dial_status, hangup_cause, None))
+        else:
+            self._recorder.record_result(
+                attempt_id, token, dial_status, hangup_cause, _seconds(answered),
+                _seconds(dialed), self._clock.now())
         log.debug("attempt=%s script=%s uniqueid=%s dialstatus=%s hangupcause=%s",
                  attempt_id, channel.script, channel.uniqueid, dial_status, hangup_cause)
         _forget_saved_result(channel, attempt_id, astdb_key(self._instance, attempt_id))

@@ -74,7 +74,7 @@ def direct_calls(asterisk):
                                       7, "sbx")
             reply = ami.request(list(_headers(action)))
             assert reply["Response"] == "Success", reply
-        sessions = collect(agi, {("connect", "201"), ("connect", "202")}
+        sessions = collect(agi, {("connect", "201"), ("connect", "202"), ("result", "202")}
                            | {("result", a) for a in UNANSWERED})
         responses = {a: ami.wait_for(lambda m, a=a: m.get("Event") == "OriginateResponse"
                                      and m.get("ActionID") == f"acamp-sbx-{a}-{tokens[a]}")
@@ -123,9 +123,12 @@ def test_direct_recorded_call_keeps_no_copy_and_its_hangup_comes_after_connect(d
     assert hangup["Cause"] == "16"
 
 
-def test_direct_unrecorded_answered_call_leaves_an_answer_copy_for_recovery(direct_calls):
+def test_direct_unrecorded_answered_call_leaves_an_answer_copy_then_reports_it(direct_calls):
     assert direct_calls.copies["202"].endswith(
         "%s^ANSWER^16^^" % direct_calls.tokens["202"]), direct_calls.copies["202"]
+    s = direct_calls.sessions[("result", "202")]  # from the hangup handler, at once
+    assert s.args == ["202", direct_calls.tokens["202"], "ANSWER", "16", "", "", "direct"]
+    assert ("result", "201") not in direct_calls.sessions  # recorded by connect: no session
 
 
 @pytest.mark.parametrize("attempt", sorted(UNANSWERED))

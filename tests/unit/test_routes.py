@@ -273,6 +273,16 @@ def test_routes_result_records_outcome_then_deletes_the_astdb_copy():
     assert '"ab12-101"' in sent[0]  # <instance>-<attempt>: the key the dialplan wrote
 
 
+def test_routes_result_of_an_unrecorded_direct_answer_records_it_as_connect_would():
+    handed = []
+    sent, calls, _ = run(None, script=RESULT_SCRIPT, args=(
+        "101", TOKEN, "ANSWER", "16", "", "", "direct"),
+        on_recorded=lambda *call: handed.append(call))
+    assert calls == [("outcome", 101, "ANSWER", "16", None, None)]  # not ended: channel is up
+    assert handed == [(101, TOKEN, ("ANSWER", "16", None))]
+    assert len(sent) == 1 and sent[0].startswith("DATABASE DEL")  # the row holds it now
+
+
 @pytest.mark.parametrize("args", [("101", TOKEN, "", "", "", ""), ("101", TOKEN)])
 def test_routes_result_with_empty_or_missing_values(args):
     _, calls, _ = run(None, script=RESULT_SCRIPT, args=args)
