@@ -83,13 +83,17 @@ def raw_loop(box, n, dialplan):
             slots.release()
             done.release()
 
-    def on_failure():
-        slots.release()
-        done.release()
+    failures = []
+
+    def on_message(msg):
+        if msg.startswith(b"Event: OriginateResponse") and b"Response: Failure" in msg:
+            failures.append(msg)
+            slots.release()
+            done.release()
 
     with common.PlainAgiServer(commands, on_done) as agi, Cost(box) as cost:
         url = "agi://127.0.0.1:%d" % agi.port
-        ami = sandbox_env.RawAmi(box, on_failure)
+        ami = sandbox_env.RawAmi(box.ami_credentials, on_message)
         try:
             began = time.monotonic()
             for i in range(n):
@@ -119,7 +123,7 @@ def raw_loop(box, n, dialplan):
         finally:
             ami.close()
     sandbox_env.wait_idle(box)
-    return n / took, ami.failures, cost
+    return n / took, len(failures), cost
 
 
 def ours(box, workdir, n, http=None, during=contextlib.nullcontext, db_url=None,

@@ -68,44 +68,6 @@ def asterisk_cpu_s(box):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class ChannelCounter:
-    """Counts the channels Asterisk creates (Newchannel events, read with the sandbox's
-    unfiltered monitor user) while entered: `count`."""
-
-    def __init__(self, box):
-        host, port, user, secret = box.monitor_credentials
-        self.sock = socket.create_connection((host, port), timeout=10)
-        self.sock.recv(100)
-        self.sock.sendall(("Action: Login\r\nUsername: %s\r\nSecret: %s\r\n\r\n"
-                           % (user, secret)).encode())
-        self.count = 0
-        self._tail = b""
-        self._thread = threading.Thread(target=self._read, daemon=True)
-
-    def _read(self):
-        try:
-            while True:
-                chunk = self.sock.recv(262144)
-                if not chunk:
-                    return
-                lines = (self._tail + chunk).split(b"\r\n")
-                self._tail = lines.pop()  # a line not complete yet
-                self.count += lines.count(b"Event: Newchannel")
-        except OSError:
-            return
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        time.sleep(0.5)  # the last events
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
 def insert_numbers(campaign_id, phones, now_db, status="pending", batch=50_000):
     """Numbers straight into the table (executemany), bypassing the CSV importer."""
     from agi_campaign.db import database
@@ -120,15 +82,15 @@ def insert_numbers(campaign_id, phones, now_db, status="pending", batch=50_000):
 
 
 class RawAmi:
-    """A plain-socket AMI client: sends Originates without waiting, counts OriginateResponse
-    failures (calling `on_failure()` for each) and discards every other message."""
+    """A plain-socket AMI client logged in as `creds` (an AmiCredentials): sends Originates
+    without waiting; hands every message it reads (bytes, without the blank line) to
+    `on_message`, on its reader thread."""
 
-    def __init__(self, box, on_failure):
-        host, port, user, secret = box.ami_credentials
+    def __init__(self, creds, on_message):
+        host, port, user, secret = creds
         self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.settimeout(None)
-        self.on_failure = on_failure
-        self.failures = 0
+        self.on_message = on_message
         self.sock.recv(100)  # banner
         self.sock.sendall(("Action: Login\r\nUsername: %s\r\nSecret: %s\r\n\r\n"
                            % (user, secret)).encode())
@@ -155,10 +117,7 @@ class RawAmi:
             while not self._stop:
                 while b"\r\n\r\n" in self._buf:
                     msg, self._buf = self._buf.split(b"\r\n\r\n", 1)
-                    if msg.startswith(b"Event: OriginateResponse") and \
-                            b"Response: Failure" in msg:
-                        self.failures += 1
-                        self.on_failure()
+                    self.on_message(msg)
                 chunk = self.sock.recv(262144)
                 if not chunk:
                     return
@@ -180,6 +139,27 @@ class RawAmi:
             self.sock.close()
         except OSError:
             pass
+
+
+class ChannelCounter:
+    """Counts the channels Asterisk creates (Newchannel events, read with the sandbox's
+    unfiltered monitor user) while entered: `count`."""
+
+    def __init__(self, box):
+        self.box = box
+        self.count = 0
+
+    def _seen(self, msg):
+        if msg.startswith(b"Event: Newchannel\r\n"):
+            self.count += 1
+
+    def __enter__(self):
+        self.ami = RawAmi(self.box.monitor_credentials, self._seen)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)  # the last events
+        self.ami.close()
 
 
 class LiveSampler:
