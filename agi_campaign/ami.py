@@ -176,6 +176,24 @@ class AmiClient:
         """
         return self._submit_current(action, self.action_timeout_s)
 
+    def send_many(self, actions):
+        """`send` each of `actions` (in order), written to the socket at once: one system call
+        for a claim's Originates instead of one each. A list of futures, as `send` returns; an
+        action that cannot be encoded gets a future failed with its AmiError (not sent), and
+        the others are sent."""
+        futures, prepared = [], []
+        for action in actions:
+            try:
+                prepared.append(self._prepare(action))
+                futures.append(None)
+            except AmiError as err:
+                futures.append(concurrent.futures.Future())
+                futures[-1].set_exception(err)
+        conn = self._conn
+        sent = iter([self._unsent(p, "not connected") for p in prepared] if conn is None
+                    else self._submit_all(conn, prepared, self.action_timeout_s))
+        return [f if f is not None else next(sent) for f in futures]
+
     def request(self, action, timeout=None):
         """Send and wait: the Response message, or raise AmiError/AmiTimeout/AmiNotConnected."""
         timeout = self.action_timeout_s if timeout is None else timeout
@@ -203,11 +221,15 @@ class AmiClient:
         prepared = self._prepare(action)
         conn = self._conn
         if conn is None:
-            future = concurrent.futures.Future()
-            future.action_id = prepared[1]
-            future.set_exception(self._not_sent(prepared[0]["Action"], "not connected"))
-            return future
+            return self._unsent(prepared, "not connected")
         return self._submit(conn, prepared, timeout, complete_event)
+
+    def _unsent(self, prepared, why):
+        """A future failed at once with AmiNotSent: the action never left."""
+        future = concurrent.futures.Future()
+        future.action_id = prepared[1]
+        future.set_exception(self._not_sent(prepared[0]["Action"], why))
+        return future
 
     def _prepare(self, action):
         """Copy the action, give it an ActionID and encode it: (action, action_id, bytes)."""
@@ -222,26 +244,40 @@ class AmiClient:
 
         The returned future has ``action_id`` and ``ami_conn`` attributes.
         """
-        action, action_id, data = prepared
-        pending = _Pending(action["Action"], action_id, time.monotonic() + timeout,
-                           complete_event)
-        pending.future.action_id = action_id
-        pending.future.ami_conn = conn
+        return self._submit_all(conn, [prepared], timeout, complete_event)[0]
+
+    def _submit_all(self, conn, prepared, timeout, complete_event=None):
+        """`_submit` for several actions: all registered, then written in one sendall."""
+        deadline = time.monotonic() + timeout
+        pendings = []
+        for action, action_id, _ in prepared:
+            pending = _Pending(action["Action"], action_id, deadline, complete_event)
+            pending.future.action_id = action_id
+            pending.future.ami_conn = conn
+            pendings.append(pending)
         with self._lock:
-            if action_id in conn.pending:
+            ids = [p.action_id for p in pendings]
+            clash = next((i for i in ids if i in conn.pending), None)
+            if clash is None and len(set(ids)) < len(ids):
+                clash = next(i for i in ids if ids.count(i) > 1)
+            if clash is not None:
                 raise AmiError("AMI server=%s: ActionID %r is already pending; ActionIDs must "
-                               "be unique" % (self.name, action_id))
+                               "be unique" % (self.name, clash))
             alive = not conn.closed.is_set()
             if alive:
-                conn.pending[action_id] = pending
+                for pending in pendings:
+                    conn.pending[pending.action_id] = pending
         if not alive:
-            pending.future.set_exception(self._not_sent(pending.action_name,
-                                                        "connection closed"))
-            return pending.future
-        log.debug("AMI server=%s send action=%s actionid=%s", self.name, pending.action_name,
-                  action_id)
-        self._write(conn, data)
-        return pending.future
+            for pending in pendings:
+                pending.future.set_exception(self._not_sent(pending.action_name,
+                                                            "connection closed"))
+            return [p.future for p in pendings]
+        if log.isEnabledFor(logging.DEBUG):
+            for pending in pendings:
+                log.debug("AMI server=%s send action=%s actionid=%s", self.name,
+                          pending.action_name, pending.action_id)
+        self._write(conn, b"".join(data for _, _, data in prepared))
+        return [p.future for p in pendings]
 
     def _action_id(self, action):
         """Use the caller's ActionID (any key case) or add ours."""

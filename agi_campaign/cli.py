@@ -244,6 +244,11 @@ def main(argv=None):
     if args.command == "run" and not args.debug:
         level = getattr(logging, args.log_level)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "run":
+        # That format uses no caller, thread or process: LogRecord need not look them up (the
+        # logging HOWTO, "Optimization"); the service writes a line per call.
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+        logging._srcfile = None
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
     from agi_campaign.errors import AgiCampaignError
     from agi_campaign import commands

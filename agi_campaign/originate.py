@@ -61,7 +61,10 @@ def safe_name(name):
 
 
 def dial_string(template, phone_e164):
-    return template.format(number=dial_digits(phone_e164), national=national_digits(phone_e164))
+    """`template` (a server's dial_template) with {number} and {national} of `phone_e164`;
+    the national form (a phonenumbers parse, the costly part) only when the template has it."""
+    national = national_digits(phone_e164) if "{national}" in template else ""
+    return template.format(number=dial_digits(phone_e164), national=national)
 
 
 def originate_action(claimed, campaign, server, campaign_id, instance):
@@ -75,11 +78,12 @@ def originate_action(claimed, campaign, server, campaign_id, instance):
     dialplan/README.md has the contract of both.
     """
     cid = channel_id(instance, claimed.attempt_id, claimed.token)
+    dial = dial_string(server.dial_template, claimed.phone)
     variables = [
         "ACAMP_ATTEMPT=%d" % claimed.attempt_id,
         "ACAMP_TOKEN=%s" % claimed.token,
         "ACAMP_KEY=%s" % astdb_key(instance, claimed.attempt_id),
-        "ACAMP_DIAL=%s" % dial_string(server.dial_template, claimed.phone),
+        "ACAMP_DIAL=%s" % dial,
         "ACAMP_TIMEOUT=%d" % campaign.dial_timeout_s,
         "ACAMP_AGI=%s" % server.agi_url,
         "ACAMP_CAMPAIGN=%d" % campaign_id,
@@ -100,7 +104,7 @@ def originate_action(claimed, campaign, server, campaign_id, instance):
     }
     if server.call_path == "direct":
         variables.append("CHANNEL(hangup_handler_push)=%s\\,s\\,1" % server.hangup_context)
-        action.update(Channel=dial_string(server.dial_template, claimed.phone),
+        action.update(Channel=dial,
                       Context=server.call_context,
                       Timeout=str(campaign.dial_timeout_s * 1000))
     else:

@@ -65,6 +65,7 @@ class FakeAmi:
         self.channels = []
         self.astdb = {}  # (family, key) -> value, answered to DBGet
         self.refuse = False
+        self.batches = []  # the size of each send_many call
         self.listeners = []
         self._lock = threading.Lock()
 
@@ -77,6 +78,10 @@ class FakeAmi:
         else:
             fut.set_result({"Response": "Success", "Message": "Originate successfully queued"})
         return fut
+
+    def send_many(self, actions):
+        self.batches.append(len(actions))
+        return [self.send(action) for action in actions]
 
     def collect(self, action, complete_event, timeout=None):
         if action.get("Action") == "DBGet":

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from agi_campaign.ami import AmiClient
-from agi_campaign.errors import AmiAuthError, AmiError, AmiNotConnected, AmiTimeout
+from agi_campaign.errors import AmiAuthError, AmiError, AmiNotConnected, AmiNotSent, AmiTimeout
 from tests.unit.fakeami import FakeAmiServer
 from tests.unit.support import wait_until
 
@@ -349,3 +349,60 @@ def test_ami_stop_while_server_down_is_bounded():
     assert not client.wait_connected(0.3)
     client.stop()
     assert not [t for t in threading.enumerate() if t.name.startswith("ami-down-")]
+
+
+class SendCountingSocket:
+    """Wraps a socket and keeps what each sendall call wrote."""
+
+    def __init__(self, sock, writes):
+        self._sock = sock
+        self._writes = writes
+
+    def sendall(self, data):
+        self._writes.append(data)
+        return self._sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def test_ami_send_many_writes_a_batch_at_once_and_resolves_each(server):
+    writes = []
+
+    class Client(AmiClient):
+        def _open_socket(self):
+            return SendCountingSocket(super()._open_socket(), writes)
+
+    client = make_client(server, cls=Client)
+    client.start()
+    try:
+        assert client.wait_connected(5)
+        before = len(writes)
+        actions = [{"Action": "Echo", "Echo": "e-%d" % i, "DelayMs": str((i * 7) % 20)}
+                   for i in range(20)]
+        futures = client.send_many(actions)
+        assert [f.result(5)["Echo"] for f in futures] == ["e-%d" % i for i in range(20)]
+        assert len(writes) == before + 1  # one system call for the 20 actions
+        assert writes[before].count(b"Action: Echo\r\n") == 20
+        assert [a["Echo"] for a in server.actions_named("Echo")] == [
+            "e-%d" % i for i in range(20)]
+    finally:
+        client.stop()
+
+
+def test_ami_send_many_fails_only_the_action_that_cannot_be_encoded(client, server):
+    futures = client.send_many([{"Action": "Echo", "Echo": "one"},
+                                {"Action": "Echo", "Echo": "two\r\nAction: Logoff"},
+                                {"Action": "Echo", "Echo": "three"}])
+    assert futures[0].result(5)["Echo"] == "one" and futures[2].result(5)["Echo"] == "three"
+    with pytest.raises(AmiError, match="CR, LF or NUL"):
+        futures[1].result(0)
+    assert [a["Echo"] for a in server.actions_named("Echo")] == ["one", "three"]
+    assert not server.actions_named("Logoff")
+
+
+def test_ami_send_many_while_disconnected_sends_nothing(server):
+    client = make_client(server)
+    futures = client.send_many([{"Action": "Ping"}, {"Action": "Ping"}])
+    assert all(isinstance(f.exception(0), AmiNotSent) for f in futures)
+    assert len({f.action_id for f in futures}) == 2

@@ -43,6 +43,14 @@ def test_engine_delay_spaces_call_starts(db):
     assert all(g >= 0.4 for g in gaps)
 
 
+def test_engine_sends_a_claims_originates_in_one_batch(db):
+    engine, ami, clock, row, rec = engine_for(max_channels=20, count=7)
+    start_running(engine, row)
+    engine.dial("c1")
+    assert ami.batches == [7] and len(ami.originates()) == 7
+    assert len({a["ActionID"] for a in ami.originates()}) == 7
+
+
 def test_engine_paused_campaign_places_no_call(db):
     engine, ami, clock, row, rec = engine_for()
     start_running(engine, row)

@@ -77,3 +77,20 @@ def test_dialer_channel_id_round_trip():
     assert parse_channel_id("acamp-42-0123456789abcdef", "ab12") is None
     assert parse_channel_id("1700000000.12") is None
     assert parse_channel_id(None) is None
+
+
+def test_dial_string_fills_both_placeholders_and_parses_only_for_national(monkeypatch):
+    from agi_campaign import originate
+    assert originate.dial_string("PJSIP/{national}@trunk", "+442079460000") == \
+        "PJSIP/02079460000@trunk"
+    assert originate.dial_string("SIP/{number}/{national}", "+12025550123") == \
+        "SIP/12025550123/2025550123"
+
+    def no_parse(e164):
+        raise AssertionError("national_digits called for a template without {national}")
+    monkeypatch.setattr(originate, "national_digits", no_parse)
+    assert originate.dial_string("PJSIP/{number}@trunk", "+12025550123") == \
+        "PJSIP/12025550123@trunk"
+    action = originate_action(claimed(), CAMPAIGN, DIRECT, campaign_id=3, instance="ab12")
+    assert action["Channel"] == "PJSIP/12025550123@trunk"
+    assert "ACAMP_DIAL=PJSIP/12025550123@trunk" in action["Variable"]
