@@ -289,15 +289,21 @@ def test_ami_secret_never_logged_nor_in_repr(server, start_client, caplog):
 
 
 class CountingSocket:
-    """Wraps a socket and counts recv calls."""
+    """Wraps a socket; keeps the size asked of each recv call in `recvs`, and what each
+    sendall call wrote in `writes`."""
 
-    def __init__(self, sock, counter):
+    def __init__(self, sock, recvs=None, writes=None):
         self._sock = sock
-        self._counter = counter
+        self._recvs = [] if recvs is None else recvs
+        self._writes = [] if writes is None else writes
 
     def recv(self, size):
-        self._counter.append(size)
+        self._recvs.append(size)
         return self._sock.recv(size)
+
+    def sendall(self, data):
+        self._writes.append(data)
+        return self._sock.sendall(data)
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
@@ -351,27 +357,12 @@ def test_ami_stop_while_server_down_is_bounded():
     assert not [t for t in threading.enumerate() if t.name.startswith("ami-down-")]
 
 
-class SendCountingSocket:
-    """Wraps a socket and keeps what each sendall call wrote."""
-
-    def __init__(self, sock, writes):
-        self._sock = sock
-        self._writes = writes
-
-    def sendall(self, data):
-        self._writes.append(data)
-        return self._sock.sendall(data)
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
 def test_ami_send_many_writes_a_batch_at_once_and_resolves_each(server):
     writes = []
 
     class Client(AmiClient):
         def _open_socket(self):
-            return SendCountingSocket(super()._open_socket(), writes)
+            return CountingSocket(super()._open_socket(), writes=writes)
 
     client = make_client(server, cls=Client)
     client.start()
