@@ -178,21 +178,14 @@ class AmiClient:
 
     def send_many(self, actions):
         """`send` each of `actions` (in order), written to the socket at once: one system call
-        for a claim's Originates instead of one each. A list of futures, as `send` returns; an
-        action that cannot be encoded gets a future failed with its AmiError (not sent), and
-        the others are sent."""
-        futures, prepared = [], []
-        for action in actions:
-            try:
-                prepared.append(self._prepare(action))
-                futures.append(None)
-            except AmiError as err:
-                futures.append(concurrent.futures.Future())
-                futures[-1].set_exception(err)
+        for a claim's Originates instead of one each. A list of futures, as `send` returns.
+        Raises AmiError, and sends none of them, if one cannot be encoded or repeats a pending
+        (or another's) ActionID, as `send` raises for its one action."""
+        prepared = [self._prepare(action) for action in actions]
         conn = self._conn
-        sent = iter([self._unsent(p, "not connected") for p in prepared] if conn is None
-                    else self._submit_all(conn, prepared, self.action_timeout_s))
-        return [f if f is not None else next(sent) for f in futures]
+        if conn is None:
+            return [self._unsent(p, "not connected") for p in prepared]
+        return self._submit_all(conn, prepared, self.action_timeout_s)
 
     def request(self, action, timeout=None):
         """Send and wait: the Response message, or raise AmiError/AmiTimeout/AmiNotConnected."""
@@ -260,7 +253,7 @@ class AmiClient:
             clash = next((i for i in ids if i in conn.pending), None)
             if clash is None and len(set(ids)) < len(ids):
                 clash = next(i for i in ids if ids.count(i) > 1)
-            if clash is not None:
+            if clash is not None:  # before anything is registered or written
                 raise AmiError("AMI server=%s: ActionID %r is already pending; ActionIDs must "
                                "be unique" % (self.name, clash))
             alive = not conn.closed.is_set()
@@ -276,6 +269,8 @@ class AmiClient:
             for pending in pendings:
                 log.debug("AMI server=%s send action=%s actionid=%s", self.name,
                           pending.action_name, pending.action_id)
+        # A failed or cut write drops the connection: every pending action of this batch then
+        # fails with AmiNotConnected (unconfirmed: a part of the bytes may have arrived).
         self._write(conn, b"".join(data for _, _, data in prepared))
         return [p.future for p in pendings]
 

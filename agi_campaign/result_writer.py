@@ -3,7 +3,8 @@
 With a hundred FastAGI sessions each opening its own write transaction, SQLite serialises them
 through its sleeping busy handler, and bench/ saw calls spend most of their life waiting there.
 Here the sessions hand their write to one thread, which applies every write waiting in the queue
-in one transaction and then wakes the sessions (when more writes wait, just before the next
+in one transaction (and, before it commits, those queued meanwhile: see _commit) and then wakes
+the sessions (when more writes wait, just before the next
 batch's COMMIT: see _apply): a session still returns only once its write is committed (so the
 dialplan's AstDB copy is deleted only after the result is safe).
 
@@ -70,6 +71,7 @@ class BatchWriter:
         self._stop_deadline = None
         self._gave_up = None  # the StartupError held writes fail with once stop() gave up
         self._outage = None  # (monotonic start, attempts) while the connection is lost
+        self._stop_taken = False  # _extend took the _STOP marker: stop after this batch
         self.batches = 0
         self.writes = 0
         self.outages = 0
@@ -142,7 +144,7 @@ class BatchWriter:
                 work = [item for item in batch if item is not _STOP]
                 if work:
                     self._apply(work)
-                if stop:
+                if stop or self._stop_taken:
                     return
         finally:
             self._wake_ready()
@@ -182,7 +184,7 @@ class BatchWriter:
         if that fails, one write a transaction (yielded as each commits), so one bad write
         never takes the others with it. _GaveUp passes through."""
         try:
-            outcomes = self._commit(work)
+            outcomes = self._commit(work, extend=True)
         except _GaveUp:
             raise
         except Exception:  # boundary: retry one by one so one bad write fails alone
@@ -200,8 +202,10 @@ class BatchWriter:
                 outcome = (False, err)
             yield item[1], outcome
 
-    def _commit(self, work):
+    def _commit(self, work, extend=False):
         """Run `work`'s writes in one transaction and commit; their outcomes once committed.
+        With `extend`, writes queued while it ran join `work` (in place) before the COMMIT
+        (_extend).
 
         A failed transaction on a lost connection is run again on a new one (it was rolled
         back); on a connection that still answers, or after MAX_LOSSES losses, its error is
@@ -214,6 +218,8 @@ class BatchWriter:
                 began = time.monotonic()
                 with self._db.atomic():
                     outcomes = [_attempt(fn) for fn, _ in work]
+                    if extend:
+                        outcomes += self._extend(work)
                     self._wake_ready()
                 if self._metrics is not None:
                     self._metrics.batch_committed(time.monotonic() - began)
@@ -224,6 +230,25 @@ class BatchWriter:
                 if losses >= MAX_LOSSES or self._answers():
                     raise
                 self._lost(err)
+
+    def _extend(self, work):
+        """Take the writes queued while `work` ran into the same transaction (appended to
+        `work`, up to max_batch in all) and run them; their outcomes. They would otherwise wait
+        for this COMMIT and then pay a BEGIN and COMMIT (its fsync) of their own: under load
+        that fixed cost a batch is most of the writer's time (bench/, benchmark 5). A _STOP
+        met here ends the writer after this batch."""
+        outcomes = []
+        while len(work) < self._max_batch and not self._stop_taken:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._stop_taken = True
+                break
+            work.append(item)
+            outcomes.append(_attempt(item[0]))
+        return outcomes
 
     def _answers(self):
         """True when the writer's connection still runs `SELECT 1` (so it is not lost)."""

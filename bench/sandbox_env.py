@@ -144,7 +144,7 @@ class RawAmi:
 
 class ChannelCounter:
     """Counts the channels Asterisk creates (Newchannel events, read with the sandbox's
-    unfiltered monitor user) while entered: `count`."""
+    unfiltered monitor user, asking only for `call` events) while entered: `count`."""
 
     def __init__(self, box):
         self.box = box

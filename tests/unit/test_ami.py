@@ -381,15 +381,20 @@ def test_ami_send_many_writes_a_batch_at_once_and_resolves_each(server):
         client.stop()
 
 
-def test_ami_send_many_fails_only_the_action_that_cannot_be_encoded(client, server):
-    futures = client.send_many([{"Action": "Echo", "Echo": "one"},
-                                {"Action": "Echo", "Echo": "two\r\nAction: Logoff"},
-                                {"Action": "Echo", "Echo": "three"}])
-    assert futures[0].result(5)["Echo"] == "one" and futures[2].result(5)["Echo"] == "three"
+def test_ami_send_many_refuses_a_bad_batch_whole_and_sends_none_of_it(client, server):
     with pytest.raises(AmiError, match="CR, LF or NUL"):
-        futures[1].result(0)
-    assert [a["Echo"] for a in server.actions_named("Echo")] == ["one", "three"]
-    assert not server.actions_named("Logoff")
+        client.send_many([{"Action": "Echo", "Echo": "one"},
+                          {"Action": "Echo", "Echo": "two\r\nAction: Logoff"}])
+    with pytest.raises(AmiError, match="already pending"):
+        client.send_many([{"Action": "Echo", "Echo": "a", "ActionID": "same"},
+                          {"Action": "Echo", "Echo": "b", "ActionID": "same"}])
+    blocked = client.send({"Action": "Blackhole", "ActionID": "held"})
+    with pytest.raises(AmiError, match="already pending"):
+        client.send_many([{"Action": "Echo", "Echo": "c"},
+                          {"Action": "Echo", "Echo": "d", "ActionID": "held"}])
+    assert client.send_many([{"Action": "Echo", "Echo": "e"}])[0].result(5)["Echo"] == "e"
+    assert [a["Echo"] for a in server.actions_named("Echo")] == ["e"]
+    assert not server.actions_named("Logoff") and not blocked.done()
 
 
 def test_ami_send_many_while_disconnected_sends_nothing(server):

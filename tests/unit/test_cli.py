@@ -2,6 +2,7 @@
 (every subcommand, its options and dests, its help)."""
 import argparse
 import json
+import logging
 import pathlib
 import shutil
 
@@ -122,7 +123,11 @@ def test_cli_only_run_needs_the_ami_secret(cfg, capsys, monkeypatch):
         "secret_env": "AGI_CAMPAIGN_AMI_SECRET"}
     assert "AGI_CAMPAIGN_AMI_SECRET is not set" in err and "run" in err
     assert run(capsys, "status", "-c", cfg)[0] == 0
+    for name in ("logThreads", "logProcesses", "logMultiprocessing", "_srcfile"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # restored after the test
+    assert logging._srcfile and logging.logProcesses  # other commands leave LogRecord whole
     code, out, err = run(capsys, "run", "-c", cfg)
+    assert logging._srcfile is None and not logging.logProcesses  # run: no caller lookups
     assert code == 2 and out == ""
     assert "servers.main.ami.secret_env: environment variable AGI_CAMPAIGN_AMI_SECRET is not " \
         "set" in err

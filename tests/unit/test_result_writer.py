@@ -166,8 +166,9 @@ def test_writer_project_error_fails_alone(db):
 
 def test_writer_a_broken_write_does_not_take_the_batch_with_it(db, caplog):
     """The duplicate and the good write share ONE batch (the writer is held until both are
-    queued, good one first): the batch fails on the duplicate, then each write is retried in a
-    transaction of its own, so the good one runs twice and lands, and only the duplicate fails."""
+    queued, good one first; queued while `held` ran, they join its transaction): the batch
+    fails on the duplicate, then each write is retried in a transaction of its own, so the
+    good one runs twice and lands, and only the duplicate fails."""
     writer = BatchWriter(db)
     writer.start()
     writer.call(add("+12025550100"))
@@ -197,13 +198,67 @@ def test_writer_a_broken_write_does_not_take_the_batch_with_it(db, caplog):
         assert c.returned.wait(30)
     writer.stop()
     assert hold.error is None
-    assert writer.batches == batches + 2  # `held` alone, then good + duplicate together
+    assert writer.batches == batches + 1  # `held`, good and duplicate together
     assert good.error is None and good.result == "+12025550101"
     assert runs["ok"] == 2  # in the failed batch, then alone
     assert isinstance(dup.error, peewee.IntegrityError)
     assert DncEntry.select().count() == 2
     assert "retrying one write a transaction" in caplog.text
     assert "unreachable" not in caplog.text and "lost its database connection" not in caplog.text
+
+
+def test_writer_takes_writes_queued_while_a_batch_runs_into_its_transaction(db):
+    writer = BatchWriter(db)
+    writer.start()
+    entered, gate = threading.Event(), threading.Event()
+
+    def held():
+        entered.set()
+        assert gate.wait(10)
+        return add("+12025550100")()
+
+    try:
+        first = Caller(writer, held)
+        first.start()
+        assert entered.wait(10)  # its transaction is open; the next three queue meanwhile
+        later = [Caller(writer, add("+1202555011%d" % i)) for i in range(3)]
+        for c in later:
+            c.start()
+        wait_queued(writer, 3)
+        batches = writer.batches
+        gate.set()
+        for c in [first] + later:
+            assert c.returned.wait(30) and c.error is None
+        assert writer.batches == batches + 1 and writer.writes >= 4  # one COMMIT for the four
+    finally:
+        writer.stop()
+    assert DncEntry.select().count() == 4
+
+
+def test_writer_stop_queued_while_a_batch_runs_commits_what_came_before_it(db):
+    writer = BatchWriter(db)
+    writer.start()
+    entered, gate = threading.Event(), threading.Event()
+
+    def held():
+        entered.set()
+        assert gate.wait(10)
+        return add("+12025550100")()
+
+    first = Caller(writer, held)
+    first.start()
+    assert entered.wait(10)
+    second = writer.submit(add("+12025550101"))
+    stopper = threading.Thread(target=writer.stop, daemon=True)
+    stopper.start()  # queues the stop marker behind `second`, then waits for the writer
+    wait_queued(writer, 2)
+    gate.set()
+    stopper.join(30)
+    assert not stopper.is_alive() and first.returned.wait(30) and first.error is None
+    assert second.result(0) == "+12025550101"
+    with pytest.raises(StartupError, match="not running"):
+        writer.submit(add("+12025550102"))
+    assert DncEntry.select().count() == 2
 
 
 def test_writer_a_write_with_its_own_connection_context_leaves_the_connection_open(db):
