@@ -1,7 +1,8 @@
 """Threaded FastAGI server: moves bytes between Asterisk and a handler(channel); nothing else.
 
 Decisions:
-- One thread per connection (reused daemon threads, `_DaemonPool`): `EXEC Dial/Queue/ConfBridge`
+- One thread per connection (reused daemon threads, each taking its own connection from
+  accept(): `_Listener`): `EXEC Dial/Queue/ConfBridge`
   blocks the connection for the whole call, so an event loop would buy nothing.
 - The environment must arrive within `env_timeout_s` (a deadline over all env lines, not a
   per-recv timeout, so a peer trickling bytes cannot hold a thread). Afterwards the socket
@@ -22,9 +23,7 @@ import errno
 import ipaddress
 import logging
 import math
-import queue
 import socket
-import socketserver
 import threading
 import time
 
@@ -274,107 +273,88 @@ def _pyst_result(reply):
     return result
 
 
-class _ConnectionHandler(socketserver.BaseRequestHandler):
-    def handle(self):
-        self.server.owner.serve_connection(self.request, self.client_address)
+class _Listener:
+    """The listening socket and the daemon threads serving it; policy lives in FastAgiServer.
 
-
-class _TCPServer(socketserver.TCPServer):
-    """socketserver plumbing; policy lives in FastAgiServer.
-
-    Connections run on a thread pool of max_connections threads (the cap is enforced in
-    admit()), so a thread is reused rather than started for every session: bench/ found thread
-    start-up among the larger per-session costs. A session may hold its thread for a whole
-    call (EXEC Dial/Queue/ConfBridge), which is why the pool is as large as the cap, and why
-    its threads are daemons (_DaemonPool): the process may exit while a conference goes on.
+    Each idle thread waits in accept() itself and serves the connection it takes: no accept
+    thread handing connections to a pool (bench/, benchmark 5: that hand-off, a poll and a
+    thread wake-up a session, was a measurable share of the server's time). A thread that takes
+    a connection first makes sure another one waits in accept(), so connections are taken while
+    it serves. Threads are reused, never more than the cap + 1 (the one over the cap accepts
+    only to refuse: FastAgiServer.admit), and daemons: a session may hold its thread for a whole
+    call (EXEC Dial/Queue/ConfBridge), and the process may exit while a conference goes on.
     """
 
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 128
+    BACKLOG = 128
+    RETRY_S = 0.1  # after accept() fails (out of file descriptors): no busy loop
 
     def __init__(self, address, owner):
-        self.owner = owner
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.pool = _DaemonPool(owner.max_connections, "fastagi")
-        super().__init__(address, _ConnectionHandler)  # a failed bind calls server_close()
-
-    def verify_request(self, request, client_address):
-        return self.owner.admit(client_address)
-
-    def process_request(self, request, client_address):
-        self.owner.connection_opened()
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self.pool.submit(self.process_request_thread, request, client_address)
-        except BaseException:
-            self.owner.connection_closed()
-            self.shutdown_request(request)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(self.BACKLOG)
+        except OSError:
+            sock.close()
             raise
-
-    def process_request_thread(self, request, client_address):
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            self.owner.connection_closed()
-
-    def server_close(self):
-        super().server_close()
-        self.pool.shutdown()
-
-    def handle_error(self, request, client_address):
-        log.exception("FastAGI connection error peer=%s", client_address[0])
-
-
-class _DaemonPool:
-    """Up to `size` reused daemon threads running submitted calls.
-
-    concurrent.futures' pool is not used because the interpreter joins its threads at exit: a
-    session in a long queue or conference call would hold the service's exit for the whole
-    call. A thread is started only when no idle one is waiting.
-    """
-
-    def __init__(self, size, name):
-        self._size = size
-        self._name = name
-        self._tasks = queue.SimpleQueue()
+        self.sock = sock
+        self.address = sock.getsockname()[:2]
+        self._owner = owner
         self._lock = threading.Lock()
         self._threads = 0
-        self._idle = 0
+        self._waiting = 0
+        self._closed = False
 
-    def submit(self, fn, *args):
+    def start(self):
+        self._spawn()
+
+    def close(self):
+        """Stop accepting: threads waiting in accept() end, serving ones after their session."""
         with self._lock:
-            start = self._idle == 0 and self._threads < self._size
-            if start:
-                self._threads += 1
-            else:
-                self._idle -= 1  # one idle thread is spoken for
-        self._tasks.put((fn, args))
-        if start:
-            threading.Thread(target=self._work, name="%s-%d" % (self._name, self._threads),
-                             daemon=True).start()
+            self._closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes every accept() (Linux: EINVAL)
+        except OSError:
+            pass
+        self.sock.close()
 
-    def _work(self):
-        while True:
-            task = self._tasks.get()
-            if task is None:
+    def _spawn(self):
+        """Start a thread to wait in accept() unless one already does (or the cap is reached)."""
+        with self._lock:
+            if self._closed or self._waiting or self._threads > self._owner.max_connections:
                 return
-            fn, args = task
-            try:
-                fn(*args)
-            finally:
-                with self._lock:
-                    self._idle += 1
+            self._threads += 1
+            self._waiting += 1
+            number = self._threads
+        threading.Thread(target=self._serve, name="fastagi-%d-%d" % (self.address[1], number),
+                         daemon=True).start()
 
-    def shutdown(self):
-        """Idle threads end; busy ones end after their session (never joined)."""
-        with self._lock:
-            count = self._threads
-        for _ in range(count):
-            self._tasks.put(None)
+    def _serve(self):
+        """Accept, hand the next accept() on, serve; again until the listener closes."""
+        try:
+            while True:
+                try:
+                    conn, peer = self.sock.accept()
+                except OSError as err:
+                    with self._lock:
+                        if self._closed:
+                            self._waiting -= 1
+                            return
+                    log.warning("FastAGI accept failed: %s; retrying in %g s", err, self.RETRY_S)
+                    time.sleep(self.RETRY_S)
+                    continue
+                with self._lock:
+                    self._waiting -= 1
+                self._spawn()
+                self._owner.handle_connection(conn, peer)
+                with self._lock:
+                    if self._closed:
+                        return
+                    self._waiting += 1
+        finally:
+            with self._lock:
+                self._threads -= 1
 
 
 class FastAgiServer:
@@ -390,7 +370,6 @@ class FastAgiServer:
         self.max_line_bytes = max_line_bytes
         self.env_timeout_s = env_timeout_s
         self._server = None
-        self._thread = None
         self._lock = threading.Lock()
         self._active = 0
         self.sessions_total = 0  # connections accepted since start (metrics)
@@ -400,7 +379,7 @@ class FastAgiServer:
         """(host, port) actually bound; the real port when 0 (ephemeral) was asked for."""
         if self._server is None:
             return (self.host, self.port)
-        return tuple(self._server.server_address[:2])
+        return tuple(self._server.address)
 
     @property
     def active_connections(self):
@@ -408,16 +387,14 @@ class FastAgiServer:
             return self._active
 
     def start(self):
-        """Bind and serve in a daemon thread; StartupError naming the fix if binding fails."""
+        """Bind and serve in daemon threads; StartupError naming the fix if binding fails."""
         if self._server is not None:
             return
         try:
-            self._server = _TCPServer((self.host, self.port), self)
+            self._server = _Listener((self.host, self.port), self)
         except OSError as err:
             raise StartupError(_bind_message(self.host, self.port, err)) from err
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
-                                        name="fastagi-accept", daemon=True)
-        self._thread.start()
+        self._server.start()
         log.info("FastAGI listening on %s:%s", *self.address)
 
     def stop(self):
@@ -425,15 +402,32 @@ class FastAgiServer:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        self._thread.join(timeout=5)
+        server.close()
         log.info("FastAGI stopped; %d connection(s) still running", self.active_connections)
 
-    # --- called by _TCPServer ------------------------------------------------------------------
+    # --- called by _Listener's threads -----------------------------------------------------------
+
+    def handle_connection(self, sock, client_address):
+        """Admit, serve and close one accepted connection; never raises."""
+        try:
+            if not self.admit(client_address):
+                return
+            self.connection_opened()
+            try:
+                self.serve_connection(sock, client_address)
+            except Exception:  # boundary: one bad connection must not end the thread
+                log.exception("FastAGI connection error peer=%s", client_address[0])
+            finally:
+                self.connection_closed()
+        finally:
+            try:
+                sock.shutdown(socket.SHUT_WR)  # as socketserver did: the peer reads EOF
+            except OSError:
+                pass
+            sock.close()
 
     def admit(self, client_address):
-        """Accept thread: allowlist, then the connection cap. False closes the socket at once."""
+        """Allowlist, then the connection cap. False closes the socket at once."""
         peer = client_address[0]
         if self.allow and not _allowed(peer, self.allow):
             log.warning("FastAGI refused peer=%s: not in fastagi.allow", peer)

@@ -353,6 +353,52 @@ def test_fastagi_address_and_stop(make_server):
         socket.create_connection((host, port), timeout=1).recv(1)
 
 
+def test_fastagi_threads_take_their_own_connections_and_end_at_stop(make_server):
+    """Each session runs on the thread that accepted it; threads are reused, at most the cap
+    + 1 of them exist, and stop() ends the idle ones waiting in accept()."""
+    release, seen = threading.Event(), queue.Queue()
+
+    def body(channel):
+        seen.put(threading.current_thread().name)
+        assert release.wait(TIMEOUT_S)
+
+    handler, results = recording(body)
+    server = make_server(handler, max_connections=3)
+    port = server.address[1]
+
+    def ours():
+        return [t for t in threading.enumerate() if t.name.startswith("fastagi-%d-" % port)]
+
+    fakes = [FakeAsterisk(server.address) for _ in range(3)]
+    for fake in fakes:
+        fake.send_env()
+    names = {seen.get(timeout=TIMEOUT_S) for _ in fakes}
+    assert len(names) == 3  # three sessions at once, three threads
+    refused = FakeAsterisk(server.address)  # the cap's extra thread takes it, only to refuse
+    assert refused.closed_by_server()
+    refused.close()
+    assert len(ours()) <= 4
+    release.set()
+    for fake in fakes:
+        assert fake.closed_by_server()
+        fake.close()
+    for _ in fakes:
+        assert results.get(timeout=TIMEOUT_S) == ("ok", None)
+    _wait_idle(server)
+    before = {t.name for t in ours()}
+    again = FakeAsterisk(server.address)
+    again.send_env()
+    assert seen.get(timeout=TIMEOUT_S) in before  # an idle thread took it: none started
+    assert again.closed_by_server()
+    again.close()
+    assert {t.name for t in ours()} == before
+    server.stop()
+    deadline = time.monotonic() + TIMEOUT_S
+    while ours() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ours() == []
+
+
 def _assert_serves(server, results):
     """A fresh connection gets its handler called: the server is still alive."""
     fake = FakeAsterisk(server.address)

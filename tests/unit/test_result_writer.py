@@ -207,9 +207,9 @@ def test_writer_a_broken_write_does_not_take_the_batch_with_it(db, caplog):
     assert "unreachable" not in caplog.text and "lost its database connection" not in caplog.text
 
 
-def test_writer_takes_writes_queued_while_a_batch_runs_into_its_transaction(db):
-    writer = BatchWriter(db)
-    writer.start()
+def hold_writer(writer):
+    """(Caller, gate): the writer runs the Caller's write (it adds +12025550100), its
+    transaction open, until `gate` is set; what is submitted meanwhile queues up."""
     entered, gate = threading.Event(), threading.Event()
 
     def held():
@@ -217,10 +217,17 @@ def test_writer_takes_writes_queued_while_a_batch_runs_into_its_transaction(db):
         assert gate.wait(10)
         return add("+12025550100")()
 
+    first = Caller(writer, held)
+    first.start()
+    assert entered.wait(10)
+    return first, gate
+
+
+def test_writer_takes_writes_queued_while_a_batch_runs_into_its_transaction(db):
+    writer = BatchWriter(db)
+    writer.start()
     try:
-        first = Caller(writer, held)
-        first.start()
-        assert entered.wait(10)  # its transaction is open; the next three queue meanwhile
+        first, gate = hold_writer(writer)
         later = [Caller(writer, add("+1202555011%d" % i)) for i in range(3)]
         for c in later:
             c.start()
@@ -238,16 +245,7 @@ def test_writer_takes_writes_queued_while_a_batch_runs_into_its_transaction(db):
 def test_writer_stop_queued_while_a_batch_runs_commits_what_came_before_it(db):
     writer = BatchWriter(db)
     writer.start()
-    entered, gate = threading.Event(), threading.Event()
-
-    def held():
-        entered.set()
-        assert gate.wait(10)
-        return add("+12025550100")()
-
-    first = Caller(writer, held)
-    first.start()
-    assert entered.wait(10)
+    first, gate = hold_writer(writer)
     second = writer.submit(add("+12025550101"))
     stopper = threading.Thread(target=writer.stop, daemon=True)
     stopper.start()  # queues the stop marker behind `second`, then waits for the writer
