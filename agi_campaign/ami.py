@@ -493,19 +493,21 @@ class AmiClient:
         with self._lock:
             if conn.closed.is_set():
                 return
-            conn.closed.set()
             pending = list(conn.pending.values())
             conn.pending.clear()
             was_current = self._conn is conn
             if was_current:
                 self._conn = None
                 self._connected.clear()
+                # Queued before `closed` is set: the supervisor, woken by it, reconnects, and
+                # the next session's events must not reach the listeners ahead of this state.
+                self._events.put(("state", False))
+            conn.closed.set()
         for item in pending:
             item.future.set_exception(self._not_connected(item.action_name, reason))
         if was_current:
             level = logging.INFO if self._stopping.is_set() else logging.WARNING
             log.log(level, "AMI server=%s disconnected: %s", self.name, reason)
-            self._events.put(("state", False))
 
     # ----------------------------------------------------------------- dispatcher
     def _dispatch_loop(self):

@@ -402,3 +402,33 @@ def test_ami_send_many_while_disconnected_sends_nothing(server):
     futures = client.send_many([{"Action": "Ping"}, {"Action": "Ping"}])
     assert all(isinstance(f.exception(0), AmiNotSent) for f in futures)
     assert len({f.action_id for f in futures}) == 2
+
+
+def test_ami_lost_state_is_queued_before_the_supervisor_can_reconnect(server):
+    """The "disconnected" state is queued before the connection is marked closed (which wakes
+    the supervisor to reconnect): a loaded process once dispatched the next session's first
+    events ahead of it (tests/unit/test_channel_monitor.py saw a resync stamped wrong)."""
+    seen = []
+
+    class Client(AmiClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            put = self._events.put
+
+            def recording_put(item):
+                if item == ("state", False):
+                    conn = self._last_conn
+                    seen.append(conn.closed.is_set())
+                put(item)
+            self._events.put = recording_put
+
+    client = make_client(server, cls=Client)
+    client.start()
+    try:
+        assert client.wait_connected(5)
+        server.drop_all()
+        assert wait_until(lambda: seen, timeout=10)
+        assert seen == [False]
+        assert wait_until(lambda: client.connected, timeout=10)
+    finally:
+        client.stop()
