@@ -123,17 +123,22 @@ class BatchWriter:
         return future
 
     def _take(self):
+        """The next batch: wait for one item, then take what is queued behind it."""
         first = self._queue.get()
-        batch = [first]
-        while first is not _STOP and len(batch) < self._max_batch:
+        return [first] if first is _STOP else [first] + self._drain(self._max_batch - 1)
+
+    def _drain(self, limit):
+        """Up to `limit` items already queued, without waiting; a _STOP ends the list."""
+        items = []
+        while len(items) < limit:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            batch.append(item)
+            items.append(item)
             if item is _STOP:
                 break
-        return batch
+        return items
 
     def _run(self):
         """One connection for as long as it works (no pool checkout per batch)."""
@@ -239,15 +244,14 @@ class BatchWriter:
         met here ends the writer after this batch."""
         outcomes = []
         while len(work) < self._max_batch and not self._stop_taken:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
+            items = self._drain(self._max_batch - len(work))
+            if items and items[-1] is _STOP:
                 self._stop_taken = True
+                items.pop()
+            if not items:
                 break
-            work.append(item)
-            outcomes.append(_attempt(item[0]))
+            work.extend(items)
+            outcomes += [_attempt(fn) for fn, _ in items]
         return outcomes
 
     def _answers(self):
