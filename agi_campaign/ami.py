@@ -249,13 +249,12 @@ class AmiClient:
             pending.future.ami_conn = conn
             pendings.append(pending)
         with self._lock:
-            ids = [p.action_id for p in pendings]
-            clash = next((i for i in ids if i in conn.pending), None)
-            if clash is None and len(set(ids)) < len(ids):
-                clash = next(i for i in ids if ids.count(i) > 1)
-            if clash is not None:  # before anything is registered or written
-                raise AmiError("AMI server=%s: ActionID %r is already pending; ActionIDs must "
-                               "be unique" % (self.name, clash))
+            seen = set()
+            for action_id in (p.action_id for p in pendings):
+                if action_id in conn.pending or action_id in seen:  # nothing registered yet
+                    raise AmiError("AMI server=%s: ActionID %r is already pending; ActionIDs "
+                                   "must be unique" % (self.name, action_id))
+                seen.add(action_id)
             alive = not conn.closed.is_set()
             if alive:
                 for pending in pendings:
