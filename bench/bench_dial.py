@@ -61,10 +61,11 @@ class Cost:
         return self.cpu_s * 1000.0 / n, self.counter.count / n
 
 
-def raw_loop(box, n, dialplan):
+def raw_loop(box, n, dialplan, in_flight=IN_FLIGHT, channel_ids=False):
     """(calls completed per second, failed originates, Cost) of the raw loop; dialplan 'A'
-    (minimal) or 'B' (our local path)."""
-    slots = threading.BoundedSemaphore(IN_FLIGHT)
+    (minimal) or 'B' (our local path); at most `in_flight` calls up; `channel_ids`: loop A's
+    Originates name their channel (`ChannelId`, as ours do; channelid_cost.py)."""
+    slots = threading.BoundedSemaphore(in_flight)
     done = threading.Semaphore(0)
     sound = sandbox_env.tick_sound(box)
 
@@ -100,10 +101,12 @@ def raw_loop(box, n, dialplan):
                 slots.acquire()
                 callee = harness.callee_number(i, "answer", hold_s=1)[1:]
                 if dialplan == "A":
-                    ami.originate({"Channel": "Local/%s@acamp-test-callees" % callee,
-                                   "Context": "bench-raw-connect", "Exten": "s",
-                                   "Priority": "1", "Timeout": "15000"},
-                                  ["BENCH_AGI=%s" % url])
+                    headers = {"Channel": "Local/%s@acamp-test-callees" % callee,
+                               "Context": "bench-raw-connect", "Exten": "s",
+                               "Priority": "1", "Timeout": "15000"}
+                    if channel_ids:
+                        headers["ChannelId"] = "raw-%d-%016x" % (i + 1, i + 1)
+                    ami.originate(headers, ["BENCH_AGI=%s" % url])
                 else:
                     token = "%016x" % (i + 1)
                     ami.originate({"Channel": "Local/%d@agi-campaign-dialout/n" % (i + 1),
