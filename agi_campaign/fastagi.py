@@ -2,8 +2,11 @@
 
 Decisions:
 - One thread per connection (reused daemon threads, each taking its own connection from
-  accept(): `_Listener`): `EXEC Dial/Queue/ConfBridge`
-  blocks the connection for the whole call, so an event loop would buy nothing.
+  accept(): `_Listener`): `EXEC Dial/Queue/ConfBridge` blocks the connection for the whole
+  call, and the destination code (agi_campaign.routes) is plain blocking calls. The price is a
+  GIL hand-off at every blocking step, about 48 context switches a dialed call (bench/GAPS.md,
+  issue 15, third round); an event loop would save most of them at the cost of rewriting that
+  code around it.
 - The environment must arrive within `env_timeout_s` (a deadline over all env lines, not a
   per-recv timeout, so a peer trickling bytes cannot hold a thread). Afterwards the socket
   has no timeout: a bridged call may last hours.

@@ -4,9 +4,9 @@ With a hundred FastAGI sessions each opening its own write transaction, SQLite s
 through its sleeping busy handler, and bench/ saw calls spend most of their life waiting there.
 Here the sessions hand their write to one thread, which applies every write waiting in the queue
 in one transaction (and, before it commits, those queued meanwhile: see _commit) and then wakes
-the sessions (when more writes wait, just before the next
-batch's COMMIT: see _apply): a session still returns only once its write is committed (so the
-dialplan's AstDB copy is deleted only after the result is safe).
+the sessions (when more writes wait, just before the next batch's COMMIT: see _apply): a session
+still returns only once its write is committed (so the dialplan's AstDB copy is deleted only
+after the result is safe).
 
 A write that raises a project error (AgiCampaignError: unknown attempt, forged token) fails
 alone: those raise before writing anything. Any other error fails the batch; the writer then
